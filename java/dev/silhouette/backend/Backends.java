@@ -1,0 +1,60 @@
+package dev.silhouette.backend;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.ServiceLoader;
+import java.util.logging.Logger;
+
+/** Discovers backends, ranks them and says once why a better one is unavailable. */
+public final class Backends {
+    private static final Logger LOG = Logger.getLogger(Backends.class.getName());
+    private static volatile List<BackendProvider> providers;
+
+    private Backends() {}
+
+    public static List<BackendProvider> providers() {
+        List<BackendProvider> p = providers;
+        if (p == null) {
+            synchronized (Backends.class) {
+                if (providers == null) {
+                    List<BackendProvider> found = new ArrayList<>();
+                    ServiceLoader.load(BackendProvider.class).forEach(found::add);
+                    found.sort(Comparator.comparingInt(BackendProvider::rank).reversed());
+                    providers = List.copyOf(found);
+                }
+                p = providers;
+            }
+        }
+        return p;
+    }
+
+    /**
+     * The backend asked for: "auto" (the best available), "cpu", or "cuda" / "cuda:N".
+     * An explicitly requested backend that cannot run is an error naming the reason.
+     */
+    public static Backend create(String spec) {
+        String name = spec.contains(":") ? spec.substring(0, spec.indexOf(':')) : spec;
+        int device = 0;
+        if (spec.contains(":")) {
+            try {
+                device = Integer.parseInt(spec.substring(spec.indexOf(':') + 1));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("backend '" + spec + "': device index must be a number, as in cuda:0");
+            }
+        }
+        List<String> known = new ArrayList<>();
+        for (BackendProvider p : providers()) {
+            known.add(p.name());
+            var reason = p.unavailableReason();
+            if (name.equals("auto")) {
+                if (reason.isEmpty()) return p.create(device);
+                LOG.info(() -> "backend " + p.name() + " unavailable: " + reason.get());
+            } else if (p.name().equals(name)) {
+                if (reason.isPresent()) throw new IllegalStateException("backend '" + spec + "' is unavailable: " + reason.get());
+                return p.create(device);
+            }
+        }
+        throw new IllegalArgumentException("unknown backend '" + spec + "'; known: auto, " + String.join(", ", known));
+    }
+}

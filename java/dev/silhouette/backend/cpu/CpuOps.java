@@ -1,0 +1,272 @@
+package dev.silhouette.backend.cpu;
+
+import dev.silhouette.graph.Op;
+import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
+
+import java.util.List;
+import java.util.stream.IntStream;
+
+/**
+ * The CPU implementation of every op, multithreaded over planes (or GEMM tiles). These define the
+ * numerics other backends are held to: elementwise formulas are written out exactly as computed.
+ */
+public final class CpuOps {
+    private CpuOps() {}
+
+    /** Convolution as im2col + blocked GEMM per image and group; 1x1/stride-1/unpadded skips im2col. */
+    public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op) {
+        Shape in = x.shape();
+        Window win = op.window();
+        int oh = win.outH(in.h()), ow = win.outW(in.w());
+        int groups = op.groups();
+        int cg = op.inChannels() / groups, og = op.outChannels() / groups;
+        int k = cg * win.kernelH() * win.kernelW();
+        int pixels = oh * ow;
+        float[] out = new float[in.n() * op.outChannels() * pixels];
+        if (bias != null) {
+            IntStream.range(0, in.n() * op.outChannels()).parallel().forEach(p ->
+                    java.util.Arrays.fill(out, p * pixels, (p + 1) * pixels, bias.data()[p % op.outChannels()]));
+        }
+        boolean direct = win.kernelH() == 1 && win.kernelW() == 1 && win.strideH() == 1 && win.strideW() == 1
+                && win.padH() == 0 && win.padW() == 0;
+        float[] columns = direct ? null : new float[k * pixels];
+        for (int n = 0; n < in.n(); n++) {
+            for (int g = 0; g < groups; g++) {
+                int cOff = (n * op.outChannels() + g * og) * pixels;
+                if (direct) {
+                    Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k,
+                            x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels);
+                } else {
+                    im2col(x.data(), in, n, g * cg, cg, win, oh, ow, columns);
+                    Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k, columns, 0, pixels, out, cOff, pixels);
+                }
+            }
+        }
+        return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    /** Row (c, ky, kx) of the column matrix holds that tap's input for every output pixel, 0 in padding. */
+    private static void im2col(float[] x, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] col) {
+        int kh = win.kernelH(), kw = win.kernelW();
+        IntStream.range(0, channels * kh * kw).parallel().forEach(row -> {
+            int c = row / (kh * kw), ky = (row / kw) % kh, kx = row % kw;
+            int plane = ((n * in.c()) + c0 + c) * in.h() * in.w();
+            int dst = row * oh * ow;
+            for (int oy = 0; oy < oh; oy++) {
+                int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                if (iy < 0 || iy >= in.h()) {
+                    java.util.Arrays.fill(col, dst + oy * ow, dst + (oy + 1) * ow, 0f);
+                    continue;
+                }
+                int srcRow = plane + iy * in.w();
+                for (int ox = 0; ox < ow; ox++) {
+                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                    col[dst + oy * ow + ox] = ix < 0 || ix >= in.w() ? 0f : x[srcRow + ix];
+                }
+            }
+        });
+    }
+
+    /** y = x * scale + shift with scale = gamma / sqrt(var + eps) (in double, then rounded), shift = beta - mean * scale. */
+    public static Tensor batchNorm(Tensor x, Tensor gamma, Tensor beta, Tensor mean, Tensor var, Op.BatchNorm op) {
+        int channels = op.channels();
+        float[] scale = new float[channels], shift = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            scale[c] = (float) (gamma.data()[c] / Math.sqrt((double) var.data()[c] + op.eps()));
+            shift[c] = beta.data()[c] - mean.data()[c] * scale[c];
+        }
+        int plane = x.shape().rank() > 2 ? x.shape().size() / (x.shape().dim(0) * channels) : 1;
+        float[] in = x.data(), out = new float[in.length];
+        parallelPlanes(in.length / plane, p -> {
+            float s = scale[p % channels], t = shift[p % channels];
+            for (int i = p * plane; i < (p + 1) * plane; i++) out[i] = in[i] * s + t;
+        });
+        return new Tensor(x.shape(), out);
+    }
+
+    public static Tensor relu(Tensor x) {
+        return map(x, v -> v > 0f ? v : 0f);
+    }
+
+    public static Tensor clip(Tensor x, Op.Clip op) {
+        float lo = op.min(), hi = op.max();
+        return map(x, v -> v < lo ? lo : Math.min(v, hi));
+    }
+
+    /** 1 / (1 + e^-x), evaluated in double and rounded once. */
+    public static Tensor sigmoid(Tensor x) {
+        return map(x, v -> (float) (1.0 / (1.0 + Math.exp(-v))));
+    }
+
+    public static Tensor add(Tensor a, Tensor b) {
+        float[] x = a.data(), y = b.data(), out = new float[x.length];
+        parallelChunks(x.length, (from, to) -> {
+            for (int i = from; i < to; i++) out[i] = x[i] + y[i];
+        });
+        return new Tensor(a.shape(), out);
+    }
+
+    /** Softmax over axis 1 at every position of the trailing axes: max-shifted, summed in double. */
+    public static Tensor softmax(Tensor x) {
+        Shape s = x.shape();
+        int classes = s.dim(1), inner = s.size() / (s.dim(0) * classes);
+        float[] in = x.data(), out = new float[in.length];
+        parallelPlanes(s.dim(0) * inner, p -> {
+            int n = p / inner, i = p % inner, base = n * classes * inner + i;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int c = 0; c < classes; c++) max = Math.max(max, in[base + c * inner]);
+            double sum = 0;
+            for (int c = 0; c < classes; c++) sum += Math.exp((double) in[base + c * inner] - max);
+            for (int c = 0; c < classes; c++) out[base + c * inner] = (float) (Math.exp((double) in[base + c * inner] - max) / sum);
+        });
+        return new Tensor(s, out);
+    }
+
+    public static Tensor maxPool(Tensor x, Op.MaxPool op) {
+        return pool(x, op.window(), true, false);
+    }
+
+    public static Tensor avgPool(Tensor x, Op.AvgPool op) {
+        return pool(x, op.window(), false, op.countIncludePad());
+    }
+
+    private static Tensor pool(Tensor x, Window win, boolean max, boolean countIncludePad) {
+        Shape s = x.shape();
+        int oh = win.outH(s.h()), ow = win.outW(s.w());
+        float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
+        parallelPlanes(s.n() * s.c(), p -> {
+            int src = p * s.h() * s.w(), dst = p * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    float best = Float.NEGATIVE_INFINITY;
+                    double sum = 0;
+                    int taps = 0;
+                    for (int ky = 0; ky < win.kernelH(); ky++) {
+                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        if (iy < 0 || iy >= s.h()) continue;
+                        for (int kx = 0; kx < win.kernelW(); kx++) {
+                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            if (ix < 0 || ix >= s.w()) continue;
+                            float v = in[src + iy * s.w() + ix];
+                            best = Math.max(best, v);
+                            sum += v;
+                            taps++;
+                        }
+                    }
+                    int divisor = countIncludePad ? win.kernelH() * win.kernelW() : taps;
+                    out[dst + oy * ow + ox] = max ? best : (float) (sum / divisor);
+                }
+        });
+        return new Tensor(Shape.of(s.n(), s.c(), oh, ow), out);
+    }
+
+    public static Tensor globalAvgPool(Tensor x) {
+        Shape s = x.shape();
+        int plane = s.h() * s.w();
+        float[] in = x.data(), out = new float[s.n() * s.c()];
+        parallelPlanes(out.length, p -> {
+            double sum = 0;
+            for (int i = p * plane; i < (p + 1) * plane; i++) sum += in[i];
+            out[p] = (float) (sum / plane);
+        });
+        return new Tensor(Shape.of(s.n(), s.c(), 1, 1), out);
+    }
+
+    /** y = x W^T + b through the GEMM: W^T is formed once per call (the layers are small). */
+    public static Tensor linear(Tensor x, Tensor weight, Tensor bias, Op.Linear op) {
+        int batch = x.shape().dim(0), in = op.inFeatures(), outF = op.outFeatures();
+        float[] wt = new float[in * outF];
+        for (int o = 0; o < outF; o++)
+            for (int i = 0; i < in; i++) wt[i * outF + o] = weight.data()[o * in + i];
+        float[] out = new float[batch * outF];
+        if (bias != null) for (int n = 0; n < batch; n++) System.arraycopy(bias.data(), 0, out, n * outF, outF);
+        Gemm.multiply(batch, outF, in, x.data(), 0, in, wt, 0, outF, out, 0, outF);
+        return new Tensor(Shape.of(batch, outF), out);
+    }
+
+    public static Tensor flatten(Tensor x) {
+        return x.reshape(Shape.of(x.shape().dim(0), x.shape().sampleSize()));
+    }
+
+    /**
+     * Nearest: source index floor(dst * in / out) (PyTorch's "nearest"). Bilinear, align_corners=false:
+     * source coordinate (dst + 0.5) * in / out - 0.5, clamped at 0, blending the two neighbours.
+     */
+    public static Tensor interpolate(Tensor x, Op.Interpolate op) {
+        Shape s = x.shape();
+        int oh = op.outH(), ow = op.outW();
+        float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
+        double sy = (double) s.h() / oh, sx = (double) s.w() / ow;
+        parallelPlanes(s.n() * s.c(), p -> {
+            int src = p * s.h() * s.w(), dst = p * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    float v;
+                    if (op.mode() == Op.Interpolate.Mode.NEAREST) {
+                        int iy = Math.min((int) Math.floor(oy * sy), s.h() - 1);
+                        int ix = Math.min((int) Math.floor(ox * sx), s.w() - 1);
+                        v = in[src + iy * s.w() + ix];
+                    } else {
+                        double fy = Math.max(0, (oy + 0.5) * sy - 0.5), fx = Math.max(0, (ox + 0.5) * sx - 0.5);
+                        int y0 = Math.min((int) fy, s.h() - 1), x0 = Math.min((int) fx, s.w() - 1);
+                        int y1 = Math.min(y0 + 1, s.h() - 1), x1 = Math.min(x0 + 1, s.w() - 1);
+                        double ly = fy - y0, lx = fx - x0;
+                        double top = in[src + y0 * s.w() + x0] * (1 - lx) + in[src + y0 * s.w() + x1] * lx;
+                        double bottom = in[src + y1 * s.w() + x0] * (1 - lx) + in[src + y1 * s.w() + x1] * lx;
+                        v = (float) (top * (1 - ly) + bottom * ly);
+                    }
+                    out[dst + oy * ow + ox] = v;
+                }
+        });
+        return new Tensor(Shape.of(s.n(), s.c(), oh, ow), out);
+    }
+
+    public static Tensor concat(List<Tensor> xs, Shape outShape, Op.Concat op) {
+        int axis = op.axis();
+        int outer = 1;
+        for (int d = 0; d < axis; d++) outer *= outShape.dim(d);
+        int inner = outShape.size() / outer / outShape.dim(axis);
+        float[] out = new float[outShape.size()];
+        int rowLength = outShape.dim(axis) * inner;
+        int offset = 0;
+        for (Tensor t : xs) {
+            int chunk = t.shape().dim(axis) * inner;
+            for (int o = 0; o < outer; o++) System.arraycopy(t.data(), o * chunk, out, o * rowLength + offset, chunk);
+            offset += chunk;
+        }
+        return new Tensor(outShape, out);
+    }
+
+    private interface FloatMap {
+        float apply(float v);
+    }
+
+    private static Tensor map(Tensor x, FloatMap f) {
+        float[] in = x.data(), out = new float[in.length];
+        parallelChunks(in.length, (from, to) -> {
+            for (int i = from; i < to; i++) out[i] = f.apply(in[i]);
+        });
+        return new Tensor(x.shape(), out);
+    }
+
+    private interface Range {
+        void run(int from, int to);
+    }
+
+    private static final int CHUNK = 1 << 15;
+
+    private static void parallelChunks(int length, Range body) {
+        int chunks = (length + CHUNK - 1) / CHUNK;
+        if (chunks <= 1) {
+            body.run(0, length);
+            return;
+        }
+        IntStream.range(0, chunks).parallel().forEach(c -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
+    }
+
+    private static void parallelPlanes(int planes, java.util.function.IntConsumer body) {
+        IntStream.range(0, planes).parallel().forEach(body);
+    }
+}

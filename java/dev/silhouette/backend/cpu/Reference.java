@@ -1,0 +1,58 @@
+package dev.silhouette.backend.cpu;
+
+import dev.silhouette.graph.Op;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
+
+/**
+ * Plain-loop reference implementations of the ops whose fast CPU path is a different algorithm
+ * (convolution and linear layers go through GEMM there). Obviously right, slow, accumulating in double;
+ * the fast paths are tested against these.
+ */
+public final class Reference {
+    private Reference() {}
+
+    /** Direct convolution: seven nested loops over n, o, oy, ox, c, ky, kx. */
+    public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op) {
+        Shape in = x.shape();
+        var win = op.window();
+        int oh = win.outH(in.h()), ow = win.outW(in.w());
+        int cg = op.inChannels() / op.groups(), og = op.outChannels() / op.groups();
+        float[] xd = x.data(), wd = weight.data();
+        float[] out = new float[in.n() * op.outChannels() * oh * ow];
+        for (int n = 0; n < in.n(); n++)
+            for (int o = 0; o < op.outChannels(); o++) {
+                int g = o / og;
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) {
+                        double acc = bias == null ? 0 : bias.data()[o];
+                        for (int c = 0; c < cg; c++)
+                            for (int ky = 0; ky < win.kernelH(); ky++)
+                                for (int kx = 0; kx < win.kernelW(); kx++) {
+                                    int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                    if (iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w()) continue;
+                                    acc += (double) xd[((n * in.c() + g * cg + c) * in.h() + iy) * in.w() + ix]
+                                            * wd[((o * cg + c) * win.kernelH() + ky) * win.kernelW() + kx];
+                                }
+                        out[((n * op.outChannels() + o) * oh + oy) * ow + ox] = (float) acc;
+                    }
+            }
+        return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    /** y[n][o] = b[o] + sum_i x[n][i] * W[o][i]. */
+    public static Tensor linear(Tensor x, Tensor weight, Tensor bias, Op.Linear op) {
+        int batch = x.shape().dim(0);
+        float[] out = new float[batch * op.outFeatures()];
+        for (int n = 0; n < batch; n++)
+            for (int o = 0; o < op.outFeatures(); o++) {
+                double acc = bias == null ? 0 : bias.data()[o];
+                for (int i = 0; i < op.inFeatures(); i++) {
+                    acc += (double) x.data()[n * op.inFeatures() + i] * weight.data()[o * op.inFeatures() + i];
+                }
+                out[n * op.outFeatures() + o] = (float) acc;
+            }
+        return new Tensor(Shape.of(batch, op.outFeatures()), out);
+    }
+}

@@ -1,0 +1,85 @@
+package dev.silhouette.cli;
+
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.GraphStats;
+import dev.silhouette.graph.ModelLoader;
+import dev.silhouette.graph.Models;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Lists a model's layers with output shapes, parameters and multiply-accumulates.")
+final class InspectCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", defaultValue = ModelLoader.BUNDLED,
+            description = "catalog name (${COMPLETION-CANDIDATES}), a model file, or 'bundled' (default)",
+            completionCandidates = ModelNames.class)
+    String model;
+
+    @Option(names = "--input-size", description = "square input size in pixels (default: the model's own)")
+    Integer inputSize;
+
+    @Option(names = "--silhouette-after", description = "insert the silhouette branch after this block (catalog models)")
+    String silhouetteAfter;
+
+    @Option(names = "--batch", defaultValue = "1", description = "batch size for shapes and MACs (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--json", description = "machine-readable output")
+    boolean json;
+
+    record Report(String model, String source, List<Integer> inputShape, long parameters, long macs, List<GraphStats.Row> layers) {}
+
+    @Override
+    public Integer call() {
+        if (batch < 1) throw new IllegalArgumentException("--batch " + batch + " must be at least 1");
+        Graph graph;
+        String source;
+        if ((inputSize != null || silhouetteAfter != null) && Models.CATALOG.containsKey(model)) {
+            Models.Options d = Models.defaults(model);
+            graph = Models.build(model, new Models.Options(d.numClasses(), inputSize == null ? d.inputSize() : inputSize,
+                    silhouetteAfter == null ? d.silhouetteAfter() : silhouetteAfter, 0));
+            source = "random weights (seed 0)";
+        } else {
+            if (inputSize != null || silhouetteAfter != null) {
+                throw new IllegalArgumentException("--input-size and --silhouette-after apply to catalog models, not to '" + model + "'");
+            }
+            ModelLoader.Loaded loaded = ModelLoader.load(model);
+            graph = loaded.graph();
+            source = loaded.source();
+            model = loaded.architecture();
+        }
+        GraphStats stats = GraphStats.of(graph, batch);
+        PrintWriter out = spec.commandLine().getOut();
+        Graph.Input in = graph.inputs().getFirst();
+        List<Integer> inputShape = new java.util.ArrayList<>(List.of(batch));
+        for (int d : in.sampleShape().dims()) inputShape.add(d);
+        if (json) {
+            Output.json(out, new Report(model, source, inputShape, stats.parameters(), stats.macs(), stats.rows()));
+            return 0;
+        }
+        out.printf("%s (%s), input %s%n", model, source, inputShape);
+        out.printf("%-28s %-14s %-26s %-20s %12s %16s%n", "layer", "op", "attributes", "output", "parameters", "MACs");
+        for (GraphStats.Row r : stats.rows()) {
+            out.printf("%-28s %-14s %-26s %-20s %,12d %,16d%n", r.name(), r.op(), r.attributes(), r.output(), r.parameters(), r.macs());
+        }
+        out.printf("total: %,d parameters, %,d MACs (%.3f G)%n", stats.parameters(), stats.macs(), stats.macs() / 1e9);
+        out.flush();
+        return 0;
+    }
+
+    static final class ModelNames implements Iterable<String> {
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return new java.util.TreeSet<>(Models.CATALOG.keySet()).iterator();
+        }
+    }
+}

@@ -1,0 +1,28 @@
+package dev.silhouette.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The `silhouette` command line. */
+@Command(name = "silhouette", mixinStandardHelpOptions = true, version = "silhouette 0.1.0",
+        description = "Region-based low-bit CNN inference driven by a global silhouette.",
+        subcommands = {RunCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The configured command line; bad input becomes one message on stderr and exit code 2, not a stack trace. */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException || e instanceof java.io.UncheckedIOException) {
+                cmd.getErr().println("silhouette: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        return cl;
+    }
+}

@@ -1,0 +1,57 @@
+package dev.silhouette.graph;
+
+import dev.silhouette.tensor.Shape;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Per-node output shape, learned parameter count and multiply-accumulates, counted as the published
+ * ResNet figures are: convolutions and fully connected layers only.
+ */
+public record GraphStats(List<Row> rows, long parameters, long macs) {
+
+    public record Row(String name, String op, String attributes, List<Integer> output, long parameters, long macs) {}
+
+    public static GraphStats of(Graph graph, int batch) {
+        Map<String, Shape> shapes = graph.inferShapes(batch);
+        List<Row> rows = new ArrayList<>();
+        long totalParams = 0, totalMacs = 0;
+        for (Node n : graph.nodes()) {
+            long params = 0;
+            for (Op.Parameter p : n.op().parameters()) {
+                if (!p.isBuffer()) params += Shape.of(p.dims()).size();
+            }
+            Shape out = shapes.get(n.name());
+            long macs = switch (n.op()) {
+                case Op.Conv2d c -> (long) out.size() * (c.inChannels() / c.groups()) * c.window().kernelH() * c.window().kernelW();
+                case Op.Linear l -> (long) out.size() * l.inFeatures();
+                default -> 0L;
+            };
+            rows.add(new Row(n.name(), Graph.opName(n.op()), attributes(n.op()), java.util.Arrays.stream(out.dims()).boxed().toList(), params, macs));
+            totalParams += params;
+            totalMacs += macs;
+        }
+        return new GraphStats(rows, totalParams, totalMacs);
+    }
+
+    private static String attributes(Op op) {
+        return switch (op) {
+            case Op.Conv2d c -> c.inChannels() + "->" + c.outChannels() + " " + c.window() + (c.groups() > 1 ? " g" + c.groups() : "") + (c.bias() ? " +bias" : "");
+            case Op.BatchNorm b -> b.channels() + " eps=" + b.eps();
+            case Op.Clip c -> "[" + c.min() + ", " + c.max() + "]";
+            case Op.MaxPool p -> p.window().toString();
+            case Op.AvgPool p -> p.window() + (p.countIncludePad() ? " incl-pad" : "");
+            case Op.Linear l -> l.inFeatures() + "->" + l.outFeatures() + (l.bias() ? " +bias" : "");
+            case Op.Interpolate i -> i.mode().name().toLowerCase() + " " + i.outH() + "x" + i.outW();
+            case Op.Concat c -> "axis " + c.axis();
+            case Op.Relu r -> "";
+            case Op.Add a -> "";
+            case Op.GlobalAvgPool g -> "";
+            case Op.Flatten f -> "";
+            case Op.Sigmoid s -> "";
+            case Op.Softmax s -> "";
+        };
+    }
+}

@@ -1,0 +1,123 @@
+package dev.silhouette.graph;
+
+import dev.silhouette.io.SafeTensors;
+import dev.silhouette.tensor.Tensor;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * Turns a model argument into a graph with weights: a catalog name (random weights from a seed), a
+ * Silhouette model file (safetensors whose metadata names the architecture), or the bundled default.
+ */
+public final class ModelLoader {
+    /** The main job's default: the small ResNet with its silhouette branch, trained on Fashion-MNIST. */
+    public static final String BUNDLED = "bundled";
+    private static final String BUNDLED_RESOURCE = "/dev/silhouette/models/fmnist-resnet.safetensors";
+
+    /** Metadata keys of a model file. */
+    public static final String META_MODEL = "silhouette.model";
+    public static final String META_SILHOUETTE_AFTER = "silhouette.silhouette_after";
+    public static final String META_CLASSES = "silhouette.num_classes";
+    public static final String META_INPUT_SIZE = "silhouette.input_size";
+
+    private ModelLoader() {}
+
+    public record Loaded(String architecture, String source, Graph graph, Map<String, String> metadata) {}
+
+    public static Loaded load(String spec) {
+        if (spec.equals(BUNDLED)) return fromResource(BUNDLED_RESOURCE);
+        if (Models.CATALOG.containsKey(spec)) {
+            return new Loaded(spec, "random weights (seed 0)", Models.build(spec, Models.defaults(spec)), Map.of());
+        }
+        Path path = Path.of(spec);
+        if (!Files.exists(path)) {
+            throw new IllegalArgumentException("model '" + spec + "' is neither a file nor a known model; known models: "
+                    + String.join(", ", new TreeSet<>(Models.CATALOG.keySet())) + ", " + BUNDLED);
+        }
+        return fromFile(path, SafeTensors.readMetadata(path), SafeTensors.read(path));
+    }
+
+    /** Loads weights (e.g. a PyTorch state dict saved as safetensors) into a catalog architecture. */
+    public static Loaded loadWeights(String architecture, Models.Options options, Path weights) {
+        Graph graph = Models.build(architecture, options);
+        return new Loaded(architecture, weights.toString(), withWeights(graph, SafeTensors.read(weights), weights.toString()),
+                SafeTensors.readMetadata(weights));
+    }
+
+    private static Loaded fromResource(String resource) {
+        try (InputStream in = ModelLoader.class.getResourceAsStream(resource)) {
+            if (in == null) throw new IllegalStateException("bundled model " + resource + " is missing from the jar");
+            Path tmp = Files.createTempFile("silhouette-model", ".safetensors");
+            try {
+                Files.copy(in, tmp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                Loaded l = fromFile(tmp, SafeTensors.readMetadata(tmp), SafeTensors.read(tmp));
+                return new Loaded(l.architecture(), "bundled (" + resource + ")", l.graph(), l.metadata());
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read bundled model " + resource, e);
+        }
+    }
+
+    private static Loaded fromFile(Path path, Map<String, String> meta, Map<String, Tensor> tensors) {
+        String arch = meta.get(META_MODEL);
+        if (arch == null) {
+            throw new IllegalArgumentException("model file " + path + " has no '" + META_MODEL + "' metadata naming its architecture; "
+                    + "load plain weights with --arch NAME --weights FILE");
+        }
+        Models.Options d = Models.defaults(arch);
+        Models.Options options = new Models.Options(
+                intMeta(meta, META_CLASSES, d.numClasses(), path), intMeta(meta, META_INPUT_SIZE, d.inputSize(), path),
+                meta.getOrDefault(META_SILHOUETTE_AFTER, d.silhouetteAfter()), 0);
+        return new Loaded(arch, path.toString(), withWeights(Models.build(arch, options), tensors, path.toString()), meta);
+    }
+
+    private static int intMeta(Map<String, String> meta, String key, int fallback, Path path) {
+        String v = meta.get(key);
+        if (v == null) return fallback;
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("model file " + path + ": metadata '" + key + "' = '" + v + "' is not an integer");
+        }
+    }
+
+    /**
+     * The graph with every parameter taken from {@code tensors}. Names must match exactly; PyTorch's
+     * num_batches_tracked counters are ignored (inference does not use them).
+     */
+    public static Graph withWeights(Graph graph, Map<String, Tensor> tensors, String source) {
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        List<String> missing = new ArrayList<>(), unexpected = new ArrayList<>();
+        for (String name : graph.parameters().keySet()) {
+            Tensor t = tensors.get(name);
+            if (t == null) missing.add(name);
+            else if (!t.shape().equals(graph.parameters().get(name).shape())) {
+                throw new GraphException(source + ": tensor '" + name + "' has shape " + t.shape() + ", the model needs "
+                        + graph.parameters().get(name).shape());
+            } else params.put(name, t);
+        }
+        for (String name : tensors.keySet()) {
+            if (!graph.parameters().containsKey(name) && !name.endsWith(".num_batches_tracked")) unexpected.add(name);
+        }
+        if (!missing.isEmpty() || !unexpected.isEmpty()) {
+            throw new GraphException(source + " does not fit the model: " + (missing.isEmpty() ? "" : "missing " + summary(missing))
+                    + (missing.isEmpty() || unexpected.isEmpty() ? "" : "; ") + (unexpected.isEmpty() ? "" : "unexpected " + summary(unexpected)));
+        }
+        return graph.withParameters(params);
+    }
+
+    private static String summary(List<String> names) {
+        return names.size() <= 8 ? names.toString() : names.subList(0, 8) + " and " + (names.size() - 8) + " more";
+    }
+}

@@ -1,0 +1,104 @@
+package dev.silhouette.graph;
+
+import dev.silhouette.tensor.Shape;
+
+import java.util.List;
+
+/** Output shape of every op, with errors that name the node and the mismatch. */
+public final class ShapeInference {
+    private ShapeInference() {}
+
+    public static Shape infer(Node node, List<Shape> in) {
+        Shape x = in.get(0);
+        return switch (node.op()) {
+            case Op.Conv2d conv -> {
+                requireRank(node, x, 4);
+                if (x.c() != conv.inChannels()) {
+                    throw fail(node, "expects " + conv.inChannels() + " input channels, input " + node.inputs().get(0) + " has shape " + x);
+                }
+                yield Shape.of(x.n(), conv.outChannels(), positive(node, conv.window().outH(x.h()), x),
+                        positive(node, conv.window().outW(x.w()), x));
+            }
+            case Op.BatchNorm bn -> {
+                if (x.rank() < 2 || x.dim(1) != bn.channels()) {
+                    throw fail(node, "normalizes " + bn.channels() + " channels, input " + node.inputs().get(0) + " has shape " + x);
+                }
+                yield x;
+            }
+            case Op.Relu r -> x;
+            case Op.Clip c -> x;
+            case Op.Sigmoid s -> x;
+            case Op.Softmax s -> {
+                if (x.rank() < 2) throw fail(node, "needs a class axis 1, input has shape " + x);
+                yield x;
+            }
+            case Op.Add a -> {
+                if (!x.equals(in.get(1))) {
+                    throw fail(node, "adds tensors of different shapes: " + node.inputs().get(0) + " " + x
+                            + " and " + node.inputs().get(1) + " " + in.get(1));
+                }
+                yield x;
+            }
+            case Op.MaxPool p -> pooled(node, x, p.window());
+            case Op.AvgPool p -> pooled(node, x, p.window());
+            case Op.GlobalAvgPool g -> {
+                requireRank(node, x, 4);
+                yield Shape.of(x.n(), x.c(), 1, 1);
+            }
+            case Op.Flatten f -> {
+                if (x.rank() < 1) throw fail(node, "cannot flatten a scalar");
+                yield Shape.of(x.dim(0), x.sampleSize());
+            }
+            case Op.Linear l -> {
+                requireRank(node, x, 2);
+                if (x.dim(1) != l.inFeatures()) {
+                    throw fail(node, "expects " + l.inFeatures() + " input features, input " + node.inputs().get(0) + " has shape " + x);
+                }
+                yield Shape.of(x.dim(0), l.outFeatures());
+            }
+            case Op.Interpolate i -> {
+                requireRank(node, x, 4);
+                yield Shape.of(x.n(), x.c(), i.outH(), i.outW());
+            }
+            case Op.Concat c -> {
+                int axis = c.axis();
+                if (axis < 0 || axis >= x.rank()) throw fail(node, "concatenates along axis " + axis + " of a rank-" + x.rank() + " tensor");
+                long total = 0;
+                for (int i = 0; i < in.size(); i++) {
+                    Shape s = in.get(i);
+                    if (s.rank() != x.rank()) throw fail(node, "input " + node.inputs().get(i) + " " + s + " differs in rank from " + x);
+                    for (int d = 0; d < s.rank(); d++) {
+                        if (d != axis && s.dim(d) != x.dim(d)) {
+                            throw fail(node, "input " + node.inputs().get(i) + " " + s + " differs from " + node.inputs().get(0) + " " + x + " in axis " + d);
+                        }
+                    }
+                    total += s.dim(axis);
+                }
+                yield x.withDim(axis, Math.toIntExact(total));
+            }
+        };
+    }
+
+    private static Shape pooled(Node node, Shape x, Window w) {
+        requireRank(node, x, 4);
+        if (w.padH() > w.kernelH() / 2 || w.padW() > w.kernelW() / 2) {
+            throw fail(node, "pads " + w.padH() + "x" + w.padW() + ", more than half the " + w.kernelH() + "x" + w.kernelW() + " window");
+        }
+        return Shape.of(x.n(), x.c(), positive(node, w.outH(x.h()), x), positive(node, w.outW(x.w()), x));
+    }
+
+    private static int positive(Node node, int size, Shape input) {
+        if (size < 1) throw fail(node, "window does not fit input " + input + " (output size " + size + ")");
+        return size;
+    }
+
+    private static void requireRank(Node node, Shape x, int rank) {
+        if (x.rank() != rank) {
+            throw fail(node, "needs a rank-" + rank + " input, " + node.inputs().get(0) + " has shape " + x);
+        }
+    }
+
+    private static GraphException fail(Node node, String what) {
+        return new GraphException("node '" + node.name() + "' (" + Graph.opName(node.op()) + ") " + what);
+    }
+}

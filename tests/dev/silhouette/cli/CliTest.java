@@ -1,0 +1,76 @@
+package dev.silhouette.cli;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import org.testng.annotations.Test;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertTrue;
+
+public class CliTest {
+
+    record Result(int exitCode, String out, String err) {}
+
+    static Result run(String... args) {
+        CommandLine cl = Main.commandLine();
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    public void inspectReportsPublishedResNetFigures() {
+        Result r = run("inspect", "--model", "resnet18", "--json");
+        assertEquals(r.exitCode(), 0, r.err());
+        JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("parameters").getAsLong(), 11_689_512L);
+        assertEquals(o.get("macs").getAsLong() / 1e9, 1.82, 0.01);
+        assertEquals(o.getAsJsonArray("layers").size(), 69, "ResNet-18 nodes");
+        JsonObject last = o.getAsJsonArray("layers").get(68).getAsJsonObject();
+        assertEquals(last.get("name").getAsString(), "fc");
+        assertEquals(last.getAsJsonArray("output").toString(), "[1,1000]");
+    }
+
+    @Test
+    public void inspectTextListsLayers() {
+        Result r = run("inspect", "--model", "resnet50", "--input-size", "128");
+        assertEquals(r.exitCode(), 0, r.err());
+        assertTrue(r.out().contains("layer4.2.conv3") && r.out().contains("25,557,032 parameters"), r.out());
+    }
+
+    @Test
+    public void runEvaluatesBundledModel() {
+        Result r = run("run", "--limit", "1000", "--batch", "250", "--backend", "cpu", "--json");
+        assertEquals(r.exitCode(), 0, r.err());
+        JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("images").getAsInt(), 1000);
+        assertEquals(o.get("model").getAsString(), "fmnist-resnet");
+        // The bundled model reaches 92.7% on the full split; 1000 images leave a few points of noise.
+        assertTrue(o.get("accuracy").getAsDouble() > 0.88, "accuracy " + o.get("accuracy"));
+        assertTrue(o.get("imagesPerSecond").getAsDouble() > 0);
+    }
+
+    @Test
+    public void badInputGivesOneMessage() {
+        Result r = run("inspect", "--model", "resnet19");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("unknown model") || r.err().contains("neither a file nor a known model"), r.err());
+        assertTrue(r.err().contains("resnet18"), r.err());
+        assertTrue(!r.err().contains("Exception"), "no stack trace: " + r.err());
+        r = run("run", "--batch", "0");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("--batch 0"), r.err());
+        r = run("run", "--data", "/nonexistent/folder", "--limit", "10");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("/nonexistent/folder"), r.err());
+        r = run("inspect", "--model", "resnet18", "--silhouette-after", "layer7");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("layer7"), r.err());
+    }
+}
