@@ -4,72 +4,201 @@ import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
 import java.io.BufferedInputStream;
-import java.io.DataInputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.zip.GZIPInputStream;
+import java.util.zip.ZipException;
 
 /**
- * The IDX format of MNIST and Fashion-MNIST: two zero bytes, a type byte (0x08 = unsigned byte), the
- * number of dimensions, big-endian int32 sizes, then the values. Gzipped files are recognised by their
- * magic bytes, so ".gz" and raw files read the same way.
+ * The IDX format of MNIST and Fashion-MNIST: two zero bytes, a type byte, the number of dimensions,
+ * big-endian int32 sizes, then the big-endian values. Gzipped input is recognised by its magic bytes,
+ * so ".gz" and raw files read the same way. Declared sizes are checked before anything is allocated,
+ * and the data must end exactly where the header says.
  */
 public final class Idx {
-    private static final int UNSIGNED_BYTE = 0x08;
+    /** The most data bytes one array may hold: the largest safe Java array. */
+    public static final long MAX_BYTES = Integer.MAX_VALUE - 8;
+
+    private static final int BUFFER_BYTES = 1 << 16;
 
     private Idx() {}
 
-    /** Images as N x 1 x H x W floats in [0, 1] (value / 255). */
-    public static Tensor readImages(InputStream in, String source) throws IOException {
-        Array a = read(in, source);
-        if (a.dims().length != 3) throw new IdxException(source + ": images need 3 dimensions (N, H, W), the file has " + a.dims().length);
-        float[] data = new float[a.values().length];
-        for (int i = 0; i < data.length; i++) data[i] = (a.values()[i] & 0xff) / 255f;
-        return new Tensor(Shape.of(a.dims()[0], 1, a.dims()[1], a.dims()[2]), data);
+    /** The element types of the format, by their type byte. */
+    public enum Type {
+        UNSIGNED_BYTE(0x08, 1), SIGNED_BYTE(0x09, 1), SHORT(0x0B, 2), INT(0x0C, 4), FLOAT(0x0D, 4), DOUBLE(0x0E, 8);
+
+        private final int code, bytes;
+
+        Type(int code, int bytes) {
+            this.code = code;
+            this.bytes = bytes;
+        }
+
+        public int code() {
+            return code;
+        }
+
+        public int bytes() {
+            return bytes;
+        }
+
+        public boolean integral() {
+            return this != FLOAT && this != DOUBLE;
+        }
+
+        private static Type of(int code) {
+            for (Type t : values()) if (t.code == code) return t;
+            return null;
+        }
     }
 
+    /** One IDX array: its type, dimensions and raw big-endian values (arrays compare by identity). */
+    public record Array(Type type, int[] dims, byte[] data) {
+        public int size() {
+            return data.length / type.bytes();
+        }
+
+        /** The value at a flat index, exact for every type. */
+        public double get(int index) {
+            int at = index * type.bytes();
+            ByteBuffer b = ByteBuffer.wrap(data);   // big-endian, as the format stores it
+            return switch (type) {
+                case UNSIGNED_BYTE -> data[index] & 0xff;
+                case SIGNED_BYTE -> data[index];
+                case SHORT -> b.getShort(at);
+                case INT -> b.getInt(at);
+                case FLOAT -> b.getFloat(at);
+                case DOUBLE -> b.getDouble(at);
+            };
+        }
+    }
+
+    /** Images with their labels, one label per image. */
+    public record Dataset(Tensor images, int[] labels) {
+        public Dataset {
+            if (images.shape().rank() != 4 || images.shape().n() != labels.length) {
+                throw new IllegalArgumentException(images.shape() + " images do not match " + labels.length + " labels");
+            }
+        }
+
+        public static Dataset load(Path images, Path labels) throws IOException {
+            try (InputStream i = Files.newInputStream(images); InputStream l = Files.newInputStream(labels)) {
+                return load(i, images.toString(), l, labels.toString());
+            }
+        }
+
+        public static Dataset load(InputStream images, String imagesSource, InputStream labels, String labelsSource) throws IOException {
+            Tensor x = readImages(images, imagesSource);
+            int[] y = readLabels(labels, labelsSource);
+            if (x.shape().n() != y.length) {
+                throw new IdxException(imagesSource + " holds " + x.shape().n() + " images but " + labelsSource + " holds " + y.length + " labels");
+            }
+            return new Dataset(x, y);
+        }
+    }
+
+    /** Unsigned-byte images of N x H x W as an N x 1 x H x W tensor in [0, 1] (value / 255). */
+    public static Tensor readImages(InputStream in, String source) throws IOException {
+        Array a = read(in, source);
+        if (a.type() != Type.UNSIGNED_BYTE || a.dims().length != 3) {
+            throw new IdxException(source + ": images must be unsigned bytes of 3 dimensions (N, H, W); the file holds "
+                    + a.type() + " of dimensions " + Arrays.toString(a.dims()));
+        }
+        byte[] raw = a.data();
+        float[] pixels = new float[raw.length];
+        for (int i = 0; i < raw.length; i++) pixels[i] = (raw[i] & 0xff) / 255f;
+        return new Tensor(Shape.of(a.dims()[0], 1, a.dims()[1], a.dims()[2]), pixels);
+    }
+
+    public static Tensor readImages(Path path) throws IOException {
+        try (InputStream in = Files.newInputStream(path)) {
+            return readImages(in, path.toString());
+        }
+    }
+
+    /** Class labels: one dimension of a non-negative integral type. */
     public static int[] readLabels(InputStream in, String source) throws IOException {
         Array a = read(in, source);
-        if (a.dims().length != 1) throw new IdxException(source + ": labels need 1 dimension, the file has " + a.dims().length);
-        int[] labels = new int[a.values().length];
-        for (int i = 0; i < labels.length; i++) labels[i] = a.values()[i] & 0xff;
+        if (!a.type().integral() || a.dims().length != 1) {
+            throw new IdxException(source + ": labels must be integers of 1 dimension; the file holds "
+                    + a.type() + " of dimensions " + Arrays.toString(a.dims()));
+        }
+        int[] labels = new int[a.size()];
+        for (int i = 0; i < labels.length; i++) {
+            labels[i] = (int) a.get(i);
+            if (labels[i] < 0) throw new IdxException(source + ": label " + i + " is " + labels[i] + ", below 0");
+        }
         return labels;
     }
 
-    /** An unsigned-byte IDX array: its dimensions and raw values. */
-    public record Array(int[] dims, byte[] values) {}
-
-    public static Array read(InputStream raw, String source) throws IOException {
-        BufferedInputStream buffered = new BufferedInputStream(raw, 1 << 16);
-        buffered.mark(2);
-        int b0 = buffered.read(), b1 = buffered.read();
-        buffered.reset();
-        DataInputStream in = new DataInputStream(b0 == 0x1f && b1 == 0x8b ? new BufferedInputStream(new GZIPInputStream(buffered), 1 << 16) : buffered);
-        try {
-            int zero = in.readUnsignedShort(), type = in.readUnsignedByte(), rank = in.readUnsignedByte();
-            if (zero != 0) throw new IdxException(source + ": not an IDX file (magic starts 0x" + Integer.toHexString(zero) + ", expected 0x0000)");
-            if (type != UNSIGNED_BYTE) throw new IdxException(source + ": IDX type 0x" + Integer.toHexString(type) + " is not supported; MNIST-format data is 0x08 (unsigned byte)");
-            if (rank < 1 || rank > 4) throw new IdxException(source + ": " + rank + " dimensions; 1 to 4 are supported");
-            int[] dims = new int[rank];
-            long count = 1;
-            for (int i = 0; i < rank; i++) {
-                dims[i] = in.readInt();
-                if (dims[i] < 0) throw new IdxException(source + ": dimension " + i + " is " + Integer.toUnsignedString(dims[i]) + ", above the int32 limit");
-                count *= dims[i];
-                if (count > Integer.MAX_VALUE - 8) throw new IdxException(source + ": declares more than " + (Integer.MAX_VALUE - 8) + " values");
-            }
-            // readNBytes grows with the data actually present, so a lying header cannot force a huge allocation.
-            byte[] values = in.readNBytes((int) count);
-            if (values.length < count) {
-                throw new IdxException(source + ": truncated; the header declares " + count + " values, the file holds " + values.length);
-            }
-            if (in.read() != -1) throw new IdxException(source + ": trailing bytes after the " + count + " declared values");
-            return new Array(dims, values);
-        } catch (EOFException e) {
-            throw new IdxException(source + ": truncated inside the header");
-        } catch (java.util.zip.ZipException e) {
-            throw new IdxException(source + ": corrupt gzip data (" + e.getMessage() + ")");
+    public static int[] readLabels(Path path) throws IOException {
+        try (InputStream in = Files.newInputStream(path)) {
+            return readLabels(in, path.toString());
         }
+    }
+
+    public static Array read(Path path) throws IOException {
+        try (InputStream in = Files.newInputStream(path)) {
+            return read(in, path.toString());
+        }
+    }
+
+    /** Any IDX array, raw or gzipped; the stream is read to its end but not closed. */
+    public static Array read(InputStream raw, String source) throws IOException {
+        BufferedInputStream buffered = new BufferedInputStream(raw, BUFFER_BYTES);
+        buffered.mark(2);
+        boolean gzip = buffered.read() == 0x1f && buffered.read() == 0x8b;
+        buffered.reset();
+        try {
+            return parse(gzip ? new BufferedInputStream(new GZIPInputStream(buffered, BUFFER_BYTES), BUFFER_BYTES) : buffered, source);
+        } catch (ZipException e) {
+            throw new IdxException(source + ": corrupt gzip data (" + e.getMessage() + ")", e);
+        } catch (EOFException e) {
+            // Only the gzip decoder throws this; the parser itself reports short reads.
+            throw new IdxException(source + ": gzip data ends early, the file is truncated (" + e.getMessage() + ")", e);
+        }
+    }
+
+    private static Array parse(InputStream in, String source) throws IOException {
+        byte[] magic = in.readNBytes(4);
+        if (magic.length < 4) throw new IdxException(source + ": truncated, " + magic.length + " bytes is shorter than the 4-byte magic");
+        if (magic[0] != 0 || magic[1] != 0) {
+            throw new IdxException(source + ": not an IDX file, the magic starts with 0x%02x 0x%02x instead of two zero bytes"
+                    .formatted(magic[0] & 0xff, magic[1] & 0xff));
+        }
+        Type type = Type.of(magic[2] & 0xff);
+        if (type == null) {
+            throw new IdxException(source + ": unknown IDX type byte 0x%02x; known: 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e".formatted(magic[2] & 0xff));
+        }
+        int rank = magic[3] & 0xff;
+        if (rank == 0) throw new IdxException(source + ": declares 0 dimensions");
+        byte[] sizes = in.readNBytes(4 * rank);
+        if (sizes.length < 4 * rank) {
+            throw new IdxException(source + ": truncated in the header, " + rank + " dimensions need " + 4 * rank + " size bytes, found " + sizes.length);
+        }
+        int[] dims = new int[rank];
+        long bytes = type.bytes();
+        for (int i = 0; i < rank; i++) {
+            dims[i] = ByteBuffer.wrap(sizes).getInt(4 * i);
+            if (dims[i] < 0) throw new IdxException(source + ": dimension " + i + " is " + Integer.toUnsignedString(dims[i]) + ", above the int32 limit");
+            bytes *= dims[i];   // at most 2^31 * 2^31 after the check below, so no overflow
+            if (bytes > MAX_BYTES) {
+                throw new IdxException(source + ": declares " + type + " dimensions " + Arrays.toString(Arrays.copyOf(dims, i + 1))
+                        + "..., more than " + MAX_BYTES + " bytes, the limit of one array");
+            }
+        }
+        // readNBytes grows with the data actually present, so a lying header cannot force a huge allocation.
+        byte[] data = in.readNBytes((int) bytes);
+        if (data.length < bytes) {
+            throw new IdxException(source + ": truncated, the header declares " + bytes + " data bytes for " + type + " "
+                    + Arrays.toString(dims) + " but only " + data.length + " follow");
+        }
+        if (in.read() != -1) throw new IdxException(source + ": trailing bytes after the " + bytes + " data bytes the header declares");
+        return new Array(type, dims, data);
     }
 }

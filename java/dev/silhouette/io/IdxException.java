@@ -5,4 +5,8 @@ public class IdxException extends IllegalArgumentException {
     public IdxException(String message) {
         super(message);
     }
+
+    public IdxException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

@@ -31,26 +31,32 @@ public final class CpuOps {
         }
         boolean direct = win.kernelH() == 1 && win.kernelW() == 1 && win.strideH() == 1 && win.strideW() == 1
                 && win.padH() == 0 && win.padW() == 0;
-        float[] columns = direct ? null : new float[k * pixels];
-        for (int n = 0; n < in.n(); n++) {
-            for (int g = 0; g < groups; g++) {
-                int cOff = (n * op.outChannels() + g * og) * pixels;
-                if (direct) {
-                    Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k,
-                            x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels);
-                } else {
-                    im2col(x.data(), in, n, g * cg, cg, win, oh, ow, columns);
-                    Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k, columns, 0, pixels, out, cOff, pixels);
-                }
+        // Enough (image, group) pairs to occupy every core: one sequential GEMM each. Otherwise (batch 1,
+        // few groups) the pairs run in turn and each GEMM splits its own tiles across the cores.
+        int units = in.n() * groups;
+        boolean acrossUnits = units >= 2 * Runtime.getRuntime().availableProcessors();
+        ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> direct ? null : new float[k * pixels]);
+        IntStream all = IntStream.range(0, units);
+        (acrossUnits ? all.parallel() : all).forEach(u -> {
+            int n = u / groups, g = u % groups;
+            int cOff = (n * op.outChannels() + g * og) * pixels;
+            if (direct) {
+                Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k,
+                        x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels, !acrossUnits);
+            } else {
+                float[] columns = scratch.get();
+                im2col(x.data(), in, n, g * cg, cg, win, oh, ow, columns, !acrossUnits);
+                Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k, columns, 0, pixels, out, cOff, pixels, !acrossUnits);
             }
-        }
+        });
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
     }
 
     /** Row (c, ky, kx) of the column matrix holds that tap's input for every output pixel, 0 in padding. */
-    private static void im2col(float[] x, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] col) {
+    private static void im2col(float[] x, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] col, boolean parallel) {
         int kh = win.kernelH(), kw = win.kernelW();
-        IntStream.range(0, channels * kh * kw).parallel().forEach(row -> {
+        IntStream rows = IntStream.range(0, channels * kh * kw);
+        (parallel ? rows.parallel() : rows).forEach(row -> {
             int c = row / (kh * kw), ky = (row / kw) % kh, kx = row % kw;
             int plane = ((n * in.c()) + c0 + c) * in.h() * in.w();
             int dst = row * oh * ow;
@@ -61,8 +67,17 @@ public final class CpuOps {
                     continue;
                 }
                 int srcRow = plane + iy * in.w();
+                int shift = kx * win.dilationW() - win.padW();
+                if (win.strideW() == 1) {
+                    // Unit stride: the valid taps of a row are one contiguous run of the input row.
+                    int from = Math.clamp(-shift, 0, ow), to = Math.clamp(in.w() - shift, from, ow);
+                    java.util.Arrays.fill(col, dst + oy * ow, dst + oy * ow + from, 0f);
+                    System.arraycopy(x, srcRow + from + shift, col, dst + oy * ow + from, to - from);
+                    java.util.Arrays.fill(col, dst + oy * ow + to, dst + (oy + 1) * ow, 0f);
+                    continue;
+                }
                 for (int ox = 0; ox < ow; ox++) {
-                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                    int ix = ox * win.strideW() + shift;
                     col[dst + oy * ow + ox] = ix < 0 || ix >= in.w() ? 0f : x[srcRow + ix];
                 }
             }

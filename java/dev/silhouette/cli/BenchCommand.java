@@ -1,0 +1,120 @@
+package dev.silhouette.cli;
+
+import dev.silhouette.backend.Backend;
+import dev.silhouette.backend.Backends;
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.GraphStats;
+import dev.silhouette.graph.ModelLoader;
+import dev.silhouette.graph.Passes;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * Whole-model latency and throughput. Method: fixed random inputs (several, rotated so caches do not
+ * flatter repeated runs), warm-up runs not timed (JIT, allocator), then timed runs of one batch each;
+ * the median is reported with min and max, next to the machine.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Times a model's inference at a batch size.")
+final class BenchCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", defaultValue = "resnet18", description = "model file or catalog name (default: ${DEFAULT-VALUE})")
+    String model;
+
+    @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
+    String backendName;
+
+    @Option(names = "--batch", defaultValue = "8", description = "batch size (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--warmup", defaultValue = "3", description = "untimed runs first (default: ${DEFAULT-VALUE})")
+    int warmup;
+
+    @Option(names = "--runs", defaultValue = "10", description = "timed runs (default: ${DEFAULT-VALUE})")
+    int runs;
+
+    @Option(names = "--out", description = "also write the result as JSON to this file")
+    Path out;
+
+    @Option(names = "--json", description = "machine-readable output")
+    boolean json;
+
+    record Report(String model, String backend, int batch, int runs, double medianMs, double minMs, double maxMs,
+                  double imagesPerSecond, double gmacsPerSecond, Machine machine) {}
+
+    @Override
+    public Integer call() {
+        if (batch < 1 || runs < 1 || warmup < 0) throw new IllegalArgumentException("--batch and --runs must be at least 1, --warmup at least 0");
+        ModelLoader.Loaded loaded = ModelLoader.load(model);
+        // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
+        Graph graph = Passes.foldBatchNorm(loaded.graph());
+        Graph.Input input = graph.inputs().getFirst();
+        int[] dims = new int[input.sampleShape().rank() + 1];
+        dims[0] = batch;
+        System.arraycopy(input.sampleShape().dims(), 0, dims, 1, dims.length - 1);
+        Tensor[] inputs = new Tensor[3];
+        for (int i = 0; i < inputs.length; i++) inputs[i] = Tensor.uniform(Shape.of(dims), 0, 1, i);
+        double[] ms = new double[runs];
+        String backendUsed;
+        try (Backend backend = Backends.create(backendName);
+             ProgressBar bar = new ProgressBarBuilder().setTaskName("bench " + loaded.architecture()).setInitialMax(warmup + runs)
+                     .setStyle(ProgressBarStyle.ASCII).continuousUpdate().build()) {
+            backendUsed = backend.name();
+            for (int i = 0; i < warmup + runs; i++) {
+                long t0 = System.nanoTime();
+                backend.run(graph, Map.of(input.name(), inputs[i % inputs.length]));
+                if (i >= warmup) ms[i - warmup] = (System.nanoTime() - t0) / 1e6;
+                bar.step();
+            }
+        }
+        double[] sorted = ms.clone();
+        Arrays.sort(sorted);
+        double median = runs % 2 == 1 ? sorted[runs / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2;
+        long macs = GraphStats.of(graph, batch).macs();
+        Report r = new Report(loaded.architecture(), backendUsed, batch, runs, median, sorted[0], sorted[runs - 1],
+                batch / (median / 1e3), macs / (median / 1e3) / 1e9, Machine.current());
+        if (out != null) writeAtomically(out, r);
+        PrintWriter pw = spec.commandLine().getOut();
+        if (json) {
+            Output.json(pw, r);
+        } else {
+            pw.printf("%s on %s, batch %d: median %.1f ms (min %.1f, max %.1f over %d runs), %.1f images/s, %.1f GMAC/s%n",
+                    r.model(), r.backend(), batch, median, r.minMs(), r.maxMs(), runs, r.imagesPerSecond(), r.gmacsPerSecond());
+            pw.printf("machine: %s%n", r.machine());
+            pw.flush();
+        }
+        return 0;
+    }
+
+    private static void writeAtomically(Path file, Object result) {
+        try {
+            Path dir = file.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            Path tmp = Files.createTempFile(dir, ".bench", ".tmp");
+            try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
+                Output.json(w, result);
+            }
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+    }
+}
