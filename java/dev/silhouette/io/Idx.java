@@ -182,14 +182,15 @@ public final class Idx {
             throw new IdxException(source + ": truncated in the header, " + rank + " dimensions need " + 4 * rank + " size bytes, found " + sizes.length);
         }
         int[] dims = new int[rank];
-        long bytes = type.bytes();
         for (int i = 0; i < rank; i++) {
             dims[i] = ByteBuffer.wrap(sizes).getInt(4 * i);
             if (dims[i] < 0) throw new IdxException(source + ": dimension " + i + " is " + Integer.toUnsignedString(dims[i]) + ", above the int32 limit");
-            bytes *= dims[i];   // at most 2^31 * 2^31 after the check below, so no overflow
+        }
+        long bytes = type.bytes();
+        for (int d : dims) {
+            bytes *= d;   // stays below 2^62 thanks to the check after each step, so it cannot overflow
             if (bytes > MAX_BYTES) {
-                throw new IdxException(source + ": declares " + type + " dimensions " + Arrays.toString(Arrays.copyOf(dims, i + 1))
-                        + "..., more than " + MAX_BYTES + " bytes, the limit of one array");
+                throw new IdxException(source + ": declares " + type + " " + Arrays.toString(dims) + ", more than " + MAX_BYTES + " bytes, the limit of one array");
             }
         }
         // readNBytes grows with the data actually present, so a lying header cannot force a huge allocation.

@@ -126,6 +126,9 @@ public final class SafeTensors {
         }
         byte[] json = headerJson(path, tensors, metadata, storage);
         int padded = (json.length + 7) / 8 * 8;   // keeps the buffer 8-byte aligned, as the reference writer does
+        if (padded > MAX_HEADER_BYTES) {
+            throw new SafeTensorsException("cannot write " + path + ": its header would be " + padded + " bytes, above the limit of " + MAX_HEADER_BYTES);
+        }
         Path dir = path.toAbsolutePath().getParent();
         Path tmp = dir.resolve("." + path.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
         try {
@@ -202,15 +205,15 @@ public final class SafeTensors {
 
     private static Header parse(FileChannel channel, Path path) throws IOException {
         long size = channel.size();
-        if (size < 8) throw bad(path, "is " + size + " bytes long, shorter than the 8-byte header length");
+        if (size < 8) throw bad(path, "only " + size + " bytes long, shorter than the 8-byte header length");
         ByteBuffer lengthBytes = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
         readFully(channel, lengthBytes, 0, path);
         long headerLength = lengthBytes.flip().getLong();
         if (headerLength < 0 || headerLength > MAX_HEADER_BYTES) {
-            throw bad(path, "declares a header of " + Long.toUnsignedString(headerLength) + " bytes, above the limit of " + MAX_HEADER_BYTES);
+            throw bad(path, "the header length of " + Long.toUnsignedString(headerLength) + " bytes is above the limit of " + MAX_HEADER_BYTES);
         }
         if (headerLength > size - 8) {
-            throw bad(path, "declares a header of " + headerLength + " bytes but only " + (size - 8) + " bytes follow the header length");
+            throw bad(path, "the header length says " + headerLength + " bytes but only " + (size - 8) + " bytes follow it");
         }
         ByteBuffer headerBytes = ByteBuffer.allocate((int) headerLength);
         readFully(channel, headerBytes, 8, path);
@@ -232,7 +235,7 @@ public final class SafeTensors {
             expected = e.end();
         }
         if (expected != dataLength) {
-            throw bad(path, "has " + (dataLength - expected) + " trailing bytes: its tensors cover " + expected + " of the " + dataLength + " data bytes");
+            throw bad(path, (dataLength - expected) + " trailing bytes: the tensors cover " + expected + " of the " + dataLength + " data bytes");
         }
         return new Header(metadata, entries, dataStart);
     }
@@ -244,24 +247,24 @@ public final class SafeTensors {
             text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes).toString();
         } catch (CharacterCodingException e) {
-            throw bad(path, "has a header that is not valid UTF-8");
+            throw bad(path, "the header is not valid UTF-8");
         }
         Map<String, JsonElement> fields = new LinkedHashMap<>();
         try {
             JsonReader reader = new JsonReader(new StringReader(text));
             reader.setStrictness(Strictness.STRICT);
-            if (reader.peek() != JsonToken.BEGIN_OBJECT) throw bad(path, "has a header that is not a JSON object but " + reader.peek());
+            if (reader.peek() != JsonToken.BEGIN_OBJECT) throw bad(path, "the header is not a JSON object but " + reader.peek());
             reader.beginObject();
             while (reader.hasNext()) {
                 String name = reader.nextName();
-                if (fields.put(name, JsonParser.parseReader(reader)) != null) throw bad(path, "names tensor '" + name + "' twice in its header");
+                if (fields.put(name, JsonParser.parseReader(reader)) != null) throw bad(path, "the header names tensor '" + name + "' twice");
             }
             reader.endObject();
-            if (reader.peek() != JsonToken.END_DOCUMENT) throw bad(path, "has text after the JSON object of its header");
+            if (reader.peek() != JsonToken.END_DOCUMENT) throw bad(path, "the header has text after its JSON object");
         } catch (IOException | JsonParseException | IllegalStateException e) {
             // Gson's first line says where; the rest advises lenient parsing, which would not help here.
             String where = String.valueOf(e.getMessage()).lines().findFirst().orElse("").replace("Use JsonReader.setStrictness(Strictness.LENIENT) to accept ", "");
-            throw bad(path, "has a header that is not valid JSON (" + where + ")");
+            throw bad(path, "the header is not valid JSON (" + where + ")");
         }
         return fields;
     }
@@ -269,10 +272,10 @@ public final class SafeTensors {
     private static Map<String, String> metadata(Path path, JsonElement value) {
         Map<String, String> metadata = new LinkedHashMap<>();
         if (value.isJsonNull()) return metadata;
-        if (!value.isJsonObject()) throw bad(path, "has " + METADATA + " that is not an object of strings");
+        if (!value.isJsonObject()) throw bad(path, METADATA + " is not an object of strings");
         for (var m : value.getAsJsonObject().entrySet()) {
             if (!(m.getValue() instanceof JsonPrimitive p) || !p.isString()) {
-                throw bad(path, "has metadata '" + m.getKey() + "' = " + m.getValue() + ", not a string");
+                throw bad(path, "metadata '" + m.getKey() + "' = " + m.getValue() + " is not a string");
             }
             metadata.put(m.getKey(), p.getAsString());
         }
@@ -344,7 +347,7 @@ public final class SafeTensors {
         long pos = position;
         while (buf.hasRemaining()) {
             int n = channel.read(buf, pos);
-            if (n < 0) throw bad(path, "ends at byte " + pos + " while being read (was it truncated meanwhile?)");
+            if (n < 0) throw bad(path, "the file ends at byte " + pos + " while being read (was it truncated meanwhile?)");
             pos += n;
         }
     }
@@ -362,6 +365,6 @@ public final class SafeTensors {
     }
 
     private static SafeTensorsException bad(Path path, String what) {
-        return new SafeTensorsException("safetensors file " + path + " " + what);
+        return new SafeTensorsException("safetensors file " + path + ": " + what);
     }
 }

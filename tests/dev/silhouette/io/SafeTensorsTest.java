@@ -204,7 +204,7 @@ public class SafeTensorsTest {
         return new Object[][] {
             corrupt("empty file", new byte[0], "0 bytes", "shorter than the 8-byte header length"),
             corrupt("7 bytes", new byte[7], "7 bytes", "shorter than the 8-byte header length"),
-            corrupt("header longer than file", withHeaderLength(100, 50), "header of 100 bytes", "only 42 bytes"),
+            corrupt("header longer than file", withHeaderLength(100, 50), "header length says 100 bytes", "only 42 bytes"),
             corrupt("header length with top bit set", withHeaderLength(-1, 16), "18446744073709551615", "limit of 100000000"),
             corrupt("invalid JSON", fileBytes("{\"a\": ", new byte[0]), "not valid JSON"),
             corrupt("JSON array", fileBytes("[1, 2]", new byte[0]), "not a JSON object"),
