@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.backend.cuda.CudaDevices;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
@@ -36,10 +37,14 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--json", description = "machine-readable output")
     boolean json;
 
+    @Option(names = "--devices", description = "list the GPUs, the driver and the cuDNN/cuBLAS libraries found, instead of a model")
+    boolean devices;
+
     record Report(String model, String source, List<Integer> inputShape, long parameters, long macs, List<GraphStats.Row> layers) {}
 
     @Override
     public Integer call() {
+        if (devices) return listDevices();
         if (batch < 1) throw new IllegalArgumentException("--batch " + batch + " must be at least 1");
         Graph graph;
         String source;
@@ -72,6 +77,23 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("%-28s %-14s %-26s %-20s %,12d %,16d%n", r.name(), r.op(), r.attributes(), r.output(), r.parameters(), r.macs());
         }
         out.printf("total: %,d parameters, %,d MACs (%.3f G)%n", stats.parameters(), stats.macs(), stats.macs() / 1e9);
+        out.flush();
+        return 0;
+    }
+
+    private int listDevices() {
+        CudaDevices.Report r = CudaDevices.report();
+        PrintWriter out = spec.commandLine().getOut();
+        if (json) {
+            Output.json(out, r);
+            return 0;
+        }
+        out.printf("CUDA    %s%s%n", r.status(), r.driverCudaVersion() == null ? "" : ", driver supports CUDA " + r.driverCudaVersion());
+        for (CudaDevices.Device d : r.devices()) {
+            out.printf("cuda:%d  %s, compute capability %s, %d SMs, %.1f GiB%n", d.ordinal(), d.name(), d.computeCapability(),
+                    d.multiprocessors(), d.memoryBytes() / (double) (1L << 30));
+        }
+        out.printf("cuDNN   %s%ncuBLAS  %s%n", r.cudnn(), r.cublas());
         out.flush();
         return 0;
     }

@@ -7,34 +7,81 @@ import dev.silhouette.tensor.Tensor;
  * Per-image region thresholds of a silhouette: the CPU specification that the CUDA kernels
  * ({@code cuda/silhouette_threshold.cu}) match bit for bit.
  *
- * <p>For an image of n values and an interior cumulative fraction q (0.5 and 0.8 for policy
- * {@code 2:50,3:30,4:20}), the threshold is the linear-interpolated quantile:
+ * <p>A policy such as {@code 2:50,3:30,4:20} splits each image's pixels by the quantiles of its own
+ * silhouette values at the interior cumulative fractions (0.5 and 0.8 there; see
+ * {@link #cumulativeFractions(int...)}). For an image of n values and a fraction q the threshold is the
+ * linear-interpolated quantile of numpy's and torch's default ('linear') method:
  * p = q (n - 1) in double, lo = floor(p), hi = min(lo + 1, n - 1), frac = (float) (p - lo), and
- * t = v_lo + (v_hi - v_lo) * frac in float32 with each operation rounded (no fused multiply-add), where
- * v_r is the value of rank r.
+ * t = v_lo + (v_hi - v_lo) * frac in float32 with each operation rounded to nearest (no fused
+ * multiply-add), where v_r is the value of rank r in ascending order.
  *
  * <p>Ranks follow the float total order (-0.0 before +0.0), found by selection on order-preserving
- * integer keys rather than a full sort. Ties: equal values occupy consecutive ranks, and a pixel is in
- * region j when t_j &lt;= v &lt; t_(j+1), so every pixel equal to a threshold goes to the higher region.
- * NaN silhouettes are outside the contract (a sigmoid never produces them).
+ * integer keys rather than a full sort. Ties: equal values are one order statistic each, exactly as in
+ * a sorted list, and a pixel is in region j when t_j &lt;= v &lt; t_(j+1) (region 0 below t_1, the top
+ * region including its lower bound), so every pixel equal to a threshold goes to the higher region.
+ * A constant image therefore puts all its pixels in the top region. NaN silhouettes are outside the
+ * contract (a sigmoid never produces them).
  */
 public final class SilhouetteThresholds {
+    /** Region indices are stored in a byte, as by the kernel. */
+    public static final int MAX_REGIONS = 256;
+
     private SilhouetteThresholds() {}
 
-    /** @return B x fractions.length thresholds, row-major */
-    public static float[] thresholds(Tensor silhouette, double[] cumulativeFractions) {
-        Shape s = silhouette.shape();
-        if (s.rank() != 4 || s.c() != 1) throw new IllegalArgumentException("a silhouette is B x 1 x H x W, got " + s);
-        int pixels = s.h() * s.w();
-        if (pixels < 1) throw new IllegalArgumentException("silhouette " + s + " has no pixels");
+    /**
+     * The interior cumulative fractions of region shares: {@code 50, 30, 20} gives {@code [0.5, 0.8]}.
+     * Shares are integers (percent or any unit) so the running sums are exact and each fraction is one
+     * correctly rounded division.
+     */
+    public static double[] cumulativeFractions(int... shares) {
+        if (shares.length < 1 || shares.length > MAX_REGIONS) {
+            throw new IllegalArgumentException("a policy has 1 to " + MAX_REGIONS + " regions, got " + shares.length);
+        }
+        long total = 0;
+        for (int share : shares) {
+            if (share <= 0) throw new IllegalArgumentException("region share " + share + " is not positive");
+            total += share;
+        }
+        double[] fractions = new double[shares.length - 1];
+        long sum = 0;
+        for (int j = 0; j < fractions.length; j++) {
+            sum += shares[j];
+            fractions[j] = (double) sum / total;
+        }
+        return fractions;
+    }
+
+    /**
+     * Checks a B x 1 x H x W silhouette with at least one pixel and fractions in [0, 1] (at most
+     * {@link #MAX_REGIONS} - 1 of them); the CUDA path checks its arguments with this too.
+     *
+     * @return the pixels of one image
+     */
+    public static int validate(Shape silhouette, double[] cumulativeFractions) {
+        if (silhouette.rank() != 4 || silhouette.c() != 1) {
+            throw new IllegalArgumentException("a silhouette is B x 1 x H x W, got " + silhouette);
+        }
+        int pixels = silhouette.h() * silhouette.w();
+        if (pixels < 1) throw new IllegalArgumentException("silhouette " + silhouette + " has no pixels");
+        if (cumulativeFractions.length > MAX_REGIONS - 1) {
+            throw new IllegalArgumentException(cumulativeFractions.length + " thresholds make more than " + MAX_REGIONS + " regions");
+        }
         for (double q : cumulativeFractions) {
             if (!(q >= 0 && q <= 1)) throw new IllegalArgumentException("cumulative fraction " + q + " is outside [0, 1]");
         }
+        return pixels;
+    }
+
+    /** @return B x fractions.length thresholds, row-major: image b's j-th threshold at b * fractions.length + j */
+    public static float[] thresholds(Tensor silhouette, double[] cumulativeFractions) {
+        Shape s = silhouette.shape();
+        int pixels = validate(s, cumulativeFractions);
         int count = cumulativeFractions.length;
+        float[] data = silhouette.data();
         float[] out = new float[s.n() * count];
         int[] keys = new int[pixels];
         for (int b = 0; b < s.n(); b++) {
-            for (int i = 0; i < pixels; i++) keys[i] = orderKey(silhouette.data()[b * pixels + i]);
+            for (int i = 0; i < pixels; i++) keys[i] = orderKey(data[b * pixels + i]);
             for (int j = 0; j < count; j++) {
                 double p = cumulativeFractions[j] * (pixels - 1);
                 int lo = (int) Math.floor(p);
@@ -48,15 +95,30 @@ public final class SilhouetteThresholds {
         return out;
     }
 
-    /** Region index of every pixel: the number of its image's thresholds it reaches (value >= t). */
-    public static byte[] regionMap(Tensor silhouette, float[] thresholds, int count) {
+    /**
+     * Region index of every pixel, B x H x W row-major: the number of its image's thresholds t_j with
+     * value &gt;= t_j, so region j is [t_j, t_(j+1)) and a pixel equal to a threshold goes up.
+     *
+     * @param thresholds B x (regions - 1) values from {@link #thresholds}
+     * @param regions    regions of the policy (thresholds per image + 1)
+     */
+    public static byte[] regionMap(Tensor silhouette, float[] thresholds, int regions) {
         Shape s = silhouette.shape();
-        int pixels = s.size() / s.dim(0);
-        byte[] region = new byte[s.size()];
+        if (s.rank() != 4 || s.c() != 1) throw new IllegalArgumentException("a silhouette is B x 1 x H x W, got " + s);
+        if (regions < 1 || regions > MAX_REGIONS) throw new IllegalArgumentException("a policy has 1 to " + MAX_REGIONS + " regions, got " + regions);
+        int count = regions - 1;
+        if (thresholds.length != s.n() * count) {
+            throw new IllegalArgumentException(s.n() + " images of " + regions + " regions need " + s.n() * count
+                    + " thresholds, got " + thresholds.length);
+        }
+        int pixels = s.h() * s.w();
+        float[] data = silhouette.data();
+        byte[] region = new byte[data.length];
         for (int i = 0; i < region.length; i++) {
-            float v = silhouette.data()[i];
+            float v = data[i];
+            int row = i / pixels * count;
             int r = 0;
-            for (int j = 0; j < count; j++) if (v >= thresholds[(i / pixels) * count + j]) r++;
+            for (int j = 0; j < count; j++) if (v >= thresholds[row + j]) r++;
             region[i] = (byte) r;
         }
         return region;
@@ -77,7 +139,11 @@ public final class SilhouetteThresholds {
         return Float.intBitsToFloat(unsigned < 0 ? unsigned & 0x7fffffff : ~unsigned);
     }
 
-    /** The rank-k key (quickselect with median-of-three; permutes {@code keys}, keeps the multiset). */
+    /**
+     * The rank-k key, by quickselect with a median-of-three pivot. Permutes {@code keys} but keeps the
+     * multiset, so later calls on the same array stay valid. The partition stops on keys equal to the
+     * pivot, so heavy ties split evenly instead of degrading to quadratic time.
+     */
     static int select(int[] keys, int k) {
         int lo = 0, hi = keys.length - 1;
         while (lo < hi) {

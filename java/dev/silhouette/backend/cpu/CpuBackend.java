@@ -1,8 +1,8 @@
 package dev.silhouette.backend.cpu;
 
 import dev.silhouette.backend.Backend;
+import dev.silhouette.backend.Inputs;
 import dev.silhouette.graph.Graph;
-import dev.silhouette.graph.GraphException;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.ShapeInference;
@@ -27,16 +27,13 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Map<String, Tensor> run(Graph graph, Map<String, Tensor> inputs, List<String> requested) {
-        Map<String, Tensor> values = new HashMap<>(bindInputs(graph, inputs));
+        Inputs.bind(graph, inputs);
+        Inputs.checkRequested(graph, requested);
+        Map<String, Tensor> values = new HashMap<>(inputs);
         Set<String> wanted = new HashSet<>(requested);
         Map<String, Integer> lastUse = new HashMap<>();
         List<Node> nodes = graph.nodes();
         for (int i = 0; i < nodes.size(); i++) for (String in : nodes.get(i).inputs()) lastUse.put(in, i);
-        for (String r : requested) {
-            if (!values.containsKey(r) && nodes.stream().noneMatch(n -> n.name().equals(r))) {
-                throw new GraphException("requested value '" + r + "' is not a node or input of the graph");
-            }
-        }
         for (int i = 0; i < nodes.size(); i++) {
             Node node = nodes.get(i);
             List<Tensor> args = new ArrayList<>(node.inputs().size());
@@ -56,28 +53,6 @@ public final class CpuBackend implements Backend {
         Map<String, Tensor> result = new LinkedHashMap<>();
         for (String r : requested) result.put(r, values.get(r));
         return result;
-    }
-
-    /** Checks that every graph input is given once with the declared per-sample shape and one batch size. */
-    static Map<String, Tensor> bindInputs(Graph graph, Map<String, Tensor> inputs) {
-        Map<String, Tensor> bound = new HashMap<>();
-        int batch = -1;
-        for (Graph.Input in : graph.inputs()) {
-            Tensor t = inputs.get(in.name());
-            if (t == null) throw new GraphException("graph input '" + in.name() + "' was not given; inputs given: " + inputs.keySet());
-            Shape s = t.shape();
-            int[] sample = in.sampleShape().dims();
-            boolean ok = s.rank() == sample.length + 1;
-            for (int d = 0; ok && d < sample.length; d++) ok = s.dim(d + 1) == sample[d];
-            if (!ok) throw new GraphException("graph input '" + in.name() + "' has shape " + s + ", expected N x " + in.sampleShape());
-            if (batch >= 0 && s.dim(0) != batch) throw new GraphException("graph inputs disagree on the batch size: " + s.dim(0) + " vs " + batch);
-            batch = s.dim(0);
-            bound.put(in.name(), t);
-        }
-        for (String name : inputs.keySet()) {
-            if (!bound.containsKey(name)) throw new GraphException("'" + name + "' is not an input of the graph; inputs are " + graph.inputs().stream().map(Graph.Input::name).toList());
-        }
-        return bound;
     }
 
     private static Tensor execute(Graph graph, Node node, List<Tensor> in, Shape expected) {

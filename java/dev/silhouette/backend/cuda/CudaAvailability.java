@@ -31,7 +31,8 @@ public final class CudaAvailability {
             if (init == jcuda.driver.CUresult.CUDA_ERROR_NO_DEVICE) return Optional.of("no CUDA device (cuInit: CUDA_ERROR_NO_DEVICE)");
             if (init != jcuda.driver.CUresult.CUDA_SUCCESS) return Optional.of("cuInit failed: " + jcuda.driver.CUresult.stringFor(init));
             int[] version = new int[1];
-            JCudaDriver.cuDriverGetVersion(version);
+            int versionResult = JCudaDriver.cuDriverGetVersion(version);
+            if (versionResult != jcuda.driver.CUresult.CUDA_SUCCESS) return Optional.of("cuDriverGetVersion failed: " + jcuda.driver.CUresult.stringFor(versionResult));
             if (version[0] < MIN_DRIVER_CUDA_VERSION) {
                 return Optional.of("the NVIDIA driver supports CUDA " + version[0] / 1000 + "." + version[0] % 1000 / 10
                         + "; Silhouette's JCuda needs CUDA 12.0 or newer");
@@ -44,6 +45,9 @@ public final class CudaAvailability {
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
             // JCuda's native library links libcuda.so.1, which only the NVIDIA driver installs.
             return Optional.of("no NVIDIA driver: libcuda.so.1 could not be loaded (" + firstLine(e.getMessage()) + ")");
+        } catch (jcuda.CudaException e) {
+            // JCuda's own unchecked error: a probe must answer with a reason, never throw.
+            return Optional.of("CUDA driver probe failed: " + firstLine(e.getMessage()));
         }
     }
 

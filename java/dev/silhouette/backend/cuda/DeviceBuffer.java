@@ -1,12 +1,9 @@
 package dev.silhouette.backend.cuda;
 
-import jcuda.Pointer;
 import jcuda.Sizeof;
-import jcuda.driver.CUstream;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
-import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 /**
  * Device memory owned by whoever holds it; closing returns it to its allocator's cache (idempotent).
@@ -46,26 +43,29 @@ public final class DeviceBuffer implements AutoCloseable {
         return capacity;
     }
 
-    /** Asynchronous upload of floats on the stream (the source array must not change until the stream syncs). */
-    public void upload(float[] data, CUstream stream) {
+    /**
+     * Copies host floats to the device through pinned staging, ordered on {@code stream}; returns when the
+     * staging area may be reused.
+     */
+    public void upload(float[] data, PinnedBuffer staging, CudaStream stream) {
         requireOpen();
-        checkFits((long) data.length * Sizeof.FLOAT);
-        Driver.check(cuMemcpyHtoDAsync(pointer, Pointer.to(data), (long) data.length * Sizeof.FLOAT, stream), "cuMemcpyHtoDAsync");
+        long n = (long) data.length * Sizeof.FLOAT;
+        checkFits(n);
+        if (n > staging.bytes()) throw new IllegalArgumentException("upload of " + n + " bytes through " + staging.bytes() + " bytes of staging");
+        staging.floats().put(data);
+        Driver.check(cuMemcpyHtoDAsync(pointer, staging.pointer(), n, stream), "cuMemcpyHtoDAsync(" + n + " bytes)");
+        stream.synchronize("upload");
     }
 
-    /** Download of floats, waiting for the stream. */
-    public void download(float[] data, CUstream stream) {
+    /** Copies the first {@code data.length} floats back to the host, waiting for all work queued on the stream. */
+    public void download(float[] data, PinnedBuffer staging, CudaStream stream) {
         requireOpen();
-        checkFits((long) data.length * Sizeof.FLOAT);
-        Driver.check(cuMemcpyDtoHAsync(Pointer.to(data), pointer, (long) data.length * Sizeof.FLOAT, stream), "cuMemcpyDtoHAsync");
-        Driver.check(cuStreamSynchronize(stream), "cuStreamSynchronize after download");
-    }
-
-    public void download(byte[] data, CUstream stream) {
-        requireOpen();
-        checkFits(data.length);
-        Driver.check(cuMemcpyDtoHAsync(Pointer.to(data), pointer, data.length, stream), "cuMemcpyDtoHAsync");
-        Driver.check(cuStreamSynchronize(stream), "cuStreamSynchronize after download");
+        long n = (long) data.length * Sizeof.FLOAT;
+        checkFits(n);
+        if (n > staging.bytes()) throw new IllegalArgumentException("download of " + n + " bytes through " + staging.bytes() + " bytes of staging");
+        Driver.check(cuMemcpyDtoHAsync(staging.pointer(), pointer, n, stream), "cuMemcpyDtoHAsync(" + n + " bytes)");
+        stream.synchronize("download");
+        staging.floats().get(data);
     }
 
     private void checkFits(long n) {

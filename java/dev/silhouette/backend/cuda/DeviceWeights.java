@@ -1,0 +1,73 @@
+package dev.silhouette.backend.cuda;
+
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.Node;
+import dev.silhouette.graph.Op;
+import dev.silhouette.tensor.Tensor;
+import jcuda.Sizeof;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.IntFunction;
+
+/**
+ * A graph's parameters on the device, uploaded once. BatchNorm is stored as the per-channel scale and
+ * shift the CPU backend computes (scale = gamma / sqrt(var + eps) in double, shift = beta - mean * scale),
+ * so the GPU applies bit-identical factors.
+ */
+final class DeviceWeights implements AutoCloseable {
+    static final String BN_SCALE = "silhouette.bn_scale";
+    static final String BN_SHIFT = "silhouette.bn_shift";
+
+    private final Map<String, DeviceBuffer> buffers = new HashMap<>();
+    private long bytes;
+
+    DeviceWeights(Graph graph, DeviceAllocator allocator, IntFunction<PinnedBuffer> staging, CudaStream stream) {
+        try {
+            for (Node node : graph.nodes()) {
+                if (node.op() instanceof Op.BatchNorm bn) {
+                    float[] scale = new float[bn.channels()], shift = new float[bn.channels()];
+                    float[] gamma = graph.parameter(node, "weight").data(), beta = graph.parameter(node, "bias").data();
+                    float[] mean = graph.parameter(node, "running_mean").data(), var = graph.parameter(node, "running_var").data();
+                    for (int c = 0; c < bn.channels(); c++) {
+                        scale[c] = (float) (gamma[c] / Math.sqrt((double) var[c] + bn.eps()));
+                        shift[c] = beta[c] - mean[c] * scale[c];
+                    }
+                    put(node.name() + "." + BN_SCALE, scale, allocator, staging, stream);
+                    put(node.name() + "." + BN_SHIFT, shift, allocator, staging, stream);
+                } else {
+                    for (Op.Parameter p : node.op().parameters()) {
+                        Tensor t = graph.parameters().get(node.parameterName(p));
+                        put(node.parameterName(p), t.data(), allocator, staging, stream);
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    private void put(String name, float[] data, DeviceAllocator allocator, IntFunction<PinnedBuffer> staging, CudaStream stream) {
+        DeviceBuffer b = allocator.allocate((long) data.length * Sizeof.FLOAT);
+        buffers.put(name, b);
+        b.upload(data, staging.apply(data.length), stream);
+        bytes += b.capacity();
+    }
+
+    long address(Node node, String suffix) {
+        DeviceBuffer b = buffers.get(node.name() + "." + suffix);
+        if (b == null) throw new IllegalStateException("no device parameter " + node.name() + "." + suffix);
+        return b.address();
+    }
+
+    long bytes() {
+        return bytes;
+    }
+
+    @Override
+    public void close() {
+        for (DeviceBuffer b : buffers.values()) b.close();
+        buffers.clear();
+    }
+}
