@@ -30,19 +30,12 @@ public final class Backends {
     }
 
     /**
-     * The backend asked for: "auto" (the best available), "cpu", or "cuda" / "cuda:N".
-     * An explicitly requested backend that cannot run is an error naming the reason.
+     * The backend asked for: "auto" (the best available), "cpu" or "cuda", on GPU {@code device} for
+     * backends with several devices. An explicitly requested backend that cannot run is an error naming
+     * the reason.
      */
-    public static Backend create(String spec) {
-        String name = spec.contains(":") ? spec.substring(0, spec.indexOf(':')) : spec;
-        int device = 0;
-        if (spec.contains(":")) {
-            try {
-                device = Integer.parseInt(spec.substring(spec.indexOf(':') + 1));
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("backend '" + spec + "': device index must be a number, as in cuda:0");
-            }
-        }
+    public static Backend create(String name, int device) {
+        if (device < 0) throw new IllegalArgumentException("--device " + device + " must be 0 or more");
         List<String> known = new ArrayList<>();
         for (BackendProvider p : providers()) {
             known.add(p.name());
@@ -51,10 +44,10 @@ public final class Backends {
                 if (reason.isEmpty()) return p.create(device);
                 LOG.info(() -> "backend " + p.name() + " unavailable: " + reason.get());
             } else if (p.name().equals(name)) {
-                if (reason.isPresent()) throw new IllegalStateException("backend '" + spec + "' is unavailable: " + reason.get());
+                if (reason.isPresent()) throw new IllegalStateException("backend '" + name + "' is unavailable: " + reason.get());
                 return p.create(device);
             }
         }
-        throw new IllegalArgumentException("unknown backend '" + spec + "'; known: auto, " + String.join(", ", known));
+        throw new IllegalArgumentException("unknown backend '" + name + "'; known: auto, " + String.join(", ", known));
     }
 }

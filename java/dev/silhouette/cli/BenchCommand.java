@@ -1,7 +1,6 @@
 package dev.silhouette.cli;
 
 import dev.silhouette.backend.Backend;
-import dev.silhouette.backend.Backends;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
@@ -12,6 +11,7 @@ import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -39,8 +39,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = "resnet18", description = "model file or catalog name (default: ${DEFAULT-VALUE})")
     String model;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
-    String backendName;
+    @Mixin
+    BackendOptions backendOptions;
 
     @Option(names = "--batch", defaultValue = "8", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch;
@@ -74,7 +74,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < inputs.length; i++) inputs[i] = Tensor.uniform(Shape.of(dims), 0, 1, i);
         double[] ms = new double[runs];
         String backendUsed;
-        try (Backend backend = Backends.create(backendName);
+        try (Backend backend = backendOptions.open();
              ProgressBar bar = new ProgressBarBuilder().setTaskName("bench " + loaded.architecture()).setInitialMax(warmup + runs)
                      .setStyle(ProgressBarStyle.ASCII).continuousUpdate().build()) {
             backendUsed = backend.name();

@@ -10,6 +10,10 @@ import picocli.CommandLine.Command;
 public final class Main {
 
     public static void main(String[] args) {
+        // Library notices (an unavailable backend, a missing cuDNN) as one plain line each on stderr.
+        if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
+            System.setProperty("java.util.logging.SimpleFormatter.format", "silhouette: %5$s%6$s%n");
+        }
         System.exit(commandLine().execute(args));
     }
 

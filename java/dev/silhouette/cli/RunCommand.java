@@ -1,7 +1,6 @@
 package dev.silhouette.cli;
 
 import dev.silhouette.backend.Backend;
-import dev.silhouette.backend.Backends;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
@@ -12,6 +11,7 @@ import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -35,8 +35,8 @@ final class RunCommand implements Callable<Integer> {
             + "(default: " + "/usr/share/datasets/fashion-mnist" + " if present, else the bundled copy)")
     Path data;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu or cuda[:N] (default: ${DEFAULT-VALUE})")
-    String backendName;
+    @Mixin
+    BackendOptions backendOptions;
 
     @Option(names = "--batch", defaultValue = "100", description = "images per batch (default: ${DEFAULT-VALUE})")
     int batch;
@@ -71,7 +71,7 @@ final class RunCommand implements Callable<Integer> {
         int correct = 0;
         long start;
         String backendUsed;
-        try (Backend backend = Backends.create(backendName);
+        try (Backend backend = backendOptions.open();
              ProgressBar bar = new ProgressBarBuilder().setTaskName("evaluating").setInitialMax(total).setUnit(" img", 1)
                      .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
             backendUsed = backend.name();
