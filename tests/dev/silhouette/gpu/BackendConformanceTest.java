@@ -127,6 +127,26 @@ public class BackendConformanceTest {
         return g.withParameters(params);
     }
 
+    /** A ReLU after a convolution runs in the convolution's epilogue on the GPU; with and without bias, and unfused when the conv output is also read. */
+    @Test
+    public void convolutionFollowedByReluMatchesCpu() {
+        for (boolean bias : new boolean[] {true, false}) {
+            GraphBuilder b = new GraphBuilder(bias ? 1 : 2);
+            String x = b.input("x", 6, 9, 11);
+            String conv = b.add("conv", new Op.Conv2d(6, 10, Window.square(3, 2, 1), 1, bias), x);
+            b.output(b.add("relu", new Op.Relu(), conv));
+            Graph g = randomizeBatchNorm(b.build());
+            Map<String, Tensor> in = Map.of(x, Tensor.uniform(Shape.of(3, 6, 9, 11), -2, 2, 5));
+            for (List<String> requested : List.of(List.of("relu"), List.of("conv", "relu"))) {
+                Map<String, Tensor> expected = new CpuBackend().run(g, in, requested), actual = cuda.run(g, in, requested);
+                for (String r : requested) {
+                    compare("conv+relu bias=" + bias + " requested " + requested + " value " + r, actual.get(r).data(), expected.get(r).data(),
+                            ACCUMULATION_RELATIVE);
+                }
+            }
+        }
+    }
+
     @Test
     public void wholeNetworksMatchCpu() {
         for (String model : List.of("fmnist-resnet", "resnet20", "resnet18")) {

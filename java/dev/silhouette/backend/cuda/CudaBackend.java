@@ -5,6 +5,7 @@ import dev.silhouette.backend.Inputs;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
+import dev.silhouette.graph.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import jcuda.Sizeof;
@@ -24,9 +25,10 @@ import static jcuda.driver.JCudaDriver.cuMemGetInfo;
 
 /**
  * Runs whole graphs on one GPU: one upload per input and one download per requested output per call,
- * every intermediate in pooled device memory, no host round trip between layers. Convolutions run on
- * cuDNN and linear layers on cuBLAS when those libraries are installed (otherwise, said once, on the
- * built-in kernels); every other op runs on the built-in kernels in cuda/. Parameters are uploaded once
+ * every intermediate in pooled device memory, no host round trip between layers. Convolutions (with a
+ * following ReLU fused into the bias epilogue), pooling and softmax run on cuDNN and linear layers on
+ * cuBLAS when those libraries are installed (otherwise, said once, on the built-in kernels); every other
+ * op runs on the built-in kernels in cuda/. Parameters are uploaded once
  * per graph and kept for the most recently used graphs. One backend serialises its calls.
  */
 public final class CudaBackend implements Backend {
@@ -131,17 +133,19 @@ public final class CudaBackend implements Backend {
             Map<String, Integer> lastUse = new HashMap<>();
             List<Node> nodes = graph.nodes();
             for (int i = 0; i < nodes.size(); i++) for (String in : nodes.get(i).inputs()) lastUse.put(in, i);
+            Set<String> reluFused = convolutionsFollowedByRelu(nodes, wanted);
             for (int i = 0; i < nodes.size(); i++) {
                 Node node = nodes.get(i);
                 List<Value> args = new ArrayList<>(node.inputs().size());
                 for (String in : node.inputs()) args.add(values.get(in));
                 Shape outShape = shapes.get(node.name());
                 Value out;
-                if (node.op() instanceof Op.Flatten) {
+                if (node.op() instanceof Op.Flatten || node.op() instanceof Op.Relu && reluFused.contains(node.inputs().getFirst())) {
+                    // Flatten is a view; a ReLU fused into its convolution's epilogue already ran there.
                     out = new Value(args.getFirst().buffer(), outShape);
                 } else {
                     out = new Value(allocator.allocate((long) outShape.size() * Sizeof.FLOAT), outShape);
-                    execute(node, args, out, params);
+                    execute(node, args, out, params, reluFused.contains(node.name()));
                 }
                 holders.merge(out.buffer(), 1, Integer::sum);
                 values.put(node.name(), out);
@@ -160,6 +164,23 @@ public final class CudaBackend implements Backend {
         } finally {
             for (DeviceBuffer b : holders.keySet()) b.close();
         }
+    }
+
+    /**
+     * Convolutions whose only consumer is a ReLU and whose own output nobody asked for: their bias and
+     * ReLU run as one epilogue pass instead of two passes over the output.
+     */
+    private static Set<String> convolutionsFollowedByRelu(List<Node> nodes, Set<String> wanted) {
+        Map<String, Integer> consumers = new HashMap<>();
+        for (Node n : nodes) for (String in : n.inputs()) consumers.merge(in, 1, Integer::sum);
+        Set<String> convolutions = new HashSet<>();
+        for (Node n : nodes) if (n.op() instanceof Op.Conv2d) convolutions.add(n.name());
+        Set<String> fused = new HashSet<>();
+        for (Node n : nodes) {
+            String in = n.inputs().getFirst();
+            if (n.op() instanceof Op.Relu && convolutions.contains(in) && consumers.get(in) == 1 && !wanted.contains(in)) fused.add(in);
+        }
+        return fused;
     }
 
     private static void drop(Value v, Map<DeviceBuffer, Integer> holders) {
@@ -194,7 +215,7 @@ public final class CudaBackend implements Backend {
         return w;
     }
 
-    private void execute(Node node, List<Value> in, Value out, DeviceWeights params) {
+    private void execute(Node node, List<Value> in, Value out, DeviceWeights params, boolean fuseRelu) {
         Value x = in.getFirst();
         Shape s = x.shape();
         long count = out.shape().size();
@@ -204,12 +225,20 @@ public final class CudaBackend implements Backend {
                 long w = params.address(node, "weight");
                 long bias = conv.bias() ? params.address(node, "bias") : 0;
                 var win = conv.window();
+                int plane = out.shape().h() * out.shape().w();
                 if (cudnn != null) {
+                    // Unfused, cuDNN adds the bias itself (cudnnAddTensor); fused, one pass adds it and applies ReLU.
                     cudnn.conv2d(op, s.n(), s.c(), s.h(), s.w(), conv.outChannels(), win.kernelH(), win.kernelW(), win.padH(), win.padW(),
-                            win.strideH(), win.strideW(), win.dilationH(), win.dilationW(), conv.groups(), x.address(), w, bias, out.address(),
-                            this::workspace);
+                            win.strideH(), win.strideW(), win.dilationH(), win.dilationW(), conv.groups(), x.address(), w,
+                            fuseRelu ? 0 : bias, out.address(), this::workspace);
+                    if (fuseRelu && bias != 0) {
+                        kernels.biasAdd(out.address(), bias, out.address(), s.n(), conv.outChannels(), plane, true, stream);
+                    } else if (fuseRelu) {
+                        kernels.relu(out.address(), out.address(), count, stream);
+                    }
                 } else {
                     kernels.conv2dDirect(x.address(), w, bias, out.address(), s, conv, out.shape().h(), out.shape().w(), stream);
+                    if (fuseRelu) kernels.relu(out.address(), out.address(), count, stream);
                 }
             }
             case Op.BatchNorm bn -> kernels.batchNorm(x.address(), out.address(), params.address(node, DeviceWeights.BN_SCALE),
@@ -218,6 +247,8 @@ public final class CudaBackend implements Backend {
             case Op.Clip c -> kernels.clip(x.address(), out.address(), count, c.min(), c.max(), stream);
             case Op.Sigmoid sg -> kernels.sigmoid(x.address(), out.address(), count, stream);
             case Op.Add a -> kernels.add(x.address(), in.get(1).address(), out.address(), count, stream);
+            case Op.MaxPool p when cudnn != null && undilated(p.window()) -> cudnnPool(op, true, false, s, p.window(), x, out);
+            case Op.AvgPool p when cudnn != null && undilated(p.window()) -> cudnnPool(op, false, p.countIncludePad(), s, p.window(), x, out);
             case Op.MaxPool p -> kernels.maxPool(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p.window(), out.shape().h(), out.shape().w(), stream);
             case Op.AvgPool p -> kernels.avgPool(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p.window(), p.countIncludePad(),
                     out.shape().h(), out.shape().w(), stream);
@@ -232,6 +263,8 @@ public final class CudaBackend implements Backend {
                     kernels.linear(x.address(), params.address(node, "weight"), bias, out.address(), s.dim(0), l.inFeatures(), l.outFeatures(), stream);
                 }
             }
+            case Op.Softmax sm when cudnn != null -> cudnn.softmaxChannels(op, s.dim(0), s.dim(1), 1, s.size() / (s.dim(0) * s.dim(1)),
+                    x.address(), out.address());
             case Op.Softmax sm -> kernels.softmax(x.address(), out.address(), s.dim(0), s.dim(1), s.size() / (s.dim(0) * s.dim(1)), stream);
             case Op.Interpolate ip -> kernels.interpolate(x.address(), out.address(), s.n() * s.c(), s.h(), s.w(), ip.outH(), ip.outW(),
                     ip.mode() == Op.Interpolate.Mode.BILINEAR, stream);
@@ -248,6 +281,16 @@ public final class CudaBackend implements Backend {
             }
             case Op.Flatten f -> throw new IllegalStateException("Flatten aliases its input and is never executed");
         }
+    }
+
+    /** cuDNN pooling has no dilation; dilated windows stay on the built-in kernels. */
+    private static boolean undilated(Window w) {
+        return w.dilationH() == 1 && w.dilationW() == 1;
+    }
+
+    private void cudnnPool(String op, boolean max, boolean countIncludePad, Shape s, Window w, Value x, Value out) {
+        cudnn.pool(op, max, countIncludePad, s.n(), s.c(), s.h(), s.w(), w.kernelH(), w.kernelW(), w.padH(), w.padW(), w.strideH(), w.strideW(),
+                x.address(), out.address());
     }
 
     /** cuDNN's workspace: taken from the pool for the duration of the call's stream work. */
