@@ -10,6 +10,8 @@ import java.util.logging.Logger;
 public final class Backends {
     private static final Logger LOG = Logger.getLogger(Backends.class.getName());
     private static volatile List<BackendProvider> providers;
+    /** Reasons already logged: a server that opens a backend per request says each one once. */
+    private static final java.util.Set<String> REPORTED = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private Backends() {}
 
@@ -42,7 +44,8 @@ public final class Backends {
             var reason = p.unavailableReason();
             if (name.equals("auto")) {
                 if (reason.isEmpty()) return p.create(device);
-                LOG.info(() -> "backend " + p.name() + " unavailable: " + reason.get());
+                String notice = "backend " + p.name() + " unavailable: " + reason.get();
+                if (REPORTED.add(notice)) LOG.info(notice);
             } else if (p.name().equals(name)) {
                 if (reason.isPresent()) throw new IllegalStateException("backend '" + name + "' is unavailable: " + reason.get());
                 return p.create(device);
