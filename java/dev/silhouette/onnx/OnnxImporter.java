@@ -211,29 +211,31 @@ public final class OnnxImporter {
                     }
                 }
             }
-            Map<NodeProto, Integer> waiting = new LinkedHashMap<>();
-            Map<String, List<NodeProto>> readers = new HashMap<>();
-            ArrayDeque<NodeProto> ready = new ArrayDeque<>();
-            for (NodeProto n : g.getNodeList()) {
+            // Kahn's algorithm taking the earliest ready node first, so a sorted file keeps its order.
+            List<NodeProto> all = g.getNodeList();
+            int[] waiting = new int[all.size()];
+            Map<String, List<Integer>> readers = new HashMap<>();
+            java.util.PriorityQueue<Integer> ready = new java.util.PriorityQueue<>();
+            for (int i = 0; i < all.size(); i++) {
                 Set<String> pending = new HashSet<>();
-                for (String in : n.getInputList()) if (!in.isEmpty() && !defined.contains(in)) pending.add(in);
-                for (String in : pending) readers.computeIfAbsent(in, k -> new ArrayList<>()).add(n);
-                waiting.put(n, pending.size());
-                if (pending.isEmpty()) ready.add(n);
+                for (String in : all.get(i).getInputList()) if (!in.isEmpty() && !defined.contains(in)) pending.add(in);
+                for (String in : pending) readers.computeIfAbsent(in, k -> new ArrayList<>()).add(i);
+                waiting[i] = pending.size();
+                if (pending.isEmpty()) ready.add(i);
             }
             List<NodeProto> order = new ArrayList<>();
             while (!ready.isEmpty()) {
-                NodeProto n = ready.poll();
+                NodeProto n = all.get(ready.poll());
                 order.add(n);
                 for (String o : n.getOutputList()) {
-                    for (NodeProto r : readers.getOrDefault(o, List.of())) {
-                        if (waiting.merge(r, -1, Integer::sum) == 0) ready.add(r);
+                    for (int r : readers.getOrDefault(o, List.of())) {
+                        if (--waiting[r] == 0) ready.add(r);
                     }
                 }
             }
             if (order.size() < g.getNodeCount()) {
                 List<String> stuck = new ArrayList<>();
-                for (NodeProto n : g.getNodeList()) if (waiting.get(n) > 0) stuck.add(describe(n));
+                for (int i = 0; i < all.size(); i++) if (waiting[i] > 0) stuck.add(describe(all.get(i)));
                 throw new OnnxException(source + ": the graph has a cycle; these nodes wait on each other: "
                         + (stuck.size() <= 10 ? stuck : stuck.subList(0, 10) + " and " + (stuck.size() - 10) + " more"));
             }
@@ -374,15 +376,16 @@ public final class OnnxImporter {
                     long axis = a.getInt("axis", 1);
                     if (isConstant(n, 0)) {
                         Constant c = constant(n, 0, "input");
-                        int ax = (int) normalizeAxis(n, axis, c.rank() + 1);
+                        int ax = flattenAxis(n, axis, c.rank());
                         constants.put(out, c.withDims(new long[] {product(c.dims(), 0, ax), product(c.dims(), ax, c.rank())}));
                     } else {
                         String x = value(n, 0);
                         long[] dims = longs(shape(x).dims());
-                        int ax = (int) normalizeAxis(n, axis, dims.length + 1);
-                        if (ax == 0) throw fail(n, "flattens with axis 0, which would merge the batch axis into the features");
-                        if (ax == 1) emit(out, new Op.Flatten(), Map.of(), x);
-                        else emitReshape(n, out, x, new long[] {dims[0], product(dims, 1, ax), product(dims, ax, dims.length)});
+                        int ax = flattenAxis(n, axis, dims.length);
+                        // Flatten is always 2-D: any axis but 1 merges the batch axis with others or makes it a feature.
+                        if (ax != 1) throw fail(n, "flattens at axis " + axis + " giving [" + product(dims, 0, ax) + ", " + product(dims, ax, dims.length)
+                                + "], which does not keep the batch axis; Silhouette supports axis 1");
+                        emit(out, new Op.Flatten(), Map.of(), x);
                     }
                 }
                 case "Concat" -> {
@@ -855,6 +858,13 @@ public final class OnnxImporter {
             long a = axis < 0 ? axis + rank : axis;
             if (a < 0 || a >= Math.max(rank, 1)) throw fail(n, "has axis " + axis + " outside a rank-" + rank + " tensor");
             return a;
+        }
+
+        /** Flatten's axis is in [-rank, rank]: the split point between the two output dims. */
+        int flattenAxis(NodeProto n, long axis, int rank) {
+            long a = axis < 0 ? axis + rank : axis;
+            if (a < 0 || a > rank) throw fail(n, "has axis " + axis + " outside [-" + rank + ", " + rank + "]");
+            return (int) a;
         }
 
         OnnxException fail(NodeProto n, String what) {
