@@ -21,7 +21,7 @@ final class InspectCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--model", defaultValue = ModelLoader.BUNDLED,
-            description = "catalog name (${COMPLETION-CANDIDATES}), a model file, or 'bundled' (default)",
+            description = "catalog name (${COMPLETION-CANDIDATES}), a model file, an .onnx file, or 'bundled' (default)",
             completionCandidates = ModelNames.class)
     String model;
 
@@ -30,6 +30,9 @@ final class InspectCommand implements Callable<Integer> {
 
     @Option(names = "--silhouette-after", description = "insert the silhouette branch after this block (catalog models)")
     String silhouetteAfter;
+
+    @Option(names = "--silhouette-output", description = "ONNX models: the value holding the silhouette, when not recognised by its structure")
+    String silhouetteOutput;
 
     @Option(names = "--batch", defaultValue = "1", description = "batch size for shapes and MACs (default: ${DEFAULT-VALUE})")
     int batch;
@@ -57,9 +60,10 @@ final class InspectCommand implements Callable<Integer> {
             if (inputSize != null || silhouetteAfter != null) {
                 throw new IllegalArgumentException("--input-size and --silhouette-after apply to catalog models, not to '" + model + "'");
             }
-            ModelLoader.Loaded loaded = ModelLoader.load(model);
+            AnyModel.Model any = AnyModel.load(model, silhouetteOutput);
+            ModelLoader.Loaded loaded = any.loaded();
             graph = loaded.graph();
-            source = loaded.source();
+            source = any.onnx() == null ? loaded.source() : loaded.source() + "; " + any.onnx().note();
             model = loaded.architecture();
         }
         GraphStats stats = GraphStats.of(graph, batch);
