@@ -196,6 +196,7 @@ public final class OnnxImporter {
             for (ValueInfoProto v : g.getInputList()) defined.add(v.getName());
             Map<String, NodeProto> producer = new HashMap<>();
             for (NodeProto n : g.getNodeList()) {
+                if (n.getOutputCount() == 0 || n.getOutput(0).isEmpty()) throw new OnnxException(source + ": " + describe(n) + " has no output");
                 for (String o : n.getOutputList()) {
                     if (o.isEmpty()) continue;
                     if (defined.contains(o) || producer.put(o, n) != null) {
