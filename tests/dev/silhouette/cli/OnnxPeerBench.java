@@ -29,7 +29,8 @@ import java.util.Map;
  * optimizations, one intra-op thread per core), in the same JVM on the same inputs: ResNet-18 with
  * random weights, batch 8, 224x224. Method as the bench command: warm-up runs untimed, then timed runs,
  * median with min and max. Not part of the product (ONNX Runtime is a test dependency), and not a
- * timed test: it runs only when asked, writing JSON with the machine to the given file:
+ * timed test: its name keeps it out of surefire's default includes, so it runs only when named, and then
+ * only with an output file, where it writes JSON with the machine:
  *
  * <pre>mvn -B verify -Dtest=OnnxPeerBench "-Dsilhouette.jvm.flags=--add-modules jdk.incubator.vector
  *     --enable-native-access=ALL-UNNAMED -Dsilhouette.bench.out=bench/onnx-peer-resnet18-b8.json"</pre>
