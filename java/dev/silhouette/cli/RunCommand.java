@@ -53,7 +53,7 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
-        ModelLoader.Loaded loaded = AnyModel.load(model);
+        ModelLoader.Loaded loaded = ModelLoader.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         FashionMnist test = FashionMnist.testSplit(data);

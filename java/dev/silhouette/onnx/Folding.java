@@ -185,4 +185,98 @@ final class Folding {
         for (int i = from; i < to; i++) p *= dims[i];
         return p;
     }
+
+    /** ONNX Transpose of a constant: output axis i is input axis perm[i] (default: reversed). */
+    static Constant transpose(Constant c, long[] perm) {
+        int rank = c.rank();
+        if (perm == null) {
+            perm = new long[rank];
+            for (int i = 0; i < rank; i++) perm[i] = rank - 1 - i;
+        }
+        boolean[] seen = new boolean[rank];
+        if (perm.length != rank) throw new OnnxException("Transpose perm " + Arrays.toString(perm) + " does not fit rank " + rank);
+        for (long p : perm) {
+            if (p < 0 || p >= rank || seen[(int) p]) throw new OnnxException("Transpose perm " + Arrays.toString(perm) + " is not a permutation of 0.." + (rank - 1));
+            seen[(int) p] = true;
+        }
+        long[] in = c.dims(), out = new long[rank];
+        for (int i = 0; i < rank; i++) out[i] = in[(int) perm[i]];
+        long[] inStrides = new long[rank];
+        for (int d = rank - 1, st = 1; d >= 0; d--) {
+            inStrides[d] = st;
+            st *= (int) in[d];
+        }
+        int n = c.size();
+        float[] f = c.isFloat() ? new float[n] : null;
+        long[] l = c.isFloat() ? null : new long[n];
+        for (int i = 0; i < n; i++) {
+            long src = 0;
+            int rest = i;
+            for (int d = rank - 1; d >= 0; d--) {
+                int idx = (int) (rest % out[d]);
+                rest /= (int) out[d];
+                src += idx * inStrides[(int) perm[d]];
+            }
+            if (f != null) f[i] = c.floats()[(int) src];
+            else l[i] = c.ints()[(int) src];
+        }
+        return new Constant(out, f, l);
+    }
+
+    /**
+     * ONNX Slice of a constant: per listed axis, start and end clamped as the spec says (negative values
+     * count from the end), any non-zero step.
+     */
+    static Constant slice(Constant c, long[] starts, long[] ends, long[] axes, long[] steps) {
+        int rank = c.rank();
+        if (starts.length != ends.length || (axes != null && axes.length != starts.length) || (steps != null && steps.length != starts.length)) {
+            throw new OnnxException("Slice starts, ends, axes and steps differ in length");
+        }
+        long[] dims = c.dims();
+        // Per axis: the selected source indices.
+        int[][] picks = new int[rank][];
+        for (int d = 0; d < rank; d++) {
+            picks[d] = new int[(int) dims[d]];
+            for (int i = 0; i < dims[d]; i++) picks[d][i] = i;
+        }
+        boolean[] done = new boolean[rank];
+        for (int k = 0; k < starts.length; k++) {
+            long axis = axes == null ? k : axes[k];
+            if (axis < 0) axis += rank;
+            if (axis < 0 || axis >= rank || done[(int) axis]) throw new OnnxException("Slice axis " + (axes == null ? k : axes[k]) + " is invalid or repeated for rank " + rank);
+            done[(int) axis] = true;
+            long size = dims[(int) axis], step = steps == null ? 1 : steps[k];
+            if (step == 0) throw new OnnxException("Slice step 0");
+            long start = starts[k] < 0 ? starts[k] + size : starts[k], end = ends[k] < 0 ? ends[k] + size : ends[k];
+            if (step > 0) {
+                start = Math.max(0, Math.min(size, start));
+                end = Math.max(0, Math.min(size, end));
+            } else {
+                start = Math.max(-1, Math.min(size - 1, start));
+                end = Math.max(-1, Math.min(size - 1, end));
+            }
+            List<Integer> chosen = new java.util.ArrayList<>();
+            for (long i = start; step > 0 ? i < end : i > end; i += step) chosen.add((int) i);
+            picks[(int) axis] = chosen.stream().mapToInt(Integer::intValue).toArray();
+        }
+        long[] out = new long[rank];
+        for (int d = 0; d < rank; d++) out[d] = picks[d].length;
+        int n = (int) Constant.size(out);
+        float[] f = c.isFloat() ? new float[n] : null;
+        long[] l = c.isFloat() ? null : new long[n];
+        for (int i = 0; i < n; i++) {
+            long src = 0;
+            int rest = i;
+            long stride = 1;
+            for (int d = rank - 1; d >= 0; d--) {
+                int idx = (int) (rest % out[d]);
+                rest /= (int) out[d];
+                src += picks[d][idx] * stride;
+                stride *= dims[d];
+            }
+            if (f != null) f[i] = c.floats()[(int) src];
+            else l[i] = c.ints()[(int) src];
+        }
+        return new Constant(out, f, l);
+    }
 }

@@ -49,7 +49,7 @@ public final class OnnxImporter {
     static final Set<String> SUPPORTED = Set.of("Conv", "BatchNormalization", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish",
             "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Gemm", "MatMul", "Reshape",
             "Concat", "Resize", "Upsample", "Softmax", "Identity", "Dropout", "Constant", "Shape", "Gather", "Unsqueeze",
-            "Squeeze", "Cast");
+            "Squeeze", "Cast", "Transpose", "Slice", "ConstantOfShape", "ReduceMean", "Pad");
 
     /** @param silhouetteOutput ONNX value holding the silhouette, or null to recognise the branch by its structure */
     public record Options(String silhouetteOutput) {
@@ -410,6 +410,50 @@ public final class OnnxImporter {
                         emit(out, new Op.Concat(ax), Map.of(), xs);
                     }
                 }
+                case "Transpose" -> constants.put(out, Folding.transpose(constant(n, 0, "data (Transpose folds constants only, e.g. weights)"), a.getInts("perm")));
+                case "Slice" -> {
+                    Constant data = constant(n, 0, "data (Slice folds constants only, e.g. shapes)");
+                    if (opset < 10) {
+                        long[] starts = a.getInts("starts"), ends = a.getInts("ends");
+                        if (starts == null || ends == null) throw fail(n, "lacks starts or ends");
+                        constants.put(out, Folding.slice(data, starts, ends, a.getInts("axes"), null));
+                    } else {
+                        long[] axes = n.getInputCount() > 3 && !n.getInput(3).isEmpty() ? constant(n, 3, "axes").longs("axes") : null;
+                        long[] steps = n.getInputCount() > 4 && !n.getInput(4).isEmpty() ? constant(n, 4, "steps").longs("steps") : null;
+                        constants.put(out, Folding.slice(data, constant(n, 1, "starts").longs("starts"), constant(n, 2, "ends").longs("ends"), axes, steps));
+                    }
+                }
+                case "ConstantOfShape" -> {
+                    long[] dims = constant(n, 0, "shape").longs("shape");
+                    int size = (int) Constant.size(dims);
+                    AttributeProto value = a.get("value");
+                    Constant fill = value == null ? Constant.floats(new long[0], new float[] {0f}) : OnnxTensors.decode(value.getT(), null);
+                    if (fill.size() != 1) throw fail(n, "has a value of " + fill.size() + " elements; it must hold one");
+                    if (fill.isFloat()) {
+                        float[] v = new float[size];
+                        Arrays.fill(v, fill.floats()[0]);
+                        constants.put(out, Constant.floats(dims, v));
+                    } else {
+                        long[] v = new long[size];
+                        Arrays.fill(v, fill.ints()[0]);
+                        constants.put(out, Constant.ints(dims, v));
+                    }
+                }
+                case "ReduceMean" -> {
+                    String x = value(n, 0);
+                    long[] axes = opset >= 18 ? (n.getInputCount() > 1 && !n.getInput(1).isEmpty() ? constant(n, 1, "axes").longs("axes") : null) : a.getInts("axes");
+                    int rank = shape(x).rank();
+                    long[] sorted = axes == null ? null : Arrays.stream(axes).map(v -> v < 0 ? v + rank : v).sorted().toArray();
+                    if (rank != 4 || sorted == null || !Arrays.equals(sorted, new long[] {2, 3})) {
+                        throw fail(n, "averages over axes " + Arrays.toString(axes) + " of " + shape(x) + "; Silhouette maps the mean over H and W of an NCHW tensor");
+                    }
+                    if (a.getInt("keepdims", 1) != 0) {
+                        emit(out, new Op.GlobalAvgPool(), Map.of(), x);
+                    } else {
+                        emit(out, new Op.Flatten(), Map.of(), emit(fresh(out + "/mean"), new Op.GlobalAvgPool(), Map.of(), x));
+                    }
+                }
+                case "Pad" -> pad(n, a, out);
                 case "Add", "Sub", "Mul", "Div" -> arithmetic(n, out, Op.Arithmetic.valueOf(op.toUpperCase()));
                 case "Relu" -> emit(out, new Op.Relu(), Map.of(), value(n, 0));
                 case "Sigmoid" -> emit(out, new Op.Sigmoid(), Map.of(), value(n, 0));
@@ -482,6 +526,37 @@ public final class OnnxImporter {
                 if (kind == Op.Arithmetic.ADD && shape(x).equals(shape(y))) emit(out, new Op.Add(), Map.of(), x, y);
                 else emit(out, new Op.Elementwise(kind), Map.of(), x, y);
             }
+        }
+
+        /** Constant-mode padding of H and W of an NCHW value (F.pad on images). */
+        void pad(NodeProto n, Attributes a, String out) {
+            String x = value(n, 0);
+            requireRank(n, x, 4);
+            String mode = a.getString("mode", "constant");
+            if (!mode.equals("constant")) throw fail(n, "pads in mode '" + mode + "'; Silhouette pads with a constant");
+            long[] pads;
+            float fill;
+            if (opset < 11) {
+                pads = a.getInts("pads");
+                fill = a.getFloat("value", 0f);
+            } else {
+                pads = constant(n, 1, "pads").longs("pads");
+                fill = optionalScalar(n, 2, "constant_value", 0f);
+                if (n.getInputCount() > 3 && !n.getInput(3).isEmpty()) {
+                    long[] axes = constant(n, 3, "axes").longs("axes");
+                    long[] full = new long[8];
+                    for (int k = 0; k < axes.length; k++) {
+                        int ax = (int) normalizeAxis(n, axes[k], 4);
+                        full[ax] = pads[k];
+                        full[ax + 4] = pads[k + axes.length];
+                    }
+                    pads = full;
+                }
+            }
+            if (pads == null || pads.length != 8) throw fail(n, "needs 8 pads for a rank-4 input, has " + Arrays.toString(pads));
+            if (pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0) throw fail(n, "pads the batch or channel axis " + Arrays.toString(pads) + "; Silhouette pads H and W");
+            for (long p : pads) if (p < 0 || p > 65_536) throw fail(n, "has pad " + p + " (Silhouette pads by 0 to 65536; negative pads crop)");
+            emit(out, new Op.Pad((int) pads[2], (int) pads[6], (int) pads[3], (int) pads[7], fill), Map.of(), x);
         }
 
         void softmax(NodeProto n, Attributes a, String out) {

@@ -69,6 +69,15 @@ public class OnnxCliTest {
     }
 
     @Test
+    public void benchTimesAnOnnxModel() {
+        CliTest.Result r = CliTest.run("bench", "--model", onnx.toString(), "--backend", "cpu", "--batch", "2", "--warmup", "0", "--runs", "1", "--json");
+        assertEquals(r.exitCode(), 0, r.err());
+        JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("model").getAsString(), "onnx:fmnist.onnx");
+        assertTrue(o.get("imagesPerSecond").getAsDouble() > 0);
+    }
+
+    @Test
     public void badRequestsGiveOneLineAndExitCode2() throws IOException {
         Path in = dir.resolve("wrong.safetensors"), out = dir.resolve("never.safetensors");
         SafeTensors.write(in, Map.of("pixels", Tensor.zeros(1, 1, 28, 28)), Map.of());

@@ -185,6 +185,26 @@ public class OnnxOpsPeerTest {
                 .node("Softmax", List.of("x"), "y", i("axis", 1)).output("y")));
         c.add(new Case("Softmax opset 11 over C*H*W", r -> new TestModel(11).input("x", image(r, 3))
                 .node("Softmax", List.of("x"), "y", i("axis", 1)).output("y")));
+        c.add(new Case("MatMul with a Transpose of its weight (folded)", r -> new TestModel(13).input("x", 3, 6).weights("w", random(r, -1, 1, 4, 6))
+                .node("Transpose", List.of("w"), "wt", ints("perm", 1, 0)).node("MatMul", List.of("x", "wt"), "y").output("y")));
+        c.add(new Case("Reshape to a target sliced from Shape (x.shape[:2] + [-1])", r -> new TestModel(13).input("x", image(r, 3))
+                .node("Shape", List.of("x"), "s").int64s("st", 0).int64s("en", 2).node("Slice", List.of("s", "st", "en"), "nc")
+                .int64s("minus1", -1).node("Concat", List.of("nc", "minus1"), "target", i("axis", 0))
+                .node("Reshape", List.of("x", "target"), "y").output("y")));
+        c.add(new Case("Add a ConstantOfShape bias", r -> new TestModel(13).input("x", 2, 5).int64s("dims", 5)
+                .node("ConstantOfShape", List.of("dims"), "k", TestModel.tensor("value", OnnxTensors.encodeFloats("v", new long[] {1}, 0.75f)))
+                .node("Add", List.of("x", "k"), "y").output("y")));
+        for (int keep = 0; keep <= 1; keep++) {
+            int k = keep;
+            c.add(new Case("ReduceMean over H and W keepdims " + k, r -> new TestModel(13).input("x", image(r, 3))
+                    .node("ReduceMean", List.of("x"), "y", ints("axes", -1, -2), i("keepdims", k)).output("y")));
+        }
+        c.add(new Case("ReduceMean axes input (opset 18)", r -> new TestModel(18).input("x", image(r, 3)).int64s("axes", 2, 3)
+                .node("ReduceMean", List.of("x", "axes"), "y").output("y")));
+        c.add(new Case("Pad constant H and W", r -> new TestModel(13).input("x", image(r, 2)).int64s("pads", 0, 0, 1, 2, 0, 0, 3, 0)
+                .typedFloats("v", new long[0], -0.5f).node("Pad", List.of("x", "pads", "v"), "y").output("y")));
+        c.add(new Case("Pad with axes (opset 18)", r -> new TestModel(18).input("x", image(r, 2)).int64s("pads", 2, 1, 0, 1).int64s("axes", 2, 3)
+                .node("Pad", List.of("x", "pads", "", "axes"), "y").output("y")));
         c.add(new Case("Identity and Dropout (inference)", r -> new TestModel(13).input("x", image(r, 2))
                 .node("Identity", List.of("x"), "a").node("Dropout", List.of("a"), "b").node("Relu", List.of("b"), "y").output("y")));
         return c;
