@@ -32,15 +32,24 @@ record Constant(long[] dims, float[] floats, long[] ints) {
         return ints(new long[0], new long[] {v});
     }
 
-    /** Element count of dims, checked against the Java array limit (also rejects negative dims). */
+    /**
+     * The most elements one import-time tensor may hold: a Java array, and at most a sixteenth of the
+     * heap (an int64 copy of it is then an eighth), so no weight or folded constant can exhaust memory.
+     */
+    static long maxElements() {
+        return Math.min(Integer.MAX_VALUE - 8, Runtime.getRuntime().maxMemory() / 16);
+    }
+
+    /** Element count of dims, checked against {@link #maxElements()} (also rejects negative dims). */
     static long size(long[] dims) {
-        long size = 1;
+        long size = 1, limit = maxElements();
         for (long d : dims) {
             if (d < 0) throw new OnnxException("negative dimension " + d + " in " + Arrays.toString(dims));
-            size = Math.multiplyHigh(size, d) != 0 ? Long.MAX_VALUE : size * d;
-            if (size > Integer.MAX_VALUE - 8) {
-                throw new OnnxException("dims " + Arrays.toString(dims) + " hold more than " + (Integer.MAX_VALUE - 8) + " elements, the limit of one tensor");
-            }
+            size = d != 0 && size > limit / d ? Long.MAX_VALUE : size * d;
+        }
+        if (size > limit) {
+            throw new OnnxException("dims " + Arrays.toString(dims) + " hold more than " + limit
+                    + " elements, the limit of one tensor at import (a Java array, and a sixteenth of the " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap)");
         }
         return size;
     }

@@ -87,6 +87,11 @@ public final class OnnxImporter {
             throw new OnnxException("ONNX model " + file + " has " + size + " bytes; protobuf reads at most " + MAX_FILE_BYTES
                     + " (store the weights as external data)");
         }
+        // The bytes, protobuf's copy of every raw_data and the decoded floats are all in memory at once.
+        if (size > Runtime.getRuntime().maxMemory() / 4) {
+            throw new OnnxException("ONNX model " + file + " has " + (size >> 20) + " MiB; importing it needs about three times that, more than the "
+                    + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap allows (give the JVM more with -Xmx, or keep weights as external data)");
+        }
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(file);
@@ -141,6 +146,7 @@ public final class OnnxImporter {
         /** IR value name to its shape at the import batch size. */
         final Map<String, Shape> shapes = new HashMap<>();
         final Set<String> taken = new HashSet<>();
+        long constantBytes;
 
         Conversion(ModelProto model, Path modelDir, String source, Options options) {
             this.model = model;
@@ -156,9 +162,10 @@ public final class OnnxImporter {
             rejectUnsupported(order);
             for (NodeProto n : g.getNodeList()) for (String o : n.getOutputList()) taken.add(o);
             for (TensorProto t : g.getInitializerList()) {
-                if (constants.put(t.getName(), OnnxTensors.decode(t, modelDir)) != null) {
+                if (constants.containsKey(t.getName())) {
                     throw new OnnxException(source + ": initializer '" + t.getName() + "' is defined twice");
                 }
+                putConstant(t.getName(), OnnxTensors.decode(t, modelDir));
             }
             if (g.getSparseInitializerCount() > 0) throw new OnnxException(source + ": sparse initializers are not supported");
             readInputs();
@@ -166,9 +173,11 @@ public final class OnnxImporter {
                 try {
                     convert(n);
                 } catch (OnnxException e) {
-                    throw e;
+                    // Errors of the folding helpers know no node; give them one.
+                    if (e.getMessage().startsWith(source + ": ")) throw e;
+                    throw new OnnxException(source + ": " + describe(n) + ": " + e.getMessage(), e);
                 } catch (IllegalArgumentException | ArithmeticException e) {
-                    throw new OnnxException(describe(n) + ": " + e.getMessage(), e);
+                    throw new OnnxException(source + ": " + describe(n) + ": " + e.getMessage(), e);
                 }
             }
             return finish();
@@ -326,7 +335,7 @@ public final class OnnxImporter {
             String op = n.getOpType();
             // Any node whose inputs are all import-time constants is folded where a folding rule exists.
             switch (op) {
-                case "Constant" -> constants.put(out, constantAttribute(n, a));
+                case "Constant" -> putConstant(out, constantAttribute(n, a));
                 case "Identity" -> alias(n, 0, out);
                 case "Dropout" -> {
                     if (n.getInputCount() > 2 && !n.getInput(2).isEmpty() && constant(n, 2, "training_mode").get(0) != 0) {
@@ -338,7 +347,7 @@ public final class OnnxImporter {
                 case "Cast" -> {
                     long to = a.getInt("to", 0);
                     boolean toFloat = to == TensorProto.DataType.FLOAT_VALUE || to == TensorProto.DataType.DOUBLE_VALUE || to == TensorProto.DataType.FLOAT16_VALUE;
-                    if (isConstant(n, 0)) constants.put(out, toFloat ? constant(n, 0, "input").asFloats() : constant(n, 0, "input").asInts());
+                    if (isConstant(n, 0)) putConstant(out, toFloat ? constant(n, 0, "input").asFloats() : constant(n, 0, "input").asInts());
                     else if (to == TensorProto.DataType.FLOAT_VALUE) alias(n, 0, out);
                     else throw fail(n, "casts a computed float32 tensor to type " + TensorProto.DataType.forNumber((int) to) + "; Silhouette computes in float32 only");
                 }
@@ -346,16 +355,16 @@ public final class OnnxImporter {
                     long[] dims = isConstant(n, 0) ? constant(n, 0, "input").dims() : longs(shape(value(n, 0)).dims());
                     int rank = dims.length;
                     int start = (int) clampAxis(a.getInt("start", 0), rank), end = (int) clampAxis(a.getInt("end", rank), rank);
-                    constants.put(out, Constant.ints(new long[] {Math.max(0, end - start)}, Arrays.copyOfRange(dims, start, Math.max(start, end))));
+                    putConstant(out, Constant.ints(new long[] {Math.max(0, end - start)}, Arrays.copyOfRange(dims, start, Math.max(start, end))));
                 }
-                case "Gather" -> constants.put(out, Folding.gather(constant(n, 0, "data (Gather folds constants only)"), constant(n, 1, "indices"), a.getInt("axis", 0)));
+                case "Gather" -> putConstant(out, Folding.gather(constant(n, 0, "data (Gather folds constants only)"), constant(n, 1, "indices"), a.getInt("axis", 0)));
                 case "Unsqueeze", "Squeeze" -> {
                     long[] axes = opset >= 13 ? (n.getInputCount() > 1 && !n.getInput(1).isEmpty() ? constant(n, 1, "axes").longs("axes") : null) : a.getInts("axes");
                     boolean unsqueeze = op.equals("Unsqueeze");
                     if (unsqueeze && axes == null) throw fail(n, "gives no axes");
                     if (isConstant(n, 0)) {
                         Constant c = constant(n, 0, "input");
-                        constants.put(out, c.withDims(unsqueeze ? Folding.unsqueeze(c.dims(), axes) : Folding.squeeze(c.dims(), axes)));
+                        putConstant(out, c.withDims(unsqueeze ? Folding.unsqueeze(c.dims(), axes) : Folding.squeeze(c.dims(), axes)));
                     } else {
                         String x = value(n, 0);
                         long[] dims = unsqueeze ? Folding.unsqueeze(longs(shape(x).dims()), axes) : Folding.squeeze(longs(shape(x).dims()), axes);
@@ -367,7 +376,7 @@ public final class OnnxImporter {
                     boolean allowZero = a.getInt("allowzero", 0) != 0;
                     if (isConstant(n, 0)) {
                         Constant c = constant(n, 0, "data");
-                        constants.put(out, c.withDims(Folding.reshapeTarget(c.dims(), target, allowZero)));
+                        putConstant(out, c.withDims(Folding.reshapeTarget(c.dims(), target, allowZero)));
                     } else {
                         String x = value(n, 0);
                         emitReshape(n, out, x, Folding.reshapeTarget(longs(shape(x).dims()), target, allowZero));
@@ -378,7 +387,7 @@ public final class OnnxImporter {
                     if (isConstant(n, 0)) {
                         Constant c = constant(n, 0, "input");
                         int ax = flattenAxis(n, axis, c.rank());
-                        constants.put(out, c.withDims(new long[] {product(c.dims(), 0, ax), product(c.dims(), ax, c.rank())}));
+                        putConstant(out, c.withDims(new long[] {product(c.dims(), 0, ax), product(c.dims(), ax, c.rank())}));
                     } else {
                         String x = value(n, 0);
                         long[] dims = longs(shape(x).dims());
@@ -400,7 +409,7 @@ public final class OnnxImporter {
                     if (allConstant) {
                         List<Constant> parts = new ArrayList<>();
                         for (int i = 0; i < n.getInputCount(); i++) parts.add(constant(n, i, "input " + i));
-                        constants.put(out, Folding.concat(parts, (int) normalizeAxis(n, axis, parts.getFirst().rank())));
+                        putConstant(out, Folding.concat(parts, (int) normalizeAxis(n, axis, parts.getFirst().rank())));
                     } else {
                         if (anyConstant) throw fail(n, "concatenates computed tensors with constants; only all-constant or all-computed inputs are supported");
                         String[] xs = new String[n.getInputCount()];
@@ -410,17 +419,17 @@ public final class OnnxImporter {
                         emit(out, new Op.Concat(ax), Map.of(), xs);
                     }
                 }
-                case "Transpose" -> constants.put(out, Folding.transpose(constant(n, 0, "data (Transpose folds constants only, e.g. weights)"), a.getInts("perm")));
+                case "Transpose" -> putConstant(out, Folding.transpose(constant(n, 0, "data (Transpose folds constants only, e.g. weights)"), a.getInts("perm")));
                 case "Slice" -> {
                     Constant data = constant(n, 0, "data (Slice folds constants only, e.g. shapes)");
                     if (opset < 10) {
                         long[] starts = a.getInts("starts"), ends = a.getInts("ends");
                         if (starts == null || ends == null) throw fail(n, "lacks starts or ends");
-                        constants.put(out, Folding.slice(data, starts, ends, a.getInts("axes"), null));
+                        putConstant(out, Folding.slice(data, starts, ends, a.getInts("axes"), null));
                     } else {
                         long[] axes = n.getInputCount() > 3 && !n.getInput(3).isEmpty() ? constant(n, 3, "axes").longs("axes") : null;
                         long[] steps = n.getInputCount() > 4 && !n.getInput(4).isEmpty() ? constant(n, 4, "steps").longs("steps") : null;
-                        constants.put(out, Folding.slice(data, constant(n, 1, "starts").longs("starts"), constant(n, 2, "ends").longs("ends"), axes, steps));
+                        putConstant(out, Folding.slice(data, constant(n, 1, "starts").longs("starts"), constant(n, 2, "ends").longs("ends"), axes, steps));
                     }
                 }
                 case "ConstantOfShape" -> {
@@ -432,11 +441,11 @@ public final class OnnxImporter {
                     if (fill.isFloat()) {
                         float[] v = new float[size];
                         Arrays.fill(v, fill.floats()[0]);
-                        constants.put(out, Constant.floats(dims, v));
+                        putConstant(out, Constant.floats(dims, v));
                     } else {
                         long[] v = new long[size];
                         Arrays.fill(v, fill.ints()[0]);
-                        constants.put(out, Constant.ints(dims, v));
+                        putConstant(out, Constant.ints(dims, v));
                     }
                 }
                 case "ReduceMean" -> {
@@ -500,14 +509,14 @@ public final class OnnxImporter {
         }
 
         void alias(NodeProto n, int input, String out) {
-            if (isConstant(n, input)) constants.put(out, constant(n, input, "input"));
+            if (isConstant(n, input)) putConstant(out, constant(n, input, "input"));
             else values.put(out, value(n, input));
         }
 
         void arithmetic(NodeProto n, String out, Op.Arithmetic kind) {
             boolean c0 = isConstant(n, 0), c1 = isConstant(n, 1);
             if (c0 && c1) {
-                constants.put(out, Folding.arithmetic(constant(n, 0, "A"), constant(n, 1, "B"), kind));
+                putConstant(out, Folding.arithmetic(constant(n, 0, "A"), constant(n, 1, "B"), kind));
             } else if (c0 || c1) {
                 String x = value(n, c0 ? 1 : 0);
                 Constant c = constant(n, c0 ? 0 : 1, c0 ? "A" : "B").asFloats();
@@ -851,6 +860,17 @@ public final class OnnxImporter {
             }
         }
 
+        /** Every import-time tensor goes through here, so their total stays within half the heap. */
+        void putConstant(String name, Constant c) {
+            constantBytes += (long) c.size() * (c.isFloat() ? 4 : 8);
+            long budget = Runtime.getRuntime().maxMemory() / 2;
+            if (constantBytes > budget) {
+                throw new OnnxException(source + ": the model's weights and constants need more than " + (budget >> 20) + " MiB, half of the "
+                        + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap (give the JVM more with -Xmx)");
+            }
+            constants.put(name, c);
+        }
+
         // ---------------------------------------------------------------------------------------------
         // Emitting IR nodes
 
@@ -863,6 +883,12 @@ public final class OnnxImporter {
                 s = ShapeInference.infer(node, inShapes);
             } catch (GraphException e) {
                 throw new OnnxException(source + ": " + e.getMessage() + " (input shapes " + inShapes + ")", e);
+            }
+            // One sample's value must fit a quarter of the heap, or running the graph would exhaust memory.
+            long sampleBytes = 4L * s.sampleSize(), budget = Runtime.getRuntime().maxMemory() / 4;
+            if (sampleBytes > budget) {
+                throw new OnnxException(source + ": " + name + " (" + Graph.opName(op) + ") has shape " + s + ", " + (sampleBytes >> 20)
+                        + " MiB per sample, more than a quarter of the " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap");
             }
             for (Map.Entry<String, Tensor> p : params.entrySet()) parameters.put(name + "." + p.getKey(), p.getValue());
             nodes.add(node);

@@ -47,6 +47,7 @@ final class OnnxTensors {
                     + "(supported: float, double, float16, bfloat16 and the integer and bool types)");
         };
         ByteBuffer raw = null;
+        if (size * width > Integer.MAX_VALUE - 8) throw new OnnxException(what + " needs " + size * width + " bytes, more than one buffer holds");
         if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
             raw = external(t, what, size * width, modelDir);
         } else if (t.hasRawData()) {

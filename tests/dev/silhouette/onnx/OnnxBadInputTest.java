@@ -138,6 +138,14 @@ public class OnnxBadInputTest {
         byte[] hugeResize = new TestModel(13).input("x", 1, 1, 4, 4).int64s("sizes", 1, 1, 1L << 40, 4)
                 .node("Resize", List.of("x", "", "", "sizes"), "y").output("y").bytes();
         assertMentions(rejected(hugeResize), "Resize", "output size");
+        // Within every dimension limit, but 30000 x 30000 x 2 float32 values (7 GB) per sample exceed the heap.
+        byte[] bigResize = new TestModel(13).input("x", 1, 2, 4, 4).int64s("sizes", 1, 2, 30_000, 30_000)
+                .node("Resize", List.of("x", "", "", "sizes"), "y").output("y").bytes();
+        assertMentions(rejected(bigResize), "per sample", "heap");
+        // A folded constant as large as the heap: refused before it is allocated.
+        byte[] bigConstant = new TestModel(13).input("x", 1, 4).int64s("dims", 1L << 20, 1L << 12)
+                .node("ConstantOfShape", List.of("dims"), "k").node("Add", List.of("x", "k"), "y").output("y").bytes();
+        assertMentions(rejected(bigConstant), "ConstantOfShape", "limit of one tensor at import");
     }
 
     @Test
