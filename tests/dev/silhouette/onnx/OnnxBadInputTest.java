@@ -182,6 +182,9 @@ public class OnnxBadInputTest {
         assertMentions(rejected(new TestModel(13).input("x", 1, 3, 4, 4).int64s("sizes", 1, 3, 6, 6)
                 .node("Resize", List.of("x", "", "", "sizes"), "y", TestModel.s("mode", "linear"), TestModel.s("coordinate_transformation_mode", "align_corners"))
                 .output("y").bytes()), "align_corners");
+        // Before opset 11 linear resizing is asymmetric, unlike PyTorch's align_corners=False and Silhouette's.
+        assertMentions(rejected(new TestModel(10).input("x", 1, 3, 4, 4).typedFloats("scales", new long[] {4}, 1, 1, 2, 2)
+                .node("Resize", List.of("x", "scales"), "y", TestModel.s("mode", "linear")).output("y").bytes()), "'asymmetric'");
         assertMentions(rejected(new TestModel(13).input("x", 3, 5).weights("w", Tensor.zeros(3, 4))
                 .node("Gemm", List.of("x", "w"), "y", i("transA", 1)).output("y").bytes()), "transA");
     }

@@ -179,6 +179,10 @@ public class OnnxOpsPeerTest {
         }));
         c.add(new Case("Upsample nearest (opset 9)", r -> new TestModel(9).input("x", image(r, 2))
                 .typedFloats("scales", new long[] {4}, 1, 1, 2, 2).node("Upsample", List.of("x", "scales"), "y", s("mode", "nearest")).output("y")));
+        c.add(new Case("Upsample nearest, scales attribute (opset 8)", r -> new TestModel(8).input("x", image(r, 2))
+                .node("Upsample", List.of("x"), "y", floats("scales", 1, 1, 2, 3)).output("y")));
+        c.add(new Case("Resize nearest (opset 10)", r -> new TestModel(10).input("x", image(r, 2))
+                .typedFloats("scales", new long[] {4}, 1, 1, 3, 2).node("Resize", List.of("x", "scales"), "y").output("y")));
         c.add(new Case("Softmax rank 2 (opset 13, axis -1)", r -> new TestModel(13).input("x", between(r, 1, 4), between(r, 2, 20))
                 .node("Softmax", List.of("x"), "y").output("y")));
         c.add(new Case("Softmax over channels of NCHW (opset 13, axis 1)", r -> new TestModel(13).input("x", image(r, 4))
