@@ -106,11 +106,4 @@ record Constant(long[] dims, float[] floats, long[] ints) {
             throw new OnnxException(what + ": " + e.getMessage(), e);
         }
     }
-
-    static Constant of(Tensor t) {
-        int[] d = t.shape().dims();
-        long[] dims = new long[d.length];
-        for (int i = 0; i < d.length; i++) dims[i] = d[i];
-        return floats(dims, t.data().clone());
-    }
 }

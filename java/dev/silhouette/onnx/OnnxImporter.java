@@ -165,7 +165,12 @@ public final class OnnxImporter {
                 if (constants.containsKey(t.getName())) {
                     throw new OnnxException(source + ": initializer '" + t.getName() + "' is defined twice");
                 }
-                putConstant(t.getName(), OnnxTensors.decode(t, modelDir));
+                try {
+                    putConstant(t.getName(), OnnxTensors.decode(t, modelDir));
+                } catch (OnnxException e) {
+                    if (e.getMessage().startsWith(source + ": ")) throw e;
+                    throw new OnnxException(source + ": initializer " + e.getMessage(), e);
+                }
             }
             if (g.getSparseInitializerCount() > 0) throw new OnnxException(source + ": sparse initializers are not supported");
             readInputs();
