@@ -392,13 +392,13 @@ public final class OnnxImporter {
                     if (isConstant(n, 0)) {
                         Constant c = constant(n, 0, "input");
                         int ax = flattenAxis(n, axis, c.rank());
-                        putConstant(out, c.withDims(new long[] {product(c.dims(), 0, ax), product(c.dims(), ax, c.rank())}));
+                        putConstant(out, c.withDims(new long[] {Folding.product(c.dims(), 0, ax), Folding.product(c.dims(), ax, c.rank())}));
                     } else {
                         String x = value(n, 0);
                         long[] dims = longs(shape(x).dims());
                         int ax = flattenAxis(n, axis, dims.length);
                         // Flatten is always 2-D: any axis but 1 merges the batch axis with others or makes it a feature.
-                        if (ax != 1) throw fail(n, "flattens at axis " + axis + " giving [" + product(dims, 0, ax) + ", " + product(dims, ax, dims.length)
+                        if (ax != 1) throw fail(n, "flattens at axis " + axis + " giving [" + Folding.product(dims, 0, ax) + ", " + Folding.product(dims, ax, dims.length)
                                 + "], which does not keep the batch axis; Silhouette supports axis 1");
                         emit(out, new Op.Flatten(), Map.of(), x);
                     }
@@ -1074,12 +1074,6 @@ public final class OnnxImporter {
         long[] l = new long[dims.length];
         for (int i = 0; i < l.length; i++) l[i] = dims[i];
         return l;
-    }
-
-    private static long product(long[] dims, int from, int to) {
-        long p = 1;
-        for (int i = from; i < to; i++) p *= dims[i];
-        return p;
     }
 
     private static long clampAxis(long axis, int rank) {
