@@ -33,7 +33,7 @@ import java.util.Map;
  * only with an output file, where it writes JSON with the machine:
  *
  * <pre>mvn -B verify -Dtest=OnnxPeerBench "-Dsilhouette.jvm.flags=--add-modules jdk.incubator.vector
- *     --enable-native-access=ALL-UNNAMED -Dsilhouette.bench.out=bench/onnx-peer-resnet18-b8.json"</pre>
+ *     --enable-native-access=ALL-UNNAMED -Dsilhouette.bench.out=docs/results/onnx-peer-resnet18-cpu-batch8.json"</pre>
  */
 public class OnnxPeerBench {
     static final int BATCH = 8, SIZE = 224, WARMUP = 2, RUNS = 7;
