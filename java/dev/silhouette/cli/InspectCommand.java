@@ -8,6 +8,7 @@ import dev.silhouette.graph.Models;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
@@ -24,6 +25,9 @@ final class InspectCommand implements Callable<Integer> {
             description = "catalog name (${COMPLETION-CANDIDATES}), a model file, an .onnx file, or 'bundled' (default)",
             completionCandidates = ModelNames.class)
     String model;
+
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "the model, instead of --model")
+    String modelArgument;
 
     @Option(names = "--input-size", description = "square input size in pixels (default: the model's own)")
     Integer inputSize;
@@ -49,6 +53,10 @@ final class InspectCommand implements Callable<Integer> {
     public Integer call() {
         if (devices) return listDevices();
         if (batch < 1) throw new IllegalArgumentException("--batch " + batch + " must be at least 1");
+        if (modelArgument != null) {
+            if (spec.commandLine().getParseResult().hasMatchedOption("--model")) throw new IllegalArgumentException("give the model once: as MODEL or as --model");
+            model = modelArgument;
+        }
         Graph graph;
         String source;
         if ((inputSize != null || silhouetteAfter != null) && Models.CATALOG.containsKey(model)) {

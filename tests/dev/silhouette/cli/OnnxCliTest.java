@@ -51,6 +51,9 @@ public class OnnxCliTest {
         Graph bundled = ModelLoader.load(ModelLoader.BUNDLED).graph();
         assertEquals(o.getAsJsonArray("layers").size(), bundled.nodes().size());
         assertTrue(o.get("source").getAsString().contains("silhouette branch recognised"), o.get("source").getAsString());
+        CliTest.Result positional = CliTest.run("inspect", onnx.toString(), "--json");
+        assertEquals(positional.exitCode(), 0, positional.err());
+        assertEquals(JsonParser.parseString(positional.out()), o, "silhouette inspect MODEL.onnx is inspect --model MODEL.onnx");
     }
 
     @Test
