@@ -63,7 +63,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (batch < 1 || runs < 1 || warmup < 0) throw new IllegalArgumentException("--batch and --runs must be at least 1, --warmup at least 0");
-        ModelLoader.Loaded loaded = ModelLoader.load(model);
+        ModelLoader.Loaded loaded = AnyModel.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         Graph.Input input = graph.inputs().getFirst();

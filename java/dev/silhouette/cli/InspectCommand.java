@@ -8,6 +8,7 @@ import dev.silhouette.graph.Models;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
@@ -21,15 +22,21 @@ final class InspectCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--model", defaultValue = ModelLoader.BUNDLED,
-            description = "catalog name (${COMPLETION-CANDIDATES}), a model file, or 'bundled' (default)",
+            description = "catalog name (${COMPLETION-CANDIDATES}), a model file, an .onnx file, or 'bundled' (default)",
             completionCandidates = ModelNames.class)
     String model;
+
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "the model, instead of --model")
+    String modelArgument;
 
     @Option(names = "--input-size", description = "square input size in pixels (default: the model's own)")
     Integer inputSize;
 
     @Option(names = "--silhouette-after", description = "insert the silhouette branch after this block (catalog models)")
     String silhouetteAfter;
+
+    @Option(names = "--silhouette-output", description = "ONNX models: the value holding the silhouette, when not recognised by its structure")
+    String silhouetteOutput;
 
     @Option(names = "--batch", defaultValue = "1", description = "batch size for shapes and MACs (default: ${DEFAULT-VALUE})")
     int batch;
@@ -46,6 +53,10 @@ final class InspectCommand implements Callable<Integer> {
     public Integer call() {
         if (devices) return listDevices();
         if (batch < 1) throw new IllegalArgumentException("--batch " + batch + " must be at least 1");
+        if (modelArgument != null) {
+            if (spec.commandLine().getParseResult().hasMatchedOption("--model")) throw new IllegalArgumentException("give the model once: as MODEL or as --model");
+            model = modelArgument;
+        }
         Graph graph;
         String source;
         if ((inputSize != null || silhouetteAfter != null) && Models.CATALOG.containsKey(model)) {
@@ -57,9 +68,10 @@ final class InspectCommand implements Callable<Integer> {
             if (inputSize != null || silhouetteAfter != null) {
                 throw new IllegalArgumentException("--input-size and --silhouette-after apply to catalog models, not to '" + model + "'");
             }
-            ModelLoader.Loaded loaded = ModelLoader.load(model);
+            AnyModel.Model any = AnyModel.load(model, silhouetteOutput);
+            ModelLoader.Loaded loaded = any.loaded();
             graph = loaded.graph();
-            source = loaded.source();
+            source = any.onnx() == null ? loaded.source() : loaded.source() + "; " + any.onnx().note();
             model = loaded.architecture();
         }
         GraphStats stats = GraphStats.of(graph, batch);

@@ -46,6 +46,12 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             case Op.Linear l -> l.inFeatures() + "->" + l.outFeatures() + (l.bias() ? " +bias" : "");
             case Op.Interpolate i -> i.mode().name().toLowerCase() + " " + i.outH() + "x" + i.outW();
             case Op.Concat c -> "axis " + c.axis();
+            case Op.Elementwise e -> e.arithmetic().name().toLowerCase();
+            case Op.ElementwiseConstant e -> e.arithmetic().name().toLowerCase() + " " + e.constantShape();
+            case Op.HardSigmoid h -> "alpha=" + h.alpha() + " beta=" + h.beta();
+            case Op.Reshape r -> "N x " + r.sampleShape();
+            case Op.Pad p -> p.top() + "/" + p.bottom() + "/" + p.left() + "/" + p.right() + " value " + p.value();
+            case Op.HardSwish h -> "";
             case Op.Relu r -> "";
             case Op.Add a -> "";
             case Op.GlobalAvgPool g -> "";

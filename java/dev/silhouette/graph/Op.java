@@ -1,5 +1,7 @@
 package dev.silhouette.graph;
 
+import dev.silhouette.tensor.Shape;
+
 import java.util.List;
 
 /**
@@ -109,6 +111,64 @@ public sealed interface Op {
         @Override
         public int arity() {
             return -1;
+        }
+    }
+
+    /** The four arithmetic operations of the elementwise ops, each one float32 operation as computed. */
+    enum Arithmetic {
+        ADD, SUB, MUL, DIV;
+
+        public float apply(float a, float b) {
+            return switch (this) {
+                case ADD -> a + b;
+                case SUB -> a - b;
+                case MUL -> a * b;
+                case DIV -> a / b;
+            };
+        }
+    }
+
+    /**
+     * Elementwise arithmetic of two values with NumPy (ONNX) broadcasting: shapes align at the last axis
+     * and an axis of size 1 stretches to the other's size. Same-shape sums are {@link Add}.
+     */
+    record Elementwise(Arithmetic arithmetic) implements Op {
+        @Override
+        public int arity() {
+            return 2;
+        }
+    }
+
+    /**
+     * Elementwise arithmetic of a value and a constant tensor (parameter "constant", e.g. a per-channel
+     * scale of shape [C, 1, 1]), broadcast NumPy-style; the constant's rank is at most the value's.
+     * {@code constantFirst} puts the constant on the left (c - x, c / x).
+     */
+    record ElementwiseConstant(Arithmetic arithmetic, Shape constantShape, boolean constantFirst) implements Op {
+        @Override
+        public List<Parameter> parameters() {
+            return List.of(new Parameter("constant", constantShape.dims()));
+        }
+    }
+
+    /** max(0, min(1, alpha x + beta)); PyTorch's Hardsigmoid is alpha 1/6, beta 1/2. */
+    record HardSigmoid(float alpha, float beta) implements Op {}
+
+    /** x * max(0, min(1, x / 6 + 1/2)) (MobileNetV3's h-swish). */
+    record HardSwish() implements Op {}
+
+    /** Same values in a new per-sample shape; the batch axis stays first. */
+    record Reshape(Shape sampleShape) implements Op {}
+
+    /**
+     * Constant padding of H and W of an NCHW tensor, for the asymmetric padding a {@link Window} cannot
+     * hold (ONNX auto_pad SAME_UPPER with even kernels, pooling with ceil_mode).
+     */
+    record Pad(int top, int bottom, int left, int right, float value) implements Op {
+        public Pad {
+            if (top < 0 || bottom < 0 || left < 0 || right < 0) {
+                throw new IllegalArgumentException("padding " + top + "/" + bottom + "/" + left + "/" + right + " must not be negative");
+            }
         }
     }
 }

@@ -60,6 +60,35 @@ public final class ShapeInference {
                 requireRank(node, x, 4);
                 yield Shape.of(x.n(), x.c(), i.outH(), i.outW());
             }
+            case Op.Elementwise e -> {
+                if (in.get(1).rank() != x.rank()) {
+                    throw fail(node, "combines values of different ranks: " + node.inputs().get(0) + " " + x + " and " + node.inputs().get(1) + " " + in.get(1));
+                }
+                yield broadcast(node, x, in.get(1));
+            }
+            case Op.ElementwiseConstant e -> {
+                if (e.constantShape().rank() > x.rank()) {
+                    throw fail(node, "constant of shape " + e.constantShape() + " has a higher rank than input " + node.inputs().get(0) + " " + x);
+                }
+                Shape out = broadcast(node, x, e.constantShape());
+                if (!out.equals(x)) throw fail(node, "constant of shape " + e.constantShape() + " would enlarge input " + node.inputs().get(0) + " " + x + " to " + out);
+                yield x;
+            }
+            case Op.HardSigmoid h -> x;
+            case Op.HardSwish h -> x;
+            case Op.Reshape r -> {
+                if (x.rank() < 1 || x.sampleSize() != r.sampleShape().size()) {
+                    throw fail(node, "cannot reshape input " + node.inputs().get(0) + " " + x + " to N x " + r.sampleShape());
+                }
+                int[] dims = new int[r.sampleShape().rank() + 1];
+                dims[0] = x.dim(0);
+                System.arraycopy(r.sampleShape().dims(), 0, dims, 1, dims.length - 1);
+                yield Shape.of(dims);
+            }
+            case Op.Pad p -> {
+                requireRank(node, x, 4);
+                yield Shape.of(x.n(), x.c(), Math.addExact(x.h(), p.top() + p.bottom()), Math.addExact(x.w(), p.left() + p.right()));
+            }
             case Op.Concat c -> {
                 int axis = c.axis();
                 if (axis < 0 || axis >= x.rank()) throw fail(node, "concatenates along axis " + axis + " of a rank-" + x.rank() + " tensor");
@@ -77,6 +106,19 @@ public final class ShapeInference {
                 yield x.withDim(axis, Math.toIntExact(total));
             }
         };
+    }
+
+    /** NumPy broadcasting: shapes align at the last axis; an axis of size 1 takes the other's size. */
+    private static Shape broadcast(Node node, Shape a, Shape b) {
+        int rank = Math.max(a.rank(), b.rank());
+        int[] dims = new int[rank];
+        for (int i = 0; i < rank; i++) {
+            int da = i < rank - a.rank() ? 1 : a.dim(i - (rank - a.rank()));
+            int db = i < rank - b.rank() ? 1 : b.dim(i - (rank - b.rank()));
+            if (da != db && da != 1 && db != 1) throw fail(node, "cannot broadcast shapes " + a + " and " + b + " (axis " + i + ")");
+            dims[i] = da == 1 ? db : da;
+        }
+        return Shape.of(dims);
     }
 
     private static Shape pooled(Node node, Shape x, Window w) {

@@ -73,6 +73,12 @@ public final class CpuBackend implements Backend {
             case Op.Softmax s -> CpuOps.softmax(x);
             case Op.Interpolate i -> CpuOps.interpolate(x, i);
             case Op.Concat c -> CpuOps.concat(in, expected, c);
+            case Op.Elementwise e -> CpuOps.elementwise(x, in.get(1), e.arithmetic(), expected);
+            case Op.ElementwiseConstant e -> CpuOps.elementwiseConstant(x, graph.parameter(node, "constant"), e);
+            case Op.HardSigmoid h -> CpuOps.hardSigmoid(x, h);
+            case Op.HardSwish h -> CpuOps.hardSwish(x);
+            case Op.Reshape r -> CpuOps.reshape(x, expected);
+            case Op.Pad p -> CpuOps.pad(x, p);
         };
     }
 }

@@ -123,6 +123,80 @@ public final class CpuOps {
         return new Tensor(a.shape(), out);
     }
 
+    /**
+     * a (op) b with NumPy broadcasting into {@code out}: each operand is read with stride 0 along the axes
+     * where it has size 1 (or which it lacks), so every output element is one float32 operation.
+     */
+    public static Tensor elementwise(Tensor a, Tensor b, Op.Arithmetic op, Shape out) {
+        float[] x = a.data(), y = b.data(), result = new float[out.size()];
+        if (a.shape().equals(out) && b.shape().equals(out)) {
+            parallelChunks(result.length, (from, to) -> {
+                for (int i = from; i < to; i++) result[i] = op.apply(x[i], y[i]);
+            });
+            return new Tensor(out, result);
+        }
+        int rank = out.rank();
+        int[] dims = out.dims(), sa = broadcastStrides(a.shape(), rank), sb = broadcastStrides(b.shape(), rank);
+        // Rows of the last axis in parallel; the index of the row's first element decomposes axis by axis.
+        int inner = rank == 0 ? 1 : dims[rank - 1], rows = result.length / Math.max(1, inner);
+        int innerA = rank == 0 ? 0 : sa[rank - 1], innerB = rank == 0 ? 0 : sb[rank - 1];
+        parallelPlanes(rows, r -> {
+            int ia = 0, ib = 0, rest = r;
+            for (int d = rank - 2; d >= 0; d--) {
+                int i = rest % dims[d];
+                rest /= dims[d];
+                ia += i * sa[d];
+                ib += i * sb[d];
+            }
+            for (int j = 0; j < inner; j++) result[r * inner + j] = op.apply(x[ia + j * innerA], y[ib + j * innerB]);
+        });
+        return new Tensor(out, result);
+    }
+
+    /** Row-major strides of {@code s} right-aligned to {@code rank} axes, 0 where it broadcasts. */
+    private static int[] broadcastStrides(Shape s, int rank) {
+        int[] strides = new int[rank];
+        int stride = 1;
+        for (int d = s.rank() - 1; d >= 0; d--) {
+            int axis = d + rank - s.rank();
+            strides[axis] = s.dim(d) == 1 ? 0 : stride;
+            stride *= s.dim(d);
+        }
+        return strides;
+    }
+
+    public static Tensor elementwiseConstant(Tensor x, Tensor constant, Op.ElementwiseConstant op) {
+        return op.constantFirst() ? elementwise(constant, x, op.arithmetic(), x.shape()) : elementwise(x, constant, op.arithmetic(), x.shape());
+    }
+
+    /** max(0, min(1, alpha x + beta)) in float32, as ONNX Runtime computes it. */
+    public static Tensor hardSigmoid(Tensor x, Op.HardSigmoid op) {
+        float alpha = op.alpha(), beta = op.beta();
+        return map(x, v -> Math.max(0f, Math.min(1f, alpha * v + beta)));
+    }
+
+    /** x * max(0, min(1, x / 6 + 1/2)). */
+    public static Tensor hardSwish(Tensor x) {
+        return map(x, v -> v * Math.max(0f, Math.min(1f, v * (1f / 6f) + 0.5f)));
+    }
+
+    public static Tensor reshape(Tensor x, Shape out) {
+        return x.reshape(out);
+    }
+
+    public static Tensor pad(Tensor x, Op.Pad op) {
+        Shape s = x.shape();
+        int oh = s.h() + op.top() + op.bottom(), ow = s.w() + op.left() + op.right();
+        float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
+        parallelPlanes(s.n() * s.c(), p -> {
+            java.util.Arrays.fill(out, p * oh * ow, (p + 1) * oh * ow, op.value());
+            for (int y = 0; y < s.h(); y++) {
+                System.arraycopy(in, (p * s.h() + y) * s.w(), out, (p * oh + y + op.top()) * ow + op.left(), s.w());
+            }
+        });
+        return new Tensor(Shape.of(s.n(), s.c(), oh, ow), out);
+    }
+
     /** Softmax over axis 1 at every position of the trailing axes: max-shifted, summed in double. */
     public static Tensor softmax(Tensor x) {
         Shape s = x.shape();

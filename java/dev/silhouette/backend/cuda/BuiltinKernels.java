@@ -69,7 +69,9 @@ public final class BuiltinKernels {
         /** Input count, rank or dimensions do not fit the op. */
         SHAPE,
         /** A count the kernels index with 32 bits reaches 2^31. */
-        INDEX_RANGE
+        INDEX_RANGE,
+        /** No CUDA kernel written yet (ops added for ONNX import). */
+        NOT_YET
     }
 
     public record Unsupported(Limit limit, String detail) {
@@ -115,7 +117,17 @@ public final class BuiltinKernels {
             case Op.Interpolate ip -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
                     : index(op, "output size", (long) s.n() * s.c() * ip.outH() * ip.outW());
             case Op.Concat c -> concat(op, c, inputs);
+            case Op.Elementwise e -> notYet(op);
+            case Op.ElementwiseConstant e -> notYet(op);
+            case Op.HardSigmoid h -> notYet(op);
+            case Op.HardSwish h -> notYet(op);
+            case Op.Reshape r -> notYet(op);
+            case Op.Pad p -> notYet(op);
         };
+    }
+
+    private static Optional<Unsupported> notYet(Op op) {
+        return Optional.of(new Unsupported(Limit.NOT_YET, "op " + op.getClass().getSimpleName() + " not supported on cuda yet"));
     }
 
     private static Optional<Unsupported> shape(Op op, String detail) {

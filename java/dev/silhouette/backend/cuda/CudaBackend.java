@@ -118,6 +118,7 @@ public final class CudaBackend implements Backend {
         int batch = Inputs.bind(graph, inputs);
         Inputs.checkRequested(graph, requested);
         Map<String, Shape> shapes = graph.inferShapes(batch);
+        for (Node node : graph.nodes()) requireKernel(node);
         DeviceWeights params = weightsFor(graph);
         Map<String, Value> values = new HashMap<>();
         Map<DeviceBuffer, Integer> holders = new IdentityHashMap<>();
@@ -280,6 +281,13 @@ public final class CudaBackend implements Backend {
                 }
             }
             case Op.Flatten f -> throw new IllegalStateException("Flatten aliases its input and is never executed");
+            // Ops the ONNX importer added: refused by requireKernel before any upload.
+            case Op.Elementwise e -> throw notYet(node);
+            case Op.ElementwiseConstant e -> throw notYet(node);
+            case Op.HardSigmoid h -> throw notYet(node);
+            case Op.HardSwish h -> throw notYet(node);
+            case Op.Reshape r -> throw notYet(node);
+            case Op.Pad p -> throw notYet(node);
         }
     }
 
@@ -291,6 +299,23 @@ public final class CudaBackend implements Backend {
     private void cudnnPool(String op, boolean max, boolean countIncludePad, Shape s, Window w, Value x, Value out) {
         cudnn.pool(op, max, countIncludePad, s.n(), s.c(), s.h(), s.w(), w.kernelH(), w.kernelW(), w.padH(), w.padW(), w.strideH(), w.strideW(),
                 x.address(), out.address());
+    }
+
+    /** Refuses a graph with an op this backend has no kernel for yet, before anything is uploaded. */
+    private static void requireKernel(Node node) {
+        switch (node.op()) {
+            case Op.Elementwise e -> throw notYet(node);
+            case Op.ElementwiseConstant e -> throw notYet(node);
+            case Op.HardSigmoid h -> throw notYet(node);
+            case Op.HardSwish h -> throw notYet(node);
+            case Op.Reshape r -> throw notYet(node);
+            case Op.Pad p -> throw notYet(node);
+            default -> { }
+        }
+    }
+
+    private static IllegalStateException notYet(Node node) {
+        return new IllegalStateException("op " + dev.silhouette.graph.Graph.opName(node.op()) + " (node '" + node.name() + "') not supported on cuda yet");
     }
 
     /** cuDNN's workspace: taken from the pool for the duration of the call's stream work. */
