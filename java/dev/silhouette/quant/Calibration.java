@@ -74,9 +74,12 @@ public record Calibration(String format, String fingerprint, String model, int i
         return new Calibration(FORMAT, fingerprint(graph), model, n, layers);
     }
 
-    /** Every node of the graph, the default set of values to calibrate. */
+    /** Every graph input and node of the graph, the default set of values to calibrate. */
     public static List<String> allValues(Graph graph) {
-        return graph.nodes().stream().map(Node::name).toList();
+        List<String> values = new java.util.ArrayList<>();
+        graph.inputs().forEach(in -> values.add(in.name()));
+        graph.nodes().forEach(n -> values.add(n.name()));
+        return values;
     }
 
     public void save(Path file) {

@@ -17,9 +17,21 @@ public final class Entropy {
         if (codes.length == 0) throw new IllegalArgumentException("entropy of an empty set of codes is undefined");
         TreeMap<Integer, Long> counts = new TreeMap<>();
         for (int c : codes) counts.merge(c, 1L, Long::sum);
-        double n = codes.length, entropy = 0;
-        for (long k : counts.values()) entropy -= k / n * (Math.log(k / n) / Math.log(2));
-        return new Report(codes.length, counts.size(), Math.max(0, entropy), huffmanAverageLength(counts.values().stream().mapToLong(Long::longValue).toArray()));
+        return ofCounts(counts.values().stream().mapToLong(Long::longValue).toArray());
+    }
+
+    /** Entropy and Huffman length from a histogram of codes (counts of each code, zeros allowed). */
+    public static Report ofCounts(long[] counts) {
+        long n = 0;
+        int distinct = 0;
+        double entropy = 0;
+        for (long k : counts) {
+            n += k;
+            if (k > 0) distinct++;
+        }
+        if (n == 0) throw new IllegalArgumentException("entropy of an empty set of codes is undefined");
+        for (long k : counts) if (k > 0) entropy -= (double) k / n * (Math.log((double) k / n) / Math.log(2));
+        return new Report(n, distinct, Math.max(0, entropy), huffmanAverageLength(counts));
     }
 
     /**

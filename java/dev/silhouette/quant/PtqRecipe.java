@@ -1,0 +1,31 @@
+package dev.silhouette.quant;
+
+/**
+ * A post-training quantization recipe. Weights of every Conv2d and Linear are quantized signed
+ * symmetric (per tensor or per output channel), clipped at max |w| or at the ACIQ clip of {@code aciq};
+ * the value each of them reads is quantized unsigned affine over its calibrated range ([min, max] or the
+ * ACIQ range). {@code firstLastBits} (0: no exception) keeps the first layer and the last one (weights
+ * and input) at that width, as is usual in PTQ studies: the image and the logits layer are tiny in cost
+ * and large in error. With {@code channelBits} the weight width is allocated per output channel
+ * ({@link BitAllocation}) under an average of {@code weightBits}.
+ */
+public record PtqRecipe(int weightBits, int activationBits, boolean perChannel, Aciq.Prior aciq, boolean biasCorrection,
+                        boolean channelBits, int firstLastBits) {
+    public PtqRecipe {
+        Scheme.checkBits(weightBits, "weight");
+        Scheme.checkBits(activationBits, "activation");
+        if (firstLastBits != 0) Scheme.checkBits(firstLastBits, "first/last layer");
+        if (channelBits && !perChannel) throw new IllegalArgumentException("per-channel bit allocation needs per-channel weight scales (--per-channel)");
+    }
+
+    /** A short name for tables, e.g. "W4A4 per-channel ACIQ(laplace) bias-corrected". */
+    public String label() {
+        StringBuilder s = new StringBuilder("W" + weightBits + "A" + activationBits);
+        s.append(perChannel ? " per-channel" : " per-tensor");
+        if (aciq != null) s.append(" ACIQ(").append(aciq.name().toLowerCase()).append(')');
+        if (biasCorrection) s.append(" bias-corrected");
+        if (channelBits) s.append(" channel-bits");
+        if (firstLastBits != 0) s.append(" first/last ").append(firstLastBits).append("b");
+        return s.toString();
+    }
+}
