@@ -85,7 +85,8 @@ final class QuantCommands {
         @Option(names = "--weight-bits", defaultValue = "8", description = "weight bits 1..8 (average with --channel-bits; default: ${DEFAULT-VALUE})") int weightBits;
         @Option(names = "--activation-bits", defaultValue = "8", description = "activation bits 1..8 (default: ${DEFAULT-VALUE})") int activationBits;
         @Option(names = "--per-channel", description = "per-output-channel weight scales (default: per tensor)") boolean perChannel;
-        @Option(names = "--aciq", defaultValue = "off", description = "ACIQ clipping prior: off (clip at min/max), laplace or gaussian (default: ${DEFAULT-VALUE})") String aciq;
+        @Option(names = "--aciq", defaultValue = "off", description = "ACIQ clipping of activations: off (clip at min/max), laplace or gaussian (default: ${DEFAULT-VALUE})") String aciq;
+        @Option(names = "--aciq-weights", defaultValue = "off", description = "ACIQ clipping of weights: off (clip at max |w|), laplace or gaussian (default: ${DEFAULT-VALUE})") String aciqWeights;
         @Option(names = "--bias-correction", description = "restore each output channel's weight mean and std") boolean biasCorrection;
         @Option(names = "--channel-bits", description = "allocate weight bits per output channel under the --weight-bits average") boolean channelBits;
         @Option(names = "--first-last-bits", defaultValue = "8", description = "bits of the first and last layer, 0 for the same as the rest (default: ${DEFAULT-VALUE})") int firstLastBits;
@@ -97,7 +98,7 @@ final class QuantCommands {
 
         @Override
         public Integer call() {
-            PtqRecipe recipe = new PtqRecipe(weightBits, activationBits, perChannel, prior(aciq), biasCorrection, channelBits, firstLastBits);
+            PtqRecipe recipe = new PtqRecipe(weightBits, activationBits, perChannel, prior(aciq, "--aciq"), prior(aciqWeights, "--aciq-weights"), biasCorrection, channelBits, firstLastBits);
             ModelLoader.Loaded loaded = ModelLoader.load(model);
             Graph folded = inferenceGraph(loaded);
             Calibration calibration;
@@ -133,12 +134,12 @@ final class QuantCommands {
         }
     }
 
-    static Aciq.Prior prior(String name) {
+    static Aciq.Prior prior(String name, String option) {
         return switch (name.toLowerCase()) {
             case "off" -> null;
             case "laplace" -> Aciq.Prior.LAPLACE;
             case "gaussian" -> Aciq.Prior.GAUSSIAN;
-            default -> throw new IllegalArgumentException("--aciq '" + name + "' is not one of off, laplace, gaussian");
+            default -> throw new IllegalArgumentException(option + " '" + name + "' is not one of off, laplace, gaussian");
         };
     }
 

@@ -74,18 +74,18 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
             Arrays.fill(bits, wBits);
             if (recipe.channelBits() && !edge) {
                 double[] ranges = new double[channels];
-                float[] a = recipe.aciq() != null ? Aciq.symmetricAlpha(w, wBits, recipe.aciq(), channels) : Quantizers.maxAbs(w, channels);
+                float[] a = recipe.weightAciq() != null ? Aciq.symmetricAlpha(w, wBits, recipe.weightAciq(), channels) : Quantizers.maxAbs(w, channels);
                 for (int o = 0; o < channels; o++) ranges[o] = a[o];
                 bits = BitAllocation.allocate(ranges, wBits);
             }
-            float[] alpha = clips(w, bits, recipe.aciq());
+            float[] alpha = clips(w, bits, recipe.weightAciq());
             QuantizedWeights q = quantizeWeights(w, bits, alpha, recipe.biasCorrection());
             Entropy.Report entropy = Entropy.of(q.codes());
             double avg = Arrays.stream(bits).average().orElseThrow();
             layers.add(new Layer(node.name(), bits, alpha, q.scales(), q.offsets(), w.size(), avg, entropy.entropyBits(), entropy.huffmanBits()));
             String input = node.inputs().getFirst();
             ActivationStats s = calibration.layer(input);
-            float[] range = recipe.aciq() != null ? s.aciqRange(recipe.aciq(), aBits) : new float[] {(float) s.min(), (float) s.max()};
+            float[] range = recipe.activationAciq() != null ? s.aciqRange(recipe.activationAciq(), aBits) : new float[] {(float) s.min(), (float) s.max()};
             // A value read by several layers is stored once; it takes the widest width asked of it.
             Activation previous = activations.get(input);
             if (previous == null || previous.bits() < aBits) activations.put(input, new Activation(input, aBits, range[0], range[1]));
@@ -201,7 +201,7 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
         }
         // Re-validate the recipe (Gson bypasses record constructors' checks only for missing fields).
         PtqRecipe r = q.recipe();
-        new PtqRecipe(r.weightBits(), r.activationBits(), r.perChannel(), r.aciq(), r.biasCorrection(), r.channelBits(), r.firstLastBits());
+        new PtqRecipe(r.weightBits(), r.activationBits(), r.perChannel(), r.activationAciq(), r.weightAciq(), r.biasCorrection(), r.channelBits(), r.firstLastBits());
         q.checkFingerprint(folded);
         return q;
     }
