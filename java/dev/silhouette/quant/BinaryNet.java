@@ -107,20 +107,7 @@ public final class BinaryNet {
         return out;
     }
 
-    /** Per-channel affine output y = scale * d + shift of a binary conv with its BatchNorm folded in. */
-    public record Folded(float[] scale, float[] shift) {
-        public Tensor apply(int[] d, Shape outShape) {
-            float[] y = new float[d.length];
-            int plane = outShape.h() * outShape.w(), channels = outShape.c();
-            for (int i = 0; i < d.length; i++) {
-                int o = i / plane % channels;
-                y[i] = scale[o] * d[i] + shift[o];
-            }
-            return new Tensor(outShape, y);
-        }
-    }
-
-    public static Folded fold(float[] alpha, float[] gamma, float[] beta, float[] mean, float[] var, float eps) {
+    public static ChannelAffine fold(float[] alpha, float[] gamma, float[] beta, float[] mean, float[] var, float eps) {
         int c = alpha.length;
         float[] scale = new float[c], shift = new float[c];
         for (int o = 0; o < c; o++) {
@@ -128,7 +115,7 @@ public final class BinaryNet {
             scale[o] = (float) (gamma[o] * alpha[o] * inv);
             shift[o] = (float) (beta[o] - gamma[o] * mean[o] * inv);
         }
-        return new Folded(scale, shift);
+        return new ChannelAffine(scale, shift);
     }
 
     /** The frozen binary layer: output +1 where (flip ? d <= threshold : d >= threshold). */
@@ -144,7 +131,7 @@ public final class BinaryNet {
         }
     }
 
-    public static Frozen freeze(Folded folded) {
+    public static Frozen freeze(ChannelAffine folded) {
         int c = folded.scale().length;
         int[] threshold = new int[c];
         boolean[] flip = new boolean[c];

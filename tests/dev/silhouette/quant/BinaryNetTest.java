@@ -72,7 +72,7 @@ public class BinaryNetTest {
         Tensor unfolded = CpuOps.batchNorm(conv, new Tensor(Shape.of(o), gamma), new Tensor(Shape.of(o), beta),
                 new Tensor(Shape.of(o), mean), new Tensor(Shape.of(o), var), bnOp);
         int[] d = BinaryNet.xnorConv(BinaryNet.packActivations(xa, xs), xs, BinaryNet.packWeights(bw.signs(), ws), ws, win);
-        BinaryNet.Folded folded = BinaryNet.fold(bw.scales(), gamma, beta, mean, var, 1e-5f);
+        ChannelAffine folded = BinaryNet.fold(bw.scales(), gamma, beta, mean, var, 1e-5f);
         Tensor y = folded.apply(d, unfolded.shape());
         int[] frozen = BinaryNet.freeze(folded).apply(d, unfolded.shape());
         int compared = 0;
