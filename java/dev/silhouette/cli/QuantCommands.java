@@ -157,8 +157,11 @@ final class QuantCommands {
 
         record LayerEntropy(String value, int bits, double entropyBits, double huffmanBits) {}
 
+        record LayerCost(String layer, long macs, double weightBits, int activationBits, double gigaBitOperations, double bytesMoved) {}
+
         record Report(String model, String recipe, int images, int correct, double accuracy, double averageWeightBits,
-                      double averageActivationBits, double gigaBitOperations, List<LayerEntropy> activationEntropy, Machine machine) {}
+                      double averageActivationBits, double gigaBitOperations, double bytesMoved, List<LayerCost> layers,
+                      List<LayerEntropy> activationEntropy, Machine machine) {}
 
         @Override
         public Integer call() {
@@ -203,6 +206,11 @@ final class QuantCommands {
             out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
             out.printf("bits      weights %.2f, activations %.2f (MAC-weighted); %.4f G bit operations per image%n",
                     r.averageWeightBits(), r.averageActivationBits(), r.gigaBitOperations());
+            out.printf("memory    %.1f KB moved per image (weights and layer inputs at their widths)%n", r.bytesMoved() / 1024);
+            out.printf("  %-24s %12s %6s %6s %12s %10s%n", "layer", "MACs", "W bits", "A bits", "G bit-ops", "KB moved");
+            for (LayerCost l : r.layers()) {
+                out.printf("  %-24s %,12d %6.2f %6d %12.5f %10.2f%n", l.layer(), l.macs(), l.weightBits(), l.activationBits(), l.gigaBitOperations(), l.bytesMoved() / 1024);
+            }
             for (LayerEntropy e : r.activationEntropy()) {
                 out.printf("  %-24s %d bits, entropy %.3f, Huffman %.3f%n", e.value(), e.bits(), e.entropyBits(), e.huffmanBits());
             }
@@ -210,38 +218,45 @@ final class QuantCommands {
             return 0;
         }
 
-        /** Bit operations: per weighted layer, MACs x weight bits x input activation bits (32 x 32 unquantized). */
+        /**
+         * Cost per image of each weighted layer: bit operations (MACs x weight bits x input activation
+         * bits; 32 x 32 unquantized) and bytes moved (its weights and its input activation at their widths).
+         */
         private static Report report(String model, Graph folded, QuantizedModel q, FakeQuantRunner runner, int images, int correct) {
             GraphStats stats = GraphStats.of(folded, 1);
+            Map<String, Shape> shapes = folded.inferShapes(1);
             Map<String, Long> macs = new LinkedHashMap<>();
             for (GraphStats.Row row : stats.rows()) macs.put(row.name(), row.macs());
-            double bitOps = 0, activationBits = 0, weightBits = 32;
-            long totalMacs = 0;
-            List<LayerEntropy> entropy = new java.util.ArrayList<>();
-            if (q == null) {
-                for (var node : QuantizedModel.weightedLayers(folded)) {
-                    bitOps += 32.0 * 32 * macs.get(node.name());
-                    totalMacs += macs.get(node.name());
-                }
-                activationBits = 32;
-            } else {
-                Map<String, Integer> inputBits = new LinkedHashMap<>();
+            Map<String, Integer> inputBits = new LinkedHashMap<>();
+            Map<String, Double> weightBits = new LinkedHashMap<>();
+            if (q != null) {
                 for (QuantizedModel.Activation a : q.activations()) inputBits.put(a.value(), a.bits());
-                for (QuantizedModel.Layer l : q.layers()) {
-                    long m = macs.get(l.name());
-                    int a = inputBits.get(folded.node(l.name()).inputs().getFirst());
-                    bitOps += m * l.averageBits() * a;
-                    activationBits += (double) m * a;
-                    totalMacs += m;
-                }
-                activationBits /= totalMacs;
-                weightBits = q.averageWeightBits();
+                for (QuantizedModel.Layer l : q.layers()) weightBits.put(l.name(), l.averageBits());
+            }
+            List<LayerCost> layers = new java.util.ArrayList<>();
+            double bitOps = 0, bytes = 0, activationBits = 0;
+            long totalMacs = 0;
+            for (var node : QuantizedModel.weightedLayers(folded)) {
+                String input = node.inputs().getFirst();
+                long m = macs.get(node.name());
+                double wb = weightBits.getOrDefault(node.name(), 32.0);
+                int ab = inputBits.getOrDefault(input, 32);
+                long weights = folded.parameter(node, "weight").size();
+                double layerBytes = (weights * wb + shapes.get(input).size() * (double) ab) / 8;
+                layers.add(new LayerCost(node.name(), m, wb, ab, m * wb * ab / 1e9, layerBytes));
+                bitOps += m * wb * ab;
+                bytes += layerBytes;
+                activationBits += (double) m * ab;
+                totalMacs += m;
+            }
+            List<LayerEntropy> entropy = new java.util.ArrayList<>();
+            if (runner != null) {
                 for (Map.Entry<String, Entropy.Report> e : runner.activationEntropy().entrySet()) {
                     entropy.add(new LayerEntropy(e.getKey(), inputBits.get(e.getKey()), e.getValue().entropyBits(), e.getValue().huffmanBits()));
                 }
             }
-            return new Report(model, q == null ? "FP32" : q.recipe().label(), images, correct, (double) correct / images, weightBits,
-                    activationBits, bitOps / 1e9, entropy, Machine.current());
+            return new Report(model, q == null ? "FP32" : q.recipe().label(), images, correct, (double) correct / images,
+                    q == null ? 32 : q.averageWeightBits(), activationBits / totalMacs, bitOps / 1e9, bytes, layers, entropy, Machine.current());
         }
 
         private static int argmax(float[] v, int off, int n) {
