@@ -7,6 +7,7 @@ import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Passes;
+import dev.silhouette.io.SafeTensors;
 import dev.silhouette.quant.Aciq;
 import dev.silhouette.quant.Calibration;
 import dev.silhouette.quant.Entropy;
@@ -94,6 +95,7 @@ final class QuantCommands {
         @Option(names = "--calibration-images", defaultValue = "512", description = "calibration images when statistics are collected (default: ${DEFAULT-VALUE})") int calibrationImages;
         @Option(names = "--stats", description = "statistics file: used if it exists (use mode), else collected and written there (collect mode)") Path stats;
         @Option(names = "--out", description = "quantized model configuration to write (JSON)") Path out;
+        @Option(names = "--out-model", description = "model file (safetensors) to write: the weights with the configuration in its metadata") Path outModel;
         @Option(names = "--json", description = "machine-readable output") boolean json;
 
         @Override
@@ -110,6 +112,12 @@ final class QuantCommands {
             }
             QuantizedModel q = QuantizedModel.build(folded, loaded.architecture(), recipe, calibration);
             if (out != null) q.save(out);
+            if (outModel != null) {
+                Map<String, String> metadata = new LinkedHashMap<>(loaded.metadata());
+                metadata.putIfAbsent(ModelLoader.META_MODEL, loaded.architecture());
+                metadata.put(QuantizedModel.METADATA_KEY, q.toJson());
+                SafeTensors.write(outModel, loaded.graph().parameters(), metadata);
+            }
             PrintWriter pw = spec.commandLine().getOut();
             if (json) {
                 Output.json(pw, q);
@@ -148,7 +156,7 @@ final class QuantCommands {
     static final class Eval implements Callable<Integer> {
         @Spec CommandSpec spec;
         @Option(names = "--model", defaultValue = ModelLoader.BUNDLED, description = "model file or catalog name (default: ${DEFAULT-VALUE})") String model;
-        @Option(names = "--quantized", description = "quantized model configuration written by quantize (default: full precision)") Path quantized;
+        @Option(names = "--quantized", description = "quantized model configuration written by quantize (default: the one in the model file, else full precision)") Path quantized;
         @Option(names = "--data", description = "folder with the test split (default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)") Path data;
         @Option(names = "--backend", defaultValue = "cpu", description = "backend running the layers (default: ${DEFAULT-VALUE})") String backendName;
         @Option(names = "--batch", defaultValue = "100", description = "images per batch (default: ${DEFAULT-VALUE})") int batch;
@@ -168,7 +176,10 @@ final class QuantCommands {
             if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
             ModelLoader.Loaded loaded = ModelLoader.load(model);
             Graph folded = inferenceGraph(loaded);
-            QuantizedModel q = quantized == null ? null : QuantizedModel.load(quantized, folded);
+            // A configuration file wins; otherwise a model file written by quantize --out-model carries its own.
+            String embedded = loaded.metadata().get(QuantizedModel.METADATA_KEY);
+            QuantizedModel q = quantized != null ? QuantizedModel.load(quantized, folded)
+                    : embedded != null ? QuantizedModel.fromJson(embedded, loaded.source(), folded) : null;
             FashionMnist test = FashionMnist.testSplit(data);
             if (!folded.inputs().getFirst().sampleShape().equals(Shape.of(1, 28, 28))) {
                 throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + folded.inputs().getFirst().sampleShape() + ", Fashion-MNIST images are [1, 28, 28]");

@@ -173,13 +173,31 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
         return bits / count;
     }
 
+    /** Model-file metadata key under which {@link #toJson()} is stored beside the weights. */
+    public static final String METADATA_KEY = "silhouette.quantization";
+
+    public String toJson() {
+        return GSON.toJson(this);
+    }
+
+    /** Parses a configuration (from a file or a model's metadata, named by {@code source}) and checks it fits {@code folded}. */
+    public static QuantizedModel fromJson(String json, String source, Graph folded) {
+        QuantizedModel q;
+        try {
+            q = GSON.fromJson(json, QuantizedModel.class);
+        } catch (JsonParseException e) {
+            throw new IllegalArgumentException("quantized model " + source + " is not valid JSON: " + e.getMessage());
+        }
+        return validated(q, source, folded);
+    }
+
     public void save(Path file) {
         try {
             Path dir = file.toAbsolutePath().getParent();
             Files.createDirectories(dir);
             Path tmp = Files.createTempFile(dir, ".quantized", ".tmp");
             try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-                GSON.toJson(this, w);
+                w.write(toJson());
             }
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
@@ -196,6 +214,10 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
         } catch (JsonParseException e) {
             throw new IllegalArgumentException("quantized model " + file + " is not valid JSON: " + e.getMessage());
         }
+        return validated(q, file.toString(), folded);
+    }
+
+    private static QuantizedModel validated(QuantizedModel q, String file, Graph folded) {
         if (q == null || !FORMAT.equals(q.format()) || q.layers() == null || q.activations() == null || q.recipe() == null) {
             throw new IllegalArgumentException("quantized model " + file + " is not a " + FORMAT + " file");
         }
