@@ -96,6 +96,7 @@ final class QuantCommands {
         @Option(names = "--stats", description = "statistics file: used if it exists (use mode), else collected and written there (collect mode)") Path stats;
         @Option(names = "--out", description = "quantized model configuration to write (JSON)") Path out;
         @Option(names = "--out-model", description = "model file (safetensors) to write: the weights with the configuration in its metadata") Path outModel;
+        @Option(names = "--png", description = "draw each quantized activation's histogram with its range into this PNG") Path png;
         @Option(names = "--json", description = "machine-readable output") boolean json;
 
         @Override
@@ -112,6 +113,7 @@ final class QuantCommands {
             }
             QuantizedModel q = QuantizedModel.build(folded, loaded.architecture(), recipe, calibration);
             if (out != null) q.save(out);
+            if (png != null) HistogramChart.write(png, calibration, q.activations(), loaded.architecture() + ": " + recipe.label());
             if (outModel != null) {
                 Map<String, String> metadata = new LinkedHashMap<>(loaded.metadata());
                 metadata.putIfAbsent(ModelLoader.META_MODEL, loaded.architecture());

@@ -37,12 +37,14 @@ public class QuantCommandsTest {
 
         CliTest.Result q4 = CliTest.run("quantize", "--stats", stats.toString(), "--weight-bits", "4", "--activation-bits", "4",
                 "--per-channel", "--aciq", "laplace", "--bias-correction", "--out", dir.resolve("w4a4.json").toString(),
-                "--out-model", dir.resolve("w4a4.safetensors").toString());
+                "--out-model", dir.resolve("w4a4.safetensors").toString(), "--png", dir.resolve("ranges.png").toString());
         assertEquals(q4.exitCode(), 0, q4.err());
         assertTrue(q4.out().contains("W4A4 per-channel ACIQ-A(laplace) bias-corrected"), q4.out());
         CliTest.Result e4 = CliTest.run("eval", "--limit", "1000", "--quantized", dir.resolve("w4a4.json").toString(), "--json");
         double w4a4 = accuracy(e4);
         assertTrue(w4a4 > fp - 0.03, "W4A4 " + w4a4 + " vs FP32 " + fp);
+        java.awt.image.BufferedImage chart = javax.imageio.ImageIO.read(dir.resolve("ranges.png").toFile());
+        assertEquals(chart.getWidth(), 960, "three 320-pixel panels per row");
         // The model file carries its configuration: evaluating it alone gives the same result.
         assertEquals(accuracy(CliTest.run("eval", "--limit", "1000", "--model", dir.resolve("w4a4.safetensors").toString(), "--json")), w4a4);
         JsonObject report = JsonParser.parseString(e4.out()).getAsJsonObject();
