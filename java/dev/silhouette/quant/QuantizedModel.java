@@ -10,7 +10,6 @@ import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
 import java.io.IOException;
-import java.io.Reader;
 import java.io.UncheckedIOException;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
@@ -187,6 +186,10 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
             q = GSON.fromJson(json, QuantizedModel.class);
         } catch (JsonParseException e) {
             throw new IllegalArgumentException("quantized model " + source + " is not valid JSON: " + e.getMessage());
+        } catch (RuntimeException e) {
+            // Gson builds records through their constructors; a value they refuse arrives wrapped.
+            if (e.getCause() instanceof IllegalArgumentException bad) throw new IllegalArgumentException("quantized model " + source + ": " + bad.getMessage());
+            throw e;
         }
         return validated(q, source, folded);
     }
@@ -206,24 +209,17 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
     }
 
     public static QuantizedModel load(Path file, Graph folded) {
-        QuantizedModel q;
-        try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            q = GSON.fromJson(r, QuantizedModel.class);
+        try {
+            return fromJson(Files.readString(file, StandardCharsets.UTF_8), file.toString(), folded);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read quantized model " + file + ": " + e.getMessage(), e);
-        } catch (JsonParseException e) {
-            throw new IllegalArgumentException("quantized model " + file + " is not valid JSON: " + e.getMessage());
         }
-        return validated(q, file.toString(), folded);
     }
 
     private static QuantizedModel validated(QuantizedModel q, String file, Graph folded) {
         if (q == null || !FORMAT.equals(q.format()) || q.layers() == null || q.activations() == null || q.recipe() == null) {
             throw new IllegalArgumentException("quantized model " + file + " is not a " + FORMAT + " file");
         }
-        // Re-validate the recipe (Gson bypasses record constructors' checks only for missing fields).
-        PtqRecipe r = q.recipe();
-        new PtqRecipe(r.weightBits(), r.activationBits(), r.perChannel(), r.activationAciq(), r.weightAciq(), r.biasCorrection(), r.channelBits(), r.firstLastBits());
         q.checkFingerprint(folded);
         return q;
     }

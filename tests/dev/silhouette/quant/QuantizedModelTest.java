@@ -80,6 +80,10 @@ public class QuantizedModelTest {
             QuantizedModel.build(g, "small", new PtqRecipe(4, 4, false, null, null, false, false, 0), cal).save(file);
             e = expectThrows(IllegalArgumentException.class, () -> QuantizedModel.load(file, other));
             assertTrue(e.getMessage().contains("made for another model ('small')"), e.getMessage());
+            Path tampered = file.resolveSibling("tampered.json");
+            Files.writeString(tampered, Files.readString(file).replace("\"weightBits\": 4", "\"weightBits\": 9"));
+            e = expectThrows(IllegalArgumentException.class, () -> QuantizedModel.load(tampered, g));
+            assertEquals(e.getMessage(), "quantized model " + tampered + ": weight bits 9 outside the supported 1..8");
         }
     }
 
