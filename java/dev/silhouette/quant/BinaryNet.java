@@ -51,6 +51,37 @@ public final class BinaryNet {
         return new BinaryWeights(w.shape(), signs, scales);
     }
 
+    /**
+     * Several binary bases per layer, W ~ sum_k alpha_k,o B_k,o (the inference form of Group-Net-style
+     * multi-base layers). Group-Net learns the scales in training; here they are fitted greedily: base k
+     * binarizes the residual R_k = W - sum_(j<k) alpha_j B_j, with alpha_k the per-channel mean |R_k|, which
+     * is the L2-optimal scale for that sign pattern, so each base can only lower the residual.
+     */
+    public static java.util.List<BinaryWeights> bases(Tensor w, int count) {
+        if (count < 1) throw new IllegalArgumentException("binary bases " + count + " must be at least 1");
+        java.util.List<BinaryWeights> out = new java.util.ArrayList<>();
+        Tensor residual = w.copy();
+        for (int k = 0; k < count; k++) {
+            BinaryWeights b = binarizeWeights(residual);
+            out.add(b);
+            float[] approx = b.dequantize().data();
+            for (int i = 0; i < approx.length; i++) residual.data()[i] -= approx[i];
+        }
+        return out;
+    }
+
+    /** Output of a multi-base layer: sum over bases of alpha_k,o times its XNOR-popcount sum d_k. */
+    public static Tensor multiBaseConv(long[] x, Shape xs, java.util.List<BinaryWeights> bases, Window win) {
+        Shape ws = bases.getFirst().shape();
+        int oh = win.outH(xs.h()), ow = win.outW(xs.w()), plane = oh * ow, channels = ws.dim(0);
+        float[] y = new float[xs.n() * channels * plane];
+        for (BinaryWeights b : bases) {
+            int[] d = xnorConv(x, xs, packWeights(b.signs(), ws), ws, win);
+            for (int i = 0; i < d.length; i++) y[i] += b.scales()[i / plane % channels] * d[i];
+        }
+        return new Tensor(Shape.of(xs.n(), channels, oh, ow), y);
+    }
+
     public static int[] binarizeActivations(Tensor x) {
         int[] s = new int[x.size()];
         for (int i = 0; i < s.length; i++) s[i] = sign(x.data()[i]);

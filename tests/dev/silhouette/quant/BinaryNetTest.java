@@ -86,4 +86,29 @@ public class BinaryNetTest {
         }
         assertTrue(compared > y.size() * 0.99, compared + " of " + y.size());
     }
+
+    @Test
+    public void moreBinaryBasesApproximateBetterAndTheirXnorSumEqualsTheFloatConvolution() {
+        Shape xs = Shape.of(2, 70, 5, 6), ws = Shape.of(5, 70, 3, 3);
+        Window win = Window.square(3, 1, 1);
+        Tensor w = Tensor.normal(ws, 0.3f, 11);
+        int[] xa = BinaryNet.binarizeActivations(Tensor.normal(xs, 1, 12));
+        double previous = Double.MAX_VALUE;
+        for (int count = 1; count <= 4; count++) {
+            var bases = BinaryNet.bases(w, count);
+            Tensor approx = Tensor.zeros(ws);
+            for (var b : bases) {
+                float[] d = b.dequantize().data();
+                for (int i = 0; i < d.length; i++) approx.data()[i] += d[i];
+            }
+            double error = QuantizersTest.mse(w, approx);
+            assertTrue(error < previous * 0.7, count + " bases: error " + error + " after " + previous);
+            previous = error;
+            Tensor got = BinaryNet.multiBaseConv(BinaryNet.packActivations(xa, xs), xs, bases, win);
+            Tensor expected = CpuOps.conv2d(asFloat(xa, xs), approx, null, new Op.Conv2d(70, 5, win, 1, false));
+            for (int i = 0; i < got.size(); i++) {
+                assertEquals(got.data()[i], expected.data()[i], 1e-4f * Math.max(1, Math.abs(expected.data()[i])), count + " bases, output " + i);
+            }
+        }
+    }
 }
