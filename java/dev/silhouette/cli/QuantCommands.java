@@ -90,6 +90,7 @@ final class QuantCommands {
         @Option(names = "--aciq-weights", defaultValue = "off", description = "ACIQ clipping of weights: off (clip at max |w|), laplace or gaussian (default: ${DEFAULT-VALUE})") String aciqWeights;
         @Option(names = "--bias-correction", description = "restore each output channel's weight mean and std") boolean biasCorrection;
         @Option(names = "--channel-bits", description = "allocate weight bits per output channel under the --weight-bits average") boolean channelBits;
+        @Option(names = "--activation-channel-bits", description = "allocate activation bits per channel under the --activation-bits average") boolean activationChannelBits;
         @Option(names = "--first-last-bits", defaultValue = "8", description = "bits of the first and last layer, 0 for the same as the rest (default: ${DEFAULT-VALUE})") int firstLastBits;
         @Option(names = "--data", description = "folder with train-images-idx3-ubyte(.gz) for calibration (default: /usr/share/datasets/fashion-mnist)") Path data;
         @Option(names = "--calibration-images", defaultValue = "512", description = "calibration images when statistics are collected (default: ${DEFAULT-VALUE})") int calibrationImages;
@@ -101,7 +102,7 @@ final class QuantCommands {
 
         @Override
         public Integer call() {
-            PtqRecipe recipe = new PtqRecipe(weightBits, activationBits, perChannel, prior(aciq, "--aciq"), prior(aciqWeights, "--aciq-weights"), biasCorrection, channelBits, firstLastBits);
+            PtqRecipe recipe = new PtqRecipe(weightBits, activationBits, perChannel, prior(aciq, "--aciq"), prior(aciqWeights, "--aciq-weights"), biasCorrection, channelBits, activationChannelBits, firstLastBits);
             ModelLoader.Loaded loaded = ModelLoader.load(model);
             Graph folded = inferenceGraph(loaded);
             Calibration calibration;

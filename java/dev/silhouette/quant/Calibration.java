@@ -62,8 +62,8 @@ public record Calibration(String format, String fingerprint, String model, int i
                     int to = Math.min(n, from + batch);
                     Map<String, Tensor> out = backend.run(graph, Map.of(input, images.slice(from, to)), values);
                     for (String v : values) {
-                        if (pass == 0) moments.get(v).first(out.get(v).data());
-                        else moments.get(v).second(out.get(v).data());
+                        if (pass == 0) moments.get(v).first(out.get(v));
+                        else moments.get(v).second(out.get(v));
                     }
                     bar.stepBy(to - from);
                 }
@@ -142,15 +142,64 @@ public record Calibration(String format, String fingerprint, String model, int i
         }
     }
 
-    /** Running sums of one value across batches. */
+    /** Running sums of one value across batches, and of each channel of an NCHW value. */
     private static final class Moments {
-        long count, positives;
-        double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY, sum, sumSquares, positiveSum, positiveSquares;
-        double absDeviation;
+        final Sums all = new Sums();
+        Sums[] channels;
         long[] histogram;
 
-        void first(float[] v) {
-            for (float x : v) {
+        void first(Tensor t) {
+            all.first(t.data(), 0, t.size());
+            if (t.shape().rank() != 4) return;
+            int c = t.shape().c(), plane = t.shape().h() * t.shape().w();
+            if (channels == null) {
+                channels = new Sums[c];
+                for (int i = 0; i < c; i++) channels[i] = new Sums();
+            }
+            for (int n = 0; n < t.shape().n(); n++) for (int i = 0; i < c; i++) channels[i].first(t.data(), (n * c + i) * plane, (n * c + i + 1) * plane);
+        }
+
+        void second(Tensor t) {
+            if (histogram == null) histogram = new long[ActivationStats.HISTOGRAM_BINS];
+            all.second(t.data(), 0, t.size());
+            double width = (all.max - all.min) / histogram.length;
+            for (float x : t.data()) histogram[width == 0 ? 0 : (int) Math.min(histogram.length - 1, (x - all.min) / width)]++;
+            if (channels == null) return;
+            int c = t.shape().c(), plane = t.shape().h() * t.shape().w();
+            for (int n = 0; n < t.shape().n(); n++) for (int i = 0; i < c; i++) channels[i].second(t.data(), (n * c + i) * plane, (n * c + i + 1) * plane);
+        }
+
+        ActivationStats stats() {
+            ActivationStats.ChannelStats s = all.stats();
+            long count = all.count;
+            double[] levels = ActivationStats.LEVELS.clone();
+            double[] values = new double[levels.length];
+            double width = (s.max() - s.min()) / histogram.length;
+            for (int l = 0; l < levels.length; l++) {
+                double target = levels[l] / 100 * count, cumulative = 0;
+                values[l] = s.max();
+                for (int b = 0; b < histogram.length; b++) {
+                    if (cumulative + histogram[b] >= target && histogram[b] > 0) {
+                        values[l] = s.min() + width * (b + (target - cumulative) / histogram[b]);
+                        break;
+                    }
+                    cumulative += histogram[b];
+                }
+            }
+            List<ActivationStats.ChannelStats> perChannel = channels == null ? List.of() : java.util.Arrays.stream(channels).map(Sums::stats).toList();
+            return new ActivationStats(count, s.min(), s.max(), s.mean(), s.meanAbsDeviation(), s.std(), s.positiveMean(), s.positiveRms(),
+                    levels, values, histogram, perChannel);
+        }
+    }
+
+    /** Sums over a set of values: pass 1 moments, pass 2 absolute deviation about the final mean. */
+    private static final class Sums {
+        long count, positives;
+        double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY, sum, sumSquares, positiveSum, positiveSquares, absDeviation;
+
+        void first(float[] v, int from, int to) {
+            for (int i = from; i < to; i++) {
+                float x = v[i];
                 min = Math.min(min, x);
                 max = Math.max(max, x);
                 sum += x;
@@ -161,39 +210,18 @@ public record Calibration(String format, String fingerprint, String model, int i
                     positiveSquares += (double) x * x;
                 }
             }
-            count += v.length;
+            count += to - from;
         }
 
-        void second(float[] v) {
-            if (histogram == null) histogram = new long[ActivationStats.HISTOGRAM_BINS];
-            double mean = sum / count, width = (max - min) / histogram.length;
-            for (float x : v) {
-                absDeviation += Math.abs(x - mean);
-                int bin = width == 0 ? 0 : (int) Math.min(histogram.length - 1, (x - min) / width);
-                histogram[bin]++;
-            }
-        }
-
-        ActivationStats stats() {
+        void second(float[] v, int from, int to) {
             double mean = sum / count;
-            double variance = Math.max(0, sumSquares / count - mean * mean);
-            double[] levels = ActivationStats.LEVELS.clone();
-            double[] values = new double[levels.length];
-            double width = (max - min) / histogram.length;
-            for (int l = 0; l < levels.length; l++) {
-                double target = levels[l] / 100 * count, cumulative = 0;
-                values[l] = max;
-                for (int b = 0; b < histogram.length; b++) {
-                    if (cumulative + histogram[b] >= target && histogram[b] > 0) {
-                        values[l] = min + width * (b + (target - cumulative) / histogram[b]);
-                        break;
-                    }
-                    cumulative += histogram[b];
-                }
-            }
-            return new ActivationStats(count, min, max, mean, absDeviation / count, Math.sqrt(variance),
-                    positives == 0 ? 0 : positiveSum / positives, positives == 0 ? 0 : Math.sqrt(positiveSquares / positives),
-                    levels, values, histogram);
+            for (int i = from; i < to; i++) absDeviation += Math.abs(v[i] - mean);
+        }
+
+        ActivationStats.ChannelStats stats() {
+            double mean = sum / count;
+            return new ActivationStats.ChannelStats(min, max, mean, absDeviation / count, Math.sqrt(Math.max(0, sumSquares / count - mean * mean)),
+                    positives == 0 ? 0 : positiveSum / positives, positives == 0 ? 0 : Math.sqrt(positiveSquares / positives));
         }
     }
 }

@@ -32,7 +32,7 @@ public final class FakeQuantRunner {
         this.graph = model.applyWeights(folded);
         for (QuantizedModel.Activation a : model.activations()) {
             activations.put(a.value(), a);
-            codeCounts.put(a.value(), new long[1 << a.bits()]);
+            codeCounts.put(a.value(), new long[1 << (a.channelBits() == null ? a.bits() : Scheme.MAX_BITS)]);
         }
         Map<String, Shape> shapes = graph.inferShapes(1);
         for (Node node : graph.nodes()) {
@@ -75,12 +75,35 @@ public final class FakeQuantRunner {
     private Tensor fakeQuantize(String value, Tensor t) {
         QuantizedModel.Activation a = activations.get(value);
         if (a == null) return t;
-        QuantizedTensor q = Quantizers.affine(t, a.bits(), new float[] {a.lo()}, new float[] {a.hi()});
         long[] counts = codeCounts.get(value);
-        synchronized (counts) {
-            for (int c : q.codes()) counts[c]++;
+        if (a.channelBits() == null) {
+            QuantizedTensor q = Quantizers.affine(t, a.bits(), new float[] {a.lo()}, new float[] {a.hi()});
+            count(counts, q.codes());
+            return q.dequantize();
         }
-        return q.dequantize();
+        // Per channel (axis 1 of NCHW): each (image, channel) plane on its own grid.
+        Shape s = t.shape();
+        if (s.rank() != 4 || s.c() != a.channelBits().length) {
+            throw new IllegalArgumentException("value '" + value + "' of shape " + s + " does not have the " + a.channelBits().length + " channels its quantization was made for");
+        }
+        int plane = s.h() * s.w();
+        float[] out = new float[t.size()];
+        for (int n = 0; n < s.n(); n++) {
+            for (int c = 0; c < s.c(); c++) {
+                int from = (n * s.c() + c) * plane;
+                Tensor slice = new Tensor(Shape.of(plane), java.util.Arrays.copyOfRange(t.data(), from, from + plane));
+                QuantizedTensor q = Quantizers.affine(slice, a.channelBits()[c], new float[] {a.channelLo()[c]}, new float[] {a.channelHi()[c]});
+                count(counts, q.codes());
+                System.arraycopy(q.dequantize().data(), 0, out, from, plane);
+            }
+        }
+        return new Tensor(s, out);
+    }
+
+    private static void count(long[] counts, int[] codes) {
+        synchronized (counts) {
+            for (int c : codes) counts[c]++;
+        }
     }
 
     /** Entropy of each quantized activation's codes over everything run so far. */

@@ -9,10 +9,12 @@ package dev.silhouette.quant;
  * correction; on the bundled model ACIQ clipping of weights loses accuracy (docs/QUANTIZATION.md). {@code firstLastBits} (0: no exception) keeps the first layer and the last one (weights
  * and input) at that width, as is usual in PTQ studies: the image and the logits layer are tiny in cost
  * and large in error. With {@code channelBits} the weight width is allocated per output channel
- * ({@link BitAllocation}) under an average of {@code weightBits}.
+ * ({@link BitAllocation}) under an average of {@code weightBits}; with {@code activationChannelBits} the
+ * width of each quantized activation is allocated per channel (axis 1) under an average of
+ * {@code activationBits}, from per-channel calibration statistics.
  */
 public record PtqRecipe(int weightBits, int activationBits, boolean perChannel, Aciq.Prior activationAciq, Aciq.Prior weightAciq, boolean biasCorrection,
-                        boolean channelBits, int firstLastBits) {
+                        boolean channelBits, boolean activationChannelBits, int firstLastBits) {
     public PtqRecipe {
         Scheme.checkBits(weightBits, "weight");
         Scheme.checkBits(activationBits, "activation");
@@ -28,6 +30,7 @@ public record PtqRecipe(int weightBits, int activationBits, boolean perChannel, 
         if (weightAciq != null) s.append(" ACIQ-W(").append(weightAciq.name().toLowerCase()).append(')');
         if (biasCorrection) s.append(" bias-corrected");
         if (channelBits) s.append(" channel-bits");
+        if (activationChannelBits) s.append(" activation-channel-bits");
         if (firstLastBits != 0) s.append(" first/last ").append(firstLastBits).append("b");
         return s.toString();
     }

@@ -41,8 +41,12 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
     public record Layer(String name, int[] bits, float[] alpha, float[] scales, float[] offsets, long weights,
                         double averageBits, double entropyBits, double huffmanBits) {}
 
-    /** A value read by a weighted layer, quantized unsigned affine over [lo, hi] at {@code bits}. */
-    public record Activation(String value, int bits, float lo, float hi) {}
+    /**
+     * A value read by a weighted layer, quantized unsigned affine over [lo, hi] at {@code bits}; or, when
+     * channelBits is not null, channel c of axis 1 over [channelLo[c], channelHi[c]] at channelBits[c]
+     * (bits is then their average, exactly).
+     */
+    public record Activation(String value, int bits, float lo, float hi, int[] channelBits, float[] channelLo, float[] channelHi) {}
 
     /** The weights of a layer quantized and dequantized, with their codes (for entropy). */
     public record QuantizedWeights(Tensor values, int[] codes, float[] scales, float[] offsets) {}
@@ -84,12 +88,37 @@ public record QuantizedModel(String format, String fingerprint, String model, Pt
             layers.add(new Layer(node.name(), bits, alpha, q.scales(), q.offsets(), w.size(), avg, entropy.entropyBits(), entropy.huffmanBits()));
             String input = node.inputs().getFirst();
             ActivationStats s = calibration.layer(input);
-            float[] range = recipe.activationAciq() != null ? s.aciqRange(recipe.activationAciq(), aBits) : new float[] {(float) s.min(), (float) s.max()};
+            Aciq.Prior prior = recipe.activationAciq();
+            float[] range = prior != null ? s.aciqRange(prior, aBits) : new float[] {(float) s.min(), (float) s.max()};
+            Activation activation = new Activation(input, aBits, range[0], range[1], null, null, null);
+            if (recipe.activationChannelBits() && !edge && !s.channels().isEmpty()) {
+                activation = perChannel(input, aBits, range, s.channels(), prior);
+            }
             // A value read by several layers is stored once; it takes the widest width asked of it.
             Activation previous = activations.get(input);
-            if (previous == null || previous.bits() < aBits) activations.put(input, new Activation(input, aBits, range[0], range[1]));
+            if (previous == null || previous.bits() < aBits) activations.put(input, activation);
         }
         return new QuantizedModel(FORMAT, fingerprint, model, recipe, layers, List.copyOf(activations.values()));
+    }
+
+    /** Channel widths allocated by clip width under an average of {@code bits}, each channel clipped at its own width. */
+    private static Activation perChannel(String value, int bits, float[] range, List<ActivationStats.ChannelStats> channels, Aciq.Prior prior) {
+        int c = channels.size();
+        double[] widths = new double[c];
+        for (int i = 0; i < c; i++) {
+            ActivationStats.ChannelStats cs = channels.get(i);
+            float[] r = prior != null ? cs.aciqRange(prior, bits) : new float[] {(float) cs.min(), (float) cs.max()};
+            widths[i] = r[1] - r[0];
+        }
+        int[] channelBits = BitAllocation.allocate(widths, bits);
+        float[] lo = new float[c], hi = new float[c];
+        for (int i = 0; i < c; i++) {
+            ActivationStats.ChannelStats cs = channels.get(i);
+            float[] r = prior != null ? cs.aciqRange(prior, channelBits[i]) : new float[] {(float) cs.min(), (float) cs.max()};
+            lo[i] = r[0];
+            hi[i] = r[1];
+        }
+        return new Activation(value, bits, range[0], range[1], channelBits, lo, hi);
     }
 
     /** Clip per group: ACIQ or max |w| at each group's width; 1-bit groups use the binary scale mean |w|. */

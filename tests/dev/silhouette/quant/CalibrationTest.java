@@ -61,6 +61,26 @@ public class CalibrationTest {
             }
         }
         assertTrue(cal.layer("relu").min() >= 0);
+        try (CpuBackend cpu = new CpuBackend()) {
+            Tensor conv = cpu.run(g, Map.of("image", images), List.of("conv")).get("conv");
+            int plane = 9 * 7;
+            assertEquals(cal.layer("conv").channels().size(), 5);
+            for (int c = 0; c < 5; c++) {
+                double min = Double.MAX_VALUE, max = -Double.MAX_VALUE, sum = 0;
+                for (int n = 0; n < 13; n++) {
+                    for (int i = 0; i < plane; i++) {
+                        float v = conv.data()[(n * 5 + c) * plane + i];
+                        min = Math.min(min, v);
+                        max = Math.max(max, v);
+                        sum += v;
+                    }
+                }
+                ActivationStats.ChannelStats cs = cal.layer("conv").channels().get(c);
+                assertEquals(cs.min(), min, "channel " + c);
+                assertEquals(cs.max(), max, "channel " + c);
+                assertEquals(cs.mean(), sum / (13 * plane), 1e-9, "channel " + c);
+            }
+        }
         Path file = Files.createTempDirectory("calib").resolve("stats.json");
         cal.save(file);
         Calibration back = Calibration.load(file, g);

@@ -25,7 +25,7 @@ public class QuantizedModelTest {
         Tensor images = Tensor.normal(Shape.of(6, 2, 9, 7), 1, 4);
         try (CpuBackend cpu = new CpuBackend()) {
             Calibration cal = Calibration.collect(cpu, g, "small", images, 3, Calibration.allValues(g));
-            PtqRecipe recipe = new PtqRecipe(4, 2, true, Aciq.Prior.LAPLACE, null, true, false, 0);
+            PtqRecipe recipe = new PtqRecipe(4, 2, true, Aciq.Prior.LAPLACE, null, true, false, false, 0);
             QuantizedModel q = QuantizedModel.build(g, "small", recipe, cal);
             Path file = Files.createTempDirectory("qm").resolve("q.json");
             q.save(file);
@@ -55,7 +55,7 @@ public class QuantizedModelTest {
         Tensor images = Tensor.uniform(Shape.of(4, 2, 9, 7), 0, 1, 6);
         try (CpuBackend cpu = new CpuBackend()) {
             Calibration cal = Calibration.collect(cpu, g, "small", images, 4, Calibration.allValues(g));
-            QuantizedModel q = QuantizedModel.build(g, "small", new PtqRecipe(8, 8, false, null, null, false, false, 0), cal);
+            QuantizedModel q = QuantizedModel.build(g, "small", new PtqRecipe(8, 8, false, null, null, false, false, false, 0), cal);
             Tensor fq = new FakeQuantRunner(cpu, g, q).run(images, List.of("relu")).get("relu");
             Tensor fp = cpu.run(g, Map.of("image", images)).get("relu");
             double maxOut = 0, maxErr = 0;
@@ -74,10 +74,10 @@ public class QuantizedModelTest {
         try (CpuBackend cpu = new CpuBackend()) {
             Calibration cal = Calibration.collect(cpu, g, "small", images, 2, Calibration.allValues(g));
             var e = expectThrows(IllegalArgumentException.class,
-                    () -> QuantizedModel.build(other, "other", new PtqRecipe(4, 4, false, null, null, false, false, 0), cal));
+                    () -> QuantizedModel.build(other, "other", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal));
             assertTrue(e.getMessage().contains("collected on another model ('small')"), e.getMessage());
             Path file = Files.createTempDirectory("qm").resolve("q.json");
-            QuantizedModel.build(g, "small", new PtqRecipe(4, 4, false, null, null, false, false, 0), cal).save(file);
+            QuantizedModel.build(g, "small", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal).save(file);
             e = expectThrows(IllegalArgumentException.class, () -> QuantizedModel.load(file, other));
             assertTrue(e.getMessage().contains("made for another model ('small')"), e.getMessage());
             Path tampered = file.resolveSibling("tampered.json");
@@ -89,11 +89,34 @@ public class QuantizedModelTest {
 
     @Test
     public void badRecipesFailWithOneMessage() {
-        var e = expectThrows(IllegalArgumentException.class, () -> new PtqRecipe(0, 4, false, null, null, false, false, 0));
+        var e = expectThrows(IllegalArgumentException.class, () -> new PtqRecipe(0, 4, false, null, null, false, false, false, 0));
         assertEquals(e.getMessage(), "weight bits 0 outside the supported 1..8");
-        e = expectThrows(IllegalArgumentException.class, () -> new PtqRecipe(4, 9, false, null, null, false, false, 0));
+        e = expectThrows(IllegalArgumentException.class, () -> new PtqRecipe(4, 9, false, null, null, false, false, false, 0));
         assertEquals(e.getMessage(), "activation bits 9 outside the supported 1..8");
-        e = expectThrows(IllegalArgumentException.class, () -> new PtqRecipe(4, 4, false, null, null, false, true, 0));
+        e = expectThrows(IllegalArgumentException.class, () -> new PtqRecipe(4, 4, false, null, null, false, true, false, 0));
         assertTrue(e.getMessage().contains("needs per-channel weight scales"), e.getMessage());
+    }
+
+    @Test
+    public void activationChannelBitsFollowChannelRangesUnderTheBudget() {
+        Graph g = CalibrationTest.smallNet(7);
+        Tensor images = Tensor.uniform(Shape.of(5, 2, 9, 7), 0, 1, 8);
+        int plane = 9 * 7;
+        for (int i = 0; i < images.size(); i++) if (i / plane % 2 == 0) images.data()[i] *= 40;
+        try (CpuBackend cpu = new CpuBackend()) {
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 5, Calibration.allValues(g));
+            QuantizedModel q = QuantizedModel.build(g, "small", new PtqRecipe(8, 3, false, null, null, false, false, true, 0), cal);
+            QuantizedModel.Activation a = q.activations().getFirst();
+            assertEquals(a.value(), "image");
+            assertEquals(a.channelBits()[0] + a.channelBits()[1], 6, "budget of 3 bits over 2 channels");
+            assertTrue(a.channelBits()[0] > a.channelBits()[1], "the 40x wider channel gets more bits: " + java.util.Arrays.toString(a.channelBits()));
+            Tensor got = new FakeQuantRunner(cpu, g, q).run(images, List.of("image")).get("image");
+            for (int i = 0; i < images.size(); i++) {
+                int c = i / plane % 2;
+                Tensor one = new Tensor(Shape.of(1), new float[] {images.data()[i]});
+                float expected = Quantizers.affine(one, a.channelBits()[c], new float[] {a.channelLo()[c]}, new float[] {a.channelHi()[c]}).dequantize().data()[0];
+                assertEquals(got.data()[i], expected, 0f, "value " + i + " of channel " + c);
+            }
+        }
     }
 }
