@@ -32,6 +32,23 @@ record FashionMnist(Tensor images, int[] labels, String source) {
         }
     }
 
+    /**
+     * The first {@code count} images of the training split (calibration must not see the test images),
+     * from {@code dir} or Debian's dataset folder; the jar bundles only the test split.
+     */
+    static Tensor trainImages(Path dir, int count) {
+        if (count < 1) throw new IllegalArgumentException("the calibration set is empty: statistics need at least one image (got " + count + ")");
+        Path folder = dir != null ? dir : SYSTEM_DIR;
+        Path images = existing(folder, "train-images-idx3-ubyte");
+        try {
+            Tensor all = Idx.readImages(images);
+            if (count > all.shape().dim(0)) throw new IllegalArgumentException(count + " calibration images asked, " + images + " holds " + all.shape().dim(0));
+            return all.slice(0, count);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read Fashion-MNIST training images from " + folder + ": " + e.getMessage(), e);
+        }
+    }
+
     private static FashionMnist fromDir(Path dir) {
         Path images = existing(dir, IMAGES), labels = existing(dir, LABELS);
         try (InputStream i = Files.newInputStream(images); InputStream l = Files.newInputStream(labels)) {
