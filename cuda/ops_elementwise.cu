@@ -1,5 +1,5 @@
-// Elementwise kernels: relu, clip, sigmoid, add, per-channel affine (BatchNorm) and per-channel bias
-// with optional ReLU. The specification is dev.silhouette.backend.cpu.CpuOps; every formula is spelled
+// Elementwise kernels: relu, clip, sigmoid, add, per-channel affine (BatchNorm), per-channel bias
+// with optional ReLU, and the ops of imported models: broadcast arithmetic, hard sigmoid, hard swish. The specification is dev.silhouette.backend.cpu.CpuOps; every formula is spelled
 // with round-to-nearest intrinsics (__fmul_rn, __fadd_rn, __dadd_rn, ...) because nvcc would otherwise
 // contract a multiply and an add into one FMA, which rounds once where Java rounds twice. Results are
 // bit-identical to the CPU (sigmoid up to the last double ulp of exp, see below).
@@ -15,6 +15,14 @@ __device__ __forceinline__ float ew_java_min(float a, float b) {
     if (a != a) return a;
     if (a == 0.0f && b == 0.0f && __float_as_uint(b) == 0x80000000u) return b;
     return a <= b ? a : b;
+}
+
+// Java's Math.max(float, float), argument order included: a NaN first argument wins, then a NaN second
+// one (a >= NaN is false), and max(+0, -0) is the first argument (+0 >= -0).
+__device__ __forceinline__ float ew_java_max(float a, float b) {
+    if (a != a) return a;
+    if (a == 0.0f && b == 0.0f && __float_as_uint(a) == 0x80000000u) return b;
+    return a >= b ? a : b;
 }
 
 // The channel of flat element i of an [n, channels, plane] tensor. 64-bit division costs several times a
@@ -78,5 +86,62 @@ extern "C" __global__ void silhouette_bias_add(const float* x, const float* bias
         unsigned c = ew_channel(i, (unsigned)plane, (unsigned)channels, narrow);
         float v = __fadd_rn(x[i], bias[c]);
         y[i] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
+
+// The operands of a broadcast op, NumPy style (dev.silhouette.backend.cpu.CpuOps.elementwise): output
+// dims and each operand's element strides, right-aligned to rank, 0 along the axes where the operand has
+// size 1 or lacks the axis. Passed by value; BuiltinKernels.BroadcastShape packs the same 25 ints.
+#define SILHOUETTE_MAX_BROADCAST_RANK 8
+struct BroadcastShape {
+    int rank;
+    int dims[SILHOUETTE_MAX_BROADCAST_RANK];
+    int strideA[SILHOUETTE_MAX_BROADCAST_RANK];
+    int strideB[SILHOUETTE_MAX_BROADCAST_RANK];
+};
+static_assert(sizeof(BroadcastShape) == 25 * sizeof(int), "BroadcastShape must match the Java packing");
+
+// One IEEE float32 operation, as Op.Arithmetic.apply; op is the enum's ordinal (ADD, SUB, MUL, DIV).
+__device__ __forceinline__ float ew_arithmetic(int op, float a, float b) {
+    switch (op) {
+        case 0: return __fadd_rn(a, b);
+        case 1: return __fsub_rn(a, b);
+        case 2: return __fmul_rn(a, b);
+        default: return __fdiv_rn(a, b);
+    }
+}
+
+// y = a (op) b with broadcasting over count = prod(dims) outputs; the host keeps every index below 2^31.
+extern "C" __global__ void silhouette_broadcast_arithmetic(const float* a, const float* b, float* y, size_t count, int op,
+                                                           BroadcastShape shape) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned rest = (unsigned)i;
+        int ia = 0, ib = 0;
+        for (int d = shape.rank - 1; d >= 0; d--) {
+            unsigned index = rest % (unsigned)shape.dims[d];
+            rest /= (unsigned)shape.dims[d];
+            ia += (int)index * shape.strideA[d];
+            ib += (int)index * shape.strideB[d];
+        }
+        y[i] = ew_arithmetic(op, a[ia], b[ib]);
+    }
+}
+
+// y = Math.max(0, Math.min(1, alpha * x + beta)) in float32, as CpuOps.hardSigmoid.
+extern "C" __global__ void silhouette_hard_sigmoid(const float* x, float* y, size_t count, float alpha, float beta) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+        float v = __fadd_rn(__fmul_rn(alpha, x[i]), beta);
+        y[i] = ew_java_max(0.0f, ew_java_min(1.0f, v));
+    }
+}
+
+// y = x * Math.max(0, Math.min(1, x * (1f / 6f) + 0.5f)), as CpuOps.hardSwish; 0x3e2aaaab is the float
+// nearest 1/6, the value Java's constant 1f / 6f folds to.
+extern "C" __global__ void silhouette_hard_swish(const float* x, float* y, size_t count) {
+    const float sixth = __uint_as_float(0x3e2aaaabu);
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+        float v = x[i];
+        float gate = ew_java_max(0.0f, ew_java_min(1.0f, __fadd_rn(__fmul_rn(v, sixth), 0.5f)));
+        y[i] = __fmul_rn(v, gate);
     }
 }

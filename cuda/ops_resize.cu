@@ -1,5 +1,5 @@
-// Resizing and copying kernels: nearest and bilinear interpolation of H and W, and the strided chunk
-// copy that concatenation along any axis reduces to. The specification is CpuOps.interpolate and
+// Resizing and copying kernels: nearest and bilinear interpolation of H and W, the strided chunk
+// copy that concatenation along any axis reduces to, and constant padding of H and W. The specification is CpuOps.interpolate and
 // CpuOps.concat. Interpolation evaluates CpuOps's double formulas with explicit round-to-nearest
 // intrinsics (no FMA contraction), so source indices and blend weights, and hence outputs, are
 // bit-identical.
@@ -76,5 +76,20 @@ extern "C" __global__ void silhouette_copy_strided(const float* __restrict__ src
             j = i % (size_t)chunk;
         }
         dst[o * dst_stride + dst_offset + j] = src[o * src_stride + j];
+    }
+}
+
+// Constant padding of each h x w plane into oh x ow = (h + top + bottom) x (w + left + right), as
+// CpuOps.pad: the input lands at (top, left), everything else is value.
+extern "C" __global__ void silhouette_pad(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w,
+                                          int top, int left, int oh, int ow, float value) {
+    unsigned pixels = (unsigned)oh * (unsigned)ow;
+    for (unsigned p = blockIdx.y; p < (unsigned)planes; p += gridDim.y) {
+        const float* src = x + (size_t)p * h * w;
+        float* dst = y + (size_t)p * pixels;
+        for (unsigned o = blockIdx.x * blockDim.x + threadIdx.x; o < pixels; o += gridDim.x * blockDim.x) {
+            int iy = (int)(o / (unsigned)ow) - top, ix = (int)(o % (unsigned)ow) - left;
+            dst[o] = iy >= 0 && iy < h && ix >= 0 && ix < w ? src[(size_t)iy * w + ix] : value;
+        }
     }
 }

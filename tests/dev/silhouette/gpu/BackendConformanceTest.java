@@ -85,6 +85,14 @@ public class BackendConformanceTest {
         p.add(new Problem("nearest odd", new Op.Interpolate(Op.Interpolate.Mode.NEAREST, 5, 9), new int[][] {{1, 2, 7, 4}}, EXACT));
         p.add(new Problem("bilinear up", new Op.Interpolate(Op.Interpolate.Mode.BILINEAR, 56, 40), new int[][] {{2, 1, 28, 28}}, 1e-6));
         p.add(new Problem("concat channels", new Op.Concat(1), new int[][] {{2, 3, 5, 5}, {2, 1, 5, 5}, {2, 4, 5, 5}}, EXACT));
+        p.add(new Problem("broadcast mul per channel", new Op.Elementwise(Op.Arithmetic.MUL), new int[][] {{2, 16, 7, 9}, {2, 16, 1, 1}}, EXACT));
+        p.add(new Problem("broadcast sub rows", new Op.Elementwise(Op.Arithmetic.SUB), new int[][] {{2, 3, 5, 6}, {2, 1, 5, 1}}, EXACT));
+        p.add(new Problem("constant first div", new Op.ElementwiseConstant(Op.Arithmetic.DIV, Shape.of(3, 1, 1), true), new int[][] {{2, 3, 4, 5}}, EXACT));
+        p.add(new Problem("constant add last axis", new Op.ElementwiseConstant(Op.Arithmetic.ADD, Shape.of(5), false), new int[][] {{2, 3, 4, 5}}, EXACT));
+        p.add(new Problem("hard sigmoid", new Op.HardSigmoid(1f / 6, 0.5f), new int[][] {{2, 8, 9, 9}}, EXACT));
+        p.add(new Problem("hard swish", new Op.HardSwish(), new int[][] {{2, 8, 9, 9}}, EXACT));
+        p.add(new Problem("reshape", new Op.Reshape(Shape.of(36)), new int[][] {{2, 4, 3, 3}}, EXACT));
+        p.add(new Problem("pad asymmetric", new Op.Pad(1, 0, 2, 1, -1.5f), new int[][] {{2, 3, 5, 7}}, EXACT));
         return p.stream().map(x -> new Object[] {x}).toArray(Object[][]::new);
     }
 
@@ -120,10 +128,12 @@ public class BackendConformanceTest {
         }
     }
 
+    /** Gives BatchNorm statistics, biases and elementwise constants random values (builders start them at fixed ones). */
     private static Graph randomizeBatchNorm(Graph g) {
         Map<String, Tensor> params = new java.util.HashMap<>(g.parameters());
         params.replaceAll((k, v) -> k.endsWith("running_var") ? Tensor.uniform(v.shape(), 0.5f, 2f, k.hashCode())
-                : k.endsWith("running_mean") || k.endsWith(".bias") ? Tensor.uniform(v.shape(), -0.5f, 0.5f, k.hashCode()) : v);
+                : k.endsWith("running_mean") || k.endsWith(".bias") ? Tensor.uniform(v.shape(), -0.5f, 0.5f, k.hashCode())
+                : k.endsWith(".constant") ? Tensor.uniform(v.shape(), 0.5f, 2f, k.hashCode()) : v);
         return g.withParameters(params);
     }
 

@@ -34,6 +34,9 @@ public final class BuiltinKernels {
         ADD("silhouette_add", "ops_elementwise.cu"),
         CHANNEL_AFFINE("silhouette_channel_affine", "ops_elementwise.cu"),
         BIAS_ADD("silhouette_bias_add", "ops_elementwise.cu"),
+        BROADCAST_ARITHMETIC("silhouette_broadcast_arithmetic", "ops_elementwise.cu"),
+        HARD_SIGMOID("silhouette_hard_sigmoid", "ops_elementwise.cu"),
+        HARD_SWISH("silhouette_hard_swish", "ops_elementwise.cu"),
         MAX_POOL("silhouette_max_pool", "ops_pool.cu"),
         AVG_POOL("silhouette_avg_pool", "ops_pool.cu"),
         GLOBAL_AVG_POOL("silhouette_global_avg_pool", "ops_pool.cu"),
@@ -42,6 +45,7 @@ public final class BuiltinKernels {
         INTERPOLATE_NEAREST("silhouette_interpolate_nearest", "ops_resize.cu"),
         INTERPOLATE_BILINEAR("silhouette_interpolate_bilinear", "ops_resize.cu"),
         COPY_STRIDED("silhouette_copy_strided", "ops_resize.cu"),
+        PAD("silhouette_pad", "ops_resize.cu"),
         CONV2D_DIRECT("silhouette_conv2d_direct", "ops_fallback.cu"),
         SGEMM_NT("silhouette_sgemm_nt", "ops_fallback.cu");
 
@@ -64,15 +68,16 @@ public final class BuiltinKernels {
 
     /** Why the built-in kernels cannot run an op on given input shapes. */
     public enum Limit {
-        /** The op needs no kernel (Flatten aliases its input). */
+        /** The op needs no kernel (Flatten and Reshape alias their input). */
         NO_KERNEL,
         /** Input count, rank or dimensions do not fit the op. */
         SHAPE,
         /** A count the kernels index with 32 bits reaches 2^31. */
-        INDEX_RANGE,
-        /** No CUDA kernel written yet (ops added for ONNX import). */
-        NOT_YET
+        INDEX_RANGE
     }
+
+    /** Most axes a broadcast operand may have (SILHOUETTE_MAX_BROADCAST_RANK in ops_elementwise.cu). */
+    public static final int MAX_BROADCAST_RANK = 8;
 
     public record Unsupported(Limit limit, String detail) {
         @Override
@@ -117,17 +122,61 @@ public final class BuiltinKernels {
             case Op.Interpolate ip -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
                     : index(op, "output size", (long) s.n() * s.c() * ip.outH() * ip.outW());
             case Op.Concat c -> concat(op, c, inputs);
-            case Op.Elementwise e -> notYet(op);
-            case Op.ElementwiseConstant e -> notYet(op);
-            case Op.HardSigmoid h -> notYet(op);
-            case Op.HardSwish h -> notYet(op);
-            case Op.Reshape r -> notYet(op);
-            case Op.Pad p -> notYet(op);
+            case Op.Elementwise e -> broadcast(op, s, inputs.get(1));
+            case Op.ElementwiseConstant e -> broadcast(op, s, e.constantShape());
+            case Op.HardSigmoid h -> Optional.empty();
+            case Op.HardSwish h -> Optional.empty();
+            case Op.Reshape r -> Optional.of(new Unsupported(Limit.NO_KERNEL, "Reshape keeps the values: the backend aliases its input"));
+            case Op.Pad p -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
+                    : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
         };
     }
 
-    private static Optional<Unsupported> notYet(Op op) {
-        return Optional.of(new Unsupported(Limit.NOT_YET, "op " + op.getClass().getSimpleName() + " not supported on cuda yet"));
+    private static Optional<Unsupported> broadcast(Op op, Shape a, Shape b) {
+        int rank = Math.max(a.rank(), b.rank());
+        if (rank > MAX_BROADCAST_RANK) return shape(op, "operands " + a + " and " + b + " have more than " + MAX_BROADCAST_RANK + " axes");
+        try {
+            return index(op, "output size", broadcastShape(a, b).size());
+        } catch (IllegalArgumentException e) {
+            return shape(op, e.getMessage());
+        }
+    }
+
+    /** The NumPy broadcast of two shapes: right-aligned, each axis equal or 1 on one side. */
+    static Shape broadcastShape(Shape a, Shape b) {
+        int rank = Math.max(a.rank(), b.rank());
+        int[] dims = new int[rank];
+        for (int d = 0; d < rank; d++) {
+            int da = d - (rank - a.rank()) >= 0 ? a.dim(d - (rank - a.rank())) : 1;
+            int db = d - (rank - b.rank()) >= 0 ? b.dim(d - (rank - b.rank())) : 1;
+            if (da != db && da != 1 && db != 1) throw new IllegalArgumentException("operands " + a + " and " + b + " do not broadcast");
+            dims[d] = Math.max(da, db);
+        }
+        return Shape.of(dims);
+    }
+
+    /**
+     * The by-value kernel argument of silhouette_broadcast_arithmetic (struct BroadcastShape): rank, the
+     * output dims, then each operand's strides, right-aligned, 0 where it broadcasts; unused axes are 0.
+     */
+    static int[] broadcastArgument(Shape a, Shape b, Shape out) {
+        int rank = out.rank();
+        int[] packed = new int[1 + 3 * MAX_BROADCAST_RANK];
+        packed[0] = rank;
+        for (int d = 0; d < rank; d++) packed[1 + d] = out.dim(d);
+        int[][] operands = {broadcastStrides(a, rank), broadcastStrides(b, rank)};
+        for (int k = 0; k < 2; k++) System.arraycopy(operands[k], 0, packed, 1 + (k + 1) * MAX_BROADCAST_RANK, rank);
+        return packed;
+    }
+
+    private static int[] broadcastStrides(Shape s, int rank) {
+        int[] strides = new int[rank];
+        int stride = 1;
+        for (int d = s.rank() - 1; d >= 0; d--) {
+            strides[d + rank - s.rank()] = s.dim(d) == 1 ? 0 : stride;
+            stride *= s.dim(d);
+        }
+        return strides;
     }
 
     private static Optional<Unsupported> shape(Op op, String detail) {
@@ -267,7 +316,50 @@ public final class BuiltinKernels {
         }
     }
 
+    /** y = a (op) b with NumPy broadcasting of a's and b's shapes into {@code out}; y may equal a or b only when shapes match. */
+    public void broadcastArithmetic(long a, Shape aShape, long b, Shape bShape, long y, Shape out, Op.Arithmetic op, CudaStream s) {
+        String what = "broadcastArithmetic";
+        if (out.rank() > MAX_BROADCAST_RANK) throw new IllegalArgumentException(what + ": " + out + " has more than " + MAX_BROADCAST_RANK + " axes");
+        if (!broadcastShape(aShape, bShape).equals(out)) {
+            throw new IllegalArgumentException(what + ": operands " + aShape + " and " + bShape + " do not broadcast to " + out);
+        }
+        long count = out.size();
+        indexable(what, "output size", count);
+        if (flat(what, count, a, b, y)) {
+            module.launch(Kernel.BROADCAST_ARITHMETIC.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), a, b, y, count, op.ordinal(),
+                    broadcastArgument(aShape, bShape, out));
+        }
+    }
+
+    public void hardSigmoid(long x, long y, long count, float alpha, float beta, CudaStream s) {
+        if (flat("hardSigmoid", count, x, y)) {
+            module.launch(Kernel.HARD_SIGMOID.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count, alpha, beta);
+        }
+    }
+
+    public void hardSwish(long x, long y, long count, CudaStream s) {
+        if (flat("hardSwish", count, x, y)) module.launch(Kernel.HARD_SWISH.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count);
+    }
+
     // Resizing and copying.
+
+    /** Constant padding of H and W: [n, c, h, w] into [n, c, h + top + bottom, w + left + right]. */
+    public void pad(long x, long y, int n, int c, int h, int w, Op.Pad p, CudaStream s) {
+        String what = "pad";
+        nonNegative(what, "n", n);
+        nonNegative(what, "c", c);
+        positive(what, "height", h);
+        positive(what, "width", w);
+        int oh = h + p.top() + p.bottom(), ow = w + p.left() + p.right();
+        long planes = (long) n * c;
+        indexable(what, "planes", planes);
+        indexable(what, "input plane", (long) h * w);
+        indexable(what, "output plane", (long) oh * ow);
+        if (planes == 0) return;
+        addresses(what, x, y);
+        module.launch(Kernel.PAD.symbol(), planeGridX((long) oh * ow), planeGridY((int) planes), BLOCK, 0, stream(s),
+                x, y, (int) planes, h, w, p.top(), p.left(), oh, ow, p.value());
+    }
 
     /** Resizes each of {@code planes} h x w planes to oh x ow, nearest or bilinear (align_corners=false). */
     public void interpolate(long x, long y, int planes, int h, int w, int oh, int ow, boolean bilinear, CudaStream s) {

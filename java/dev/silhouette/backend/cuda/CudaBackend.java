@@ -104,7 +104,7 @@ public final class CudaBackend implements Backend {
         return free[0];
     }
 
-    /** A value on the device. Buffers may be shared (Flatten aliases its input), so they are counted. */
+    /** A value on the device. Buffers may be shared (Flatten and Reshape alias their input), so they are counted. */
     private record Value(DeviceBuffer buffer, Shape shape) {
         long address() {
             return buffer.address();
@@ -118,7 +118,6 @@ public final class CudaBackend implements Backend {
         int batch = Inputs.bind(graph, inputs);
         Inputs.checkRequested(graph, requested);
         Map<String, Shape> shapes = graph.inferShapes(batch);
-        for (Node node : graph.nodes()) requireKernel(node);
         DeviceWeights params = weightsFor(graph);
         Map<String, Value> values = new HashMap<>();
         Map<DeviceBuffer, Integer> holders = new IdentityHashMap<>();
@@ -141,8 +140,9 @@ public final class CudaBackend implements Backend {
                 for (String in : node.inputs()) args.add(values.get(in));
                 Shape outShape = shapes.get(node.name());
                 Value out;
-                if (node.op() instanceof Op.Flatten || node.op() instanceof Op.Relu && reluFused.contains(node.inputs().getFirst())) {
-                    // Flatten is a view; a ReLU fused into its convolution's epilogue already ran there.
+                if (node.op() instanceof Op.Flatten || node.op() instanceof Op.Reshape
+                        || node.op() instanceof Op.Relu && reluFused.contains(node.inputs().getFirst())) {
+                    // Flatten and Reshape are views; a ReLU fused into its convolution's epilogue already ran there.
                     out = new Value(args.getFirst().buffer(), outShape);
                 } else {
                     out = new Value(allocator.allocate((long) outShape.size() * Sizeof.FLOAT), outShape);
@@ -281,13 +281,20 @@ public final class CudaBackend implements Backend {
                 }
             }
             case Op.Flatten f -> throw new IllegalStateException("Flatten aliases its input and is never executed");
-            // Ops the ONNX importer added: refused by requireKernel before any upload.
-            case Op.Elementwise e -> throw notYet(node);
-            case Op.ElementwiseConstant e -> throw notYet(node);
-            case Op.HardSigmoid h -> throw notYet(node);
-            case Op.HardSwish h -> throw notYet(node);
-            case Op.Reshape r -> throw notYet(node);
-            case Op.Pad p -> throw notYet(node);
+            case Op.Elementwise e -> kernels.broadcastArithmetic(x.address(), s, in.get(1).address(), in.get(1).shape(), out.address(), out.shape(),
+                    e.arithmetic(), stream);
+            case Op.ElementwiseConstant e -> {
+                long constant = params.address(node, "constant");
+                if (e.constantFirst()) {
+                    kernels.broadcastArithmetic(constant, e.constantShape(), x.address(), s, out.address(), out.shape(), e.arithmetic(), stream);
+                } else {
+                    kernels.broadcastArithmetic(x.address(), s, constant, e.constantShape(), out.address(), out.shape(), e.arithmetic(), stream);
+                }
+            }
+            case Op.HardSigmoid h -> kernels.hardSigmoid(x.address(), out.address(), count, h.alpha(), h.beta(), stream);
+            case Op.HardSwish h -> kernels.hardSwish(x.address(), out.address(), count, stream);
+            case Op.Pad p -> kernels.pad(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p, stream);
+            case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
         }
     }
 
@@ -299,23 +306,6 @@ public final class CudaBackend implements Backend {
     private void cudnnPool(String op, boolean max, boolean countIncludePad, Shape s, Window w, Value x, Value out) {
         cudnn.pool(op, max, countIncludePad, s.n(), s.c(), s.h(), s.w(), w.kernelH(), w.kernelW(), w.padH(), w.padW(), w.strideH(), w.strideW(),
                 x.address(), out.address());
-    }
-
-    /** Refuses a graph with an op this backend has no kernel for yet, before anything is uploaded. */
-    private static void requireKernel(Node node) {
-        switch (node.op()) {
-            case Op.Elementwise e -> throw notYet(node);
-            case Op.ElementwiseConstant e -> throw notYet(node);
-            case Op.HardSigmoid h -> throw notYet(node);
-            case Op.HardSwish h -> throw notYet(node);
-            case Op.Reshape r -> throw notYet(node);
-            case Op.Pad p -> throw notYet(node);
-            default -> { }
-        }
-    }
-
-    private static IllegalStateException notYet(Node node) {
-        return new IllegalStateException("op " + dev.silhouette.graph.Graph.opName(node.op()) + " (node '" + node.name() + "') not supported on cuda yet");
     }
 
     /** cuDNN's workspace: taken from the pool for the duration of the call's stream work. */

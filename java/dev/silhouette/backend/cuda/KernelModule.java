@@ -52,7 +52,8 @@ public final class KernelModule implements AutoCloseable {
 
     /**
      * Launches {@code kernel} with arguments given as Java values: device buffers and pointers pass
-     * their address, Integer/Long/Float/Double pass by value, in declaration order of the kernel.
+     * their address, Integer/Long/Float/Double pass by value, an int[] passes a by-value struct of that
+     * many ints, in declaration order of the kernel.
      */
     public void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, CUstream stream, Object... args) {
         Pointer[] params = new Pointer[args.length];
@@ -64,6 +65,7 @@ public final class KernelModule implements AutoCloseable {
                 case Long v -> Pointer.to(new long[] {v});
                 case Float v -> Pointer.to(new float[] {v});
                 case Double v -> Pointer.to(new double[] {v});
+                case int[] v -> Pointer.to(v);   // a struct of ints passed by value
                 default -> throw new IllegalArgumentException("kernel " + kernel + " argument " + i + " has unsupported type " + args[i].getClass().getSimpleName());
             };
         }

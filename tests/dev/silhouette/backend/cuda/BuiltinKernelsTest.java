@@ -135,6 +135,62 @@ public class BuiltinKernelsTest {
         assertEquals(BuiltinKernels.supports(new Op.Interpolate(Op.Interpolate.Mode.NEAREST, 40_000, 40_000), List.of(image)).orElseThrow().limit(),
                 BuiltinKernels.Limit.INDEX_RANGE);
         assertFalse(BuiltinKernels.supports(new Op.Linear(8, 2, false), List.of(image)).isEmpty(), "linear needs N x in");
+        assertTrue(BuiltinKernels.supports(new Op.Elementwise(Op.Arithmetic.MUL), List.of(image, Shape.of(2, 3, 1, 1))).isEmpty());
+        assertTrue(BuiltinKernels.supports(new Op.ElementwiseConstant(Op.Arithmetic.DIV, Shape.of(3, 1, 1), true), List.of(image)).isEmpty());
+        assertTrue(BuiltinKernels.supports(new Op.HardSwish(), List.of(image)).isEmpty());
+        assertTrue(BuiltinKernels.supports(new Op.HardSigmoid(0.2f, 0.5f), List.of(image)).isEmpty());
+        assertTrue(BuiltinKernels.supports(new Op.Pad(1, 0, 2, 1, 0f), List.of(image)).isEmpty());
+        assertEquals(BuiltinKernels.supports(new Op.Reshape(Shape.of(192)), List.of(image)).orElseThrow().limit(), BuiltinKernels.Limit.NO_KERNEL);
+        assertEquals(BuiltinKernels.supports(new Op.Elementwise(Op.Arithmetic.ADD), List.of(image, Shape.of(2, 4, 1, 1))).orElseThrow().limit(),
+                BuiltinKernels.Limit.SHAPE, "3 and 4 channels do not broadcast");
+        Shape nineAxes = Shape.of(1, 1, 1, 1, 1, 1, 1, 2, 2);
+        assertEquals(BuiltinKernels.supports(new Op.Elementwise(Op.Arithmetic.ADD), List.of(nineAxes, nineAxes)).orElseThrow().limit(),
+                BuiltinKernels.Limit.SHAPE);
+        assertEquals(BuiltinKernels.supports(new Op.Pad(1, 1, 1, 1, 0f), List.of(Shape.of(2, 3, 8))).orElseThrow().limit(), BuiltinKernels.Limit.SHAPE);
+    }
+
+    /**
+     * The by-value struct of silhouette_broadcast_arithmetic, decoded with the kernel's own index loop (in
+     * Java), must address the same operand elements as the CPU's broadcast: the kernel's results then
+     * equal CpuOps.elementwise's, as both apply one float operation per element.
+     */
+    @Test
+    public void broadcastArgumentAddressesWhatTheCpuBroadcastReads() throws IOException {
+        String source = Files.readString(root().resolve("cuda/ops_elementwise.cu"));
+        Matcher rank = Pattern.compile("#define SILHOUETTE_MAX_BROADCAST_RANK (\\d+)").matcher(source);
+        assertTrue(rank.find(), "ops_elementwise.cu defines SILHOUETTE_MAX_BROADCAST_RANK");
+        assertEquals(Integer.parseInt(rank.group(1)), BuiltinKernels.MAX_BROADCAST_RANK);
+        java.util.Random random = new java.util.Random(7);
+        for (int trial = 0; trial < 300; trial++) {
+            int outRank = 1 + random.nextInt(BuiltinKernels.MAX_BROADCAST_RANK);
+            int[] out = new int[outRank];
+            for (int d = 0; d < outRank; d++) out[d] = 1 + random.nextInt(3);
+            Shape a = operand(out, random), b = operand(out, random);
+            Shape result = BuiltinKernels.broadcastShape(a, b);
+            int[] packed = BuiltinKernels.broadcastArgument(a, b, result);
+            assertEquals(packed.length, 1 + 3 * BuiltinKernels.MAX_BROADCAST_RANK);
+            dev.silhouette.tensor.Tensor ta = dev.silhouette.tensor.Tensor.uniform(a, -1, 1, trial), tb = dev.silhouette.tensor.Tensor.uniform(b, 1, 2, trial + 1000);
+            float[] expected = dev.silhouette.backend.cpu.CpuOps.elementwise(ta, tb, Op.Arithmetic.DIV, result).data();
+            for (int i = 0; i < result.size(); i++) {
+                int rest = i, ia = 0, ib = 0, max = BuiltinKernels.MAX_BROADCAST_RANK;
+                for (int d = packed[0] - 1; d >= 0; d--) {
+                    int index = rest % packed[1 + d];
+                    rest /= packed[1 + d];
+                    ia += index * packed[1 + max + d];
+                    ib += index * packed[1 + 2 * max + d];
+                }
+                float actual = ta.data()[ia] / tb.data()[ib];
+                assertEquals(Float.floatToRawIntBits(actual), Float.floatToRawIntBits(expected[i]), a + " / " + b + " element " + i);
+            }
+        }
+    }
+
+    /** A shape that broadcasts to {@code out}: a suffix of its axes, some of them 1. */
+    private static Shape operand(int[] out, java.util.Random random) {
+        int rank = random.nextInt(out.length + 1);
+        int[] dims = new int[rank];
+        for (int d = 0; d < rank; d++) dims[d] = random.nextInt(3) == 0 ? 1 : out[out.length - rank + d];
+        return Shape.of(dims);
     }
 
     @Test
