@@ -73,6 +73,10 @@ public final class CpuBackend implements Backend {
             case Op.Softmax s -> CpuOps.softmax(x);
             case Op.Interpolate i -> CpuOps.interpolate(x, i);
             case Op.Concat c -> CpuOps.concat(in, expected, c);
+            case Op.PactQuantize q -> RegionOps.pactQuantize(x, q);
+            case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);
+            case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
+            case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);
         };
     }
 }

@@ -115,7 +115,15 @@ public final class BuiltinKernels {
             case Op.Interpolate ip -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
                     : index(op, "output size", (long) s.n() * s.c() * ip.outH() * ip.outW());
             case Op.Concat c -> concat(op, c, inputs);
+            case Op.PactQuantize q -> notYet(op);
+            case Op.RegionQuantize q -> notYet(op);
+            case Op.DrqQuantize q -> notYet(op);
+            case Op.ChannelSqueeze q -> notYet(op);
         };
+    }
+
+    private static Optional<Unsupported> notYet(Op op) {
+        return Optional.of(new Unsupported(Limit.NO_KERNEL, op.getClass().getSimpleName() + " is not supported on cuda yet"));
     }
 
     private static Optional<Unsupported> shape(Op op, String detail) {

@@ -280,7 +280,15 @@ public final class CudaBackend implements Backend {
                 }
             }
             case Op.Flatten f -> throw new IllegalStateException("Flatten aliases its input and is never executed");
+            case Op.PactQuantize q -> throw notYet(q);
+            case Op.RegionQuantize q -> throw notYet(q);
+            case Op.DrqQuantize q -> throw notYet(q);
+            case Op.ChannelSqueeze q -> throw notYet(q);
         }
+    }
+
+    private static IllegalStateException notYet(Op op) {
+        return new IllegalStateException(Graph.opName(op) + " is not supported on cuda yet; run it with --backend cpu");
     }
 
     /** cuDNN pooling has no dilation; dilated windows stay on the built-in kernels. */
