@@ -74,8 +74,33 @@ public final class RegionQuantization {
     public record Layers(List<Node> preBranch, List<Node> receiving) {}
 
     public static Layers layers(Graph graph) {
+        Set<String> main = mainPath(graph);
+        int branchPoint = branchPointIndex(graph, main);
+        List<Node> pre = new ArrayList<>(), receiving = new ArrayList<>();
+        for (int i = 0; i < graph.nodes().size(); i++) {
+            Node n = graph.nodes().get(i);
+            if (!(n.op() instanceof Op.Conv2d) || !main.contains(n.name())) continue;
+            (i <= branchPoint ? pre : receiving).add(n);
+        }
+        return new Layers(pre, receiving);
+    }
+
+    /**
+     * The main-path value the silhouette is computed from (the latest one in graph order), e.g.
+     * "layer1.0.relu" for the bundled model; null when the graph has no silhouette or it reads only inputs.
+     */
+    public static String branchPoint(Graph graph) {
+        int i = branchPointIndex(graph, mainPath(graph));
+        return i < 0 ? null : graph.nodes().get(i).name();
+    }
+
+    private static Set<String> mainPath(Graph graph) {
         Set<String> main = new HashSet<>();
-        for (String out : graph.outputs()) if (!out.equals(dev.silhouette.graph.Models.SILHOUETTE)) main.addAll(ancestors(graph, out));
+        for (String out : graph.outputs()) if (!out.equals(Models.SILHOUETTE)) main.addAll(ancestors(graph, out));
+        return main;
+    }
+
+    private static int branchPointIndex(Graph graph, Set<String> main) {
         int branchPoint = -1;
         if (graph.outputs().contains(Models.SILHOUETTE)) {
             Set<String> silhouetteReads = ancestors(graph, Models.SILHOUETTE);
@@ -84,13 +109,7 @@ public final class RegionQuantization {
                 if (silhouetteReads.contains(name) && main.contains(name) && !name.equals(Models.SILHOUETTE)) branchPoint = i;
             }
         }
-        List<Node> pre = new ArrayList<>(), receiving = new ArrayList<>();
-        for (int i = 0; i < graph.nodes().size(); i++) {
-            Node n = graph.nodes().get(i);
-            if (!(n.op() instanceof Op.Conv2d) || !main.contains(n.name())) continue;
-            (i <= branchPoint ? pre : receiving).add(n);
-        }
-        return new Layers(pre, receiving);
+        return branchPoint;
     }
 
     /** The graph with every main-path convolution's input (and weights) quantized by the plan. */

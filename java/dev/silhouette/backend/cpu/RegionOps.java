@@ -92,7 +92,11 @@ public final class RegionOps {
     /** Uniform PACT quantization of every activation. */
     public static Tensor pactQuantize(Tensor x, Op.PactQuantize op) {
         float[] in = x.data(), out = new float[in.length];
-        IntStream.range(0, in.length).parallel().forEach(i -> out[i] = RegionQuantizer.pactValue(in[i], op.alpha(), op.bits()));
+        float alpha = op.alpha();
+        int bits = op.bits();
+        inChunks(in.length, (from, to) -> {
+            for (int i = from; i < to; i++) out[i] = RegionQuantizer.pactValue(in[i], alpha, bits);
+        });
         return new Tensor(x.shape(), out);
     }
 
@@ -121,7 +125,7 @@ public final class RegionOps {
         float[] in = x.data();
         float[] out = new float[s.n() * s.c() * tilesH * tilesW];
         int plane = s.h() * s.w();
-        for (int p = 0; p < s.n() * s.c(); p++)
+        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
             for (int ty = 0; ty < tilesH; ty++)
                 for (int tx = 0; tx < tilesW; tx++) {
                     int y1 = Math.min(s.h(), (ty + 1) * block), x1 = Math.min(s.w(), (tx + 1) * block);
@@ -129,17 +133,20 @@ public final class RegionOps {
                     for (int y = ty * block; y < y1; y++) for (int xx = tx * block; xx < x1; xx++) sum += in[p * plane + y * s.w() + xx];
                     out[(p * tilesH + ty) * tilesW + tx] = (float) (sum / ((y1 - ty * block) * (x1 - tx * block)));
                 }
+        });
         return out;
     }
 
     public static Tensor drqQuantize(Tensor x, Op.DrqQuantize op) {
         byte[] sensitive = drqMap(x, op.block(), op.threshold());
         float[] in = x.data(), out = new float[in.length];
-        IntStream.range(0, in.length).parallel().forEach(i -> {
-            int r = sensitive[i];
-            if (op.onlyRegion() >= 0 && r != op.onlyRegion()) return;
-            out[i] = r == 1 ? RegionQuantizer.pactValue(in[i], op.highAlpha(), op.highBits())
-                    : RegionQuantizer.pactValue(in[i], op.lowAlpha(), op.lowBits());
+        inChunks(in.length, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int r = sensitive[i];
+                if (op.onlyRegion() >= 0 && r != op.onlyRegion()) continue;
+                out[i] = r == 1 ? RegionQuantizer.pactValue(in[i], op.highAlpha(), op.highBits())
+                        : RegionQuantizer.pactValue(in[i], op.lowAlpha(), op.lowBits());
+            }
         });
         return new Tensor(x.shape(), out);
     }
@@ -195,5 +202,16 @@ public final class RegionOps {
         int[] top = new int[k];
         for (int i = 0; i < k; i++) top[i] = order[i];
         return top;
+    }
+
+    private interface Range {
+        void run(int from, int to);
+    }
+
+    private static final int CHUNK = 1 << 14;
+
+    private static void inChunks(int length, Range body) {
+        int chunks = (length + CHUNK - 1) / CHUNK;
+        IntStream.range(0, chunks).parallel().forEach(c -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
     }
 }
