@@ -183,7 +183,9 @@ final class Pictures {
         MainJob.Row fp = rows.getFirst();
         double xMax = 9, yMin = 100, yMax = 100 * fp.accuracy() + 1;
         for (MainJob.Row r : rows) if (r != fp) yMin = Math.min(yMin, 100 * r.accuracy());
-        yMin = Math.floor(yMin - 1);
+        // Collapsed configurations (W2A2 of an untrained model) would flatten everything else: they sit
+        // on the bottom edge with their value written beside them.
+        yMin = Math.max(Math.floor(yMin - 1), Math.floor(100 * fp.accuracy() - 25));
         int plotW = width - left - right, plotH = height - top - bottom;
         double fyMin = yMin;
         java.util.function.DoubleUnaryOperator px = b -> left + b / xMax * plotW;
@@ -201,7 +203,7 @@ final class Pictures {
         g.setStroke(new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 4f}, 0f));
         g.setColor(Color.GRAY);
         g.drawLine(left, (int) py.applyAsDouble(100 * fp.accuracy()), left + plotW, (int) py.applyAsDouble(100 * fp.accuracy()));
-        label(g, String.format("FP32 %.2f%%", 100 * fp.accuracy()), left + plotW - 90, (int) py.applyAsDouble(100 * fp.accuracy()) - 4);
+        label(g, String.format("FP32 %.2f%%", 100 * fp.accuracy()), left + 8, (int) py.applyAsDouble(100 * fp.accuracy()) - 4);
         g.setStroke(new BasicStroke(2f));
         int[] last = null;
         Color uniform = Color.BLACK, learned = new Color(0x1f, 0x77, 0xb4), free = new Color(0xff, 0x7f, 0x0e), drq = new Color(0xd6, 0x27, 0x28);
@@ -210,7 +212,7 @@ final class Pictures {
         uniformRows.sort(java.util.Comparator.comparingDouble(MainJob.Row::activationBits));
         g.setColor(uniform);
         for (MainJob.Row r : uniformRows) {
-            int[] p = {(int) px.applyAsDouble(r.activationBits()), (int) py.applyAsDouble(100 * r.accuracy())};
+            int[] p = {(int) px.applyAsDouble(r.activationBits()), (int) py.applyAsDouble(Math.max(100 * r.accuracy(), fyMin))};
             if (last != null) g.drawLine(last[0], last[1], p[0], p[1]);
             last = p;
         }
@@ -218,8 +220,9 @@ final class Pictures {
         for (MainJob.Row r : rows) {
             if (r == fp) continue;
             Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().startsWith("DRQ") ? drq : r.silhouette().equals("learned") ? learned : free;
-            int x = (int) px.applyAsDouble(r.activationBits()), y = (int) py.applyAsDouble(100 * r.accuracy());
+            int x = (int) px.applyAsDouble(r.activationBits()), y = (int) py.applyAsDouble(Math.max(100 * r.accuracy(), yMin));
             g.setColor(c);
+            if (100 * r.accuracy() < yMin) label(g, String.format("%s %.1f%%", r.name(), 100 * r.accuracy()), x + 6, y - 6);
             if (r.name().contains("per-region")) g.drawRect(x - 4, y - 4, 8, 8);
             else g.fillOval(x - 4, y - 4, 8, 8);
         }
