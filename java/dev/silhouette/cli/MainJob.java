@@ -38,12 +38,15 @@ final class MainJob {
     static final int PRE_BRANCH_BITS = 8;
     static final int DRQ_BLOCK = 2;
     static final List<Integer> UNIFORM_BITS = List.of(8, 4, 3, 2);
+    /** The control row's silhouette: noise, to show what the silhouette itself is worth. */
+    static final String NOISE = "noise (control)";
 
     record Settings(List<RegionPolicy> policies, int batch, int limit, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order) {}
 
     /** One evaluated configuration. {@code activationBits} averages the receiving layers over their MACs. */
     record Row(String name, String silhouette, double accuracy, double activationBits, double allLayerActivationBits,
-               double bitOpsVsW8A8, double packedKiBPerImage, double imagesPerSecond, String backend, List<LayerRow> layers) {}
+               double bitOpsVsW8A8, double receivingBitOpsVsW8A8, double packedKiBPerImage, double imagesPerSecond, String backend,
+               List<LayerRow> layers) {}
 
     record LayerRow(String layer, String input, long macs, double activationBits, double bitOps, double packedBytes) {}
 
@@ -124,6 +127,7 @@ final class MainJob {
                 rows.add(region(p, form, "learned", fp32, bar));
                 rows.add(region(p, form, "training-free", trainingFree, bar));
             }
+            if (i == 0) rows.add(region(p, WeightForm.SHARED, NOISE, RegionQuantization.noiseSilhouette(fp32, RegionQuantization.branchPoint(fp32), 0), bar));
         }
         rows.add(region(high, WeightForm.PER_REGION, "learned", fp32, bar));
         rows.add(region(high, WeightForm.PER_REGION, "training-free", trainingFree, bar));
@@ -131,16 +135,18 @@ final class MainJob {
                 RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(2, 4, DRQ_BLOCK, drq27), PRE_BRANCH_BITS), this::alpha), null, 0, 0, bar));
         rows.add(evaluate(String.format("DRQ 8/4 (%.1f bits)", high.averageBits()), "input blocks",
                 RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(4, 8, DRQ_BLOCK, drq48), PRE_BRANCH_BITS), this::alpha), null, 0, 0, bar));
-        double w8a8 = rows.get(1).bitOpsVsW8A8();
+        // Until here the two bit-operation fields hold absolute counts per image; W8A8 is row 1.
+        double w8a8 = rows.get(1).bitOpsVsW8A8(), w8a8Receiving = rows.get(1).receivingBitOpsVsW8A8();
         List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.allLayerActivationBits(),
-                r.bitOpsVsW8A8() / w8a8, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(), r.layers())).toList();
+                r.bitOpsVsW8A8() / w8a8, r.receivingBitOpsVsW8A8() / w8a8Receiving, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(),
+                r.layers())).toList();
         views = new Views(test.images().slice(0, Math.min(8, limit())), silhouettes(fp32), silhouettes(trainingFree), layerSizes());
         return new Result(relative, trials, trainingFreeChoiceName, RegionQuantization.branchPoint(fp32), clips, drq27, drq48);
     }
 
     /** Number of configurations {@link #run} evaluates on the test split (for the progress bar). */
     int rowCount() {
-        return 1 + UNIFORM_BITS.size() + 2 + 2 * settings.policies().size() + 2 + 2;
+        return 1 + UNIFORM_BITS.size() + 2 + 2 * settings.policies().size() + 1 + 2 + 2;
     }
 
     int limit() {
@@ -343,7 +349,7 @@ final class MainJob {
 
     private Row summarise(String name, String silhouette, double accuracy, double imagesPerSecond, String backendName,
                           Map<String, LayerCost> costs, Set<String> receiving) {
-        double recvBitTaps = 0, recvTaps = 0, allBitTaps = 0, allTaps = 0, bitOps = 0, packed = 0;
+        double recvBitTaps = 0, recvTaps = 0, allBitTaps = 0, allTaps = 0, bitOps = 0, recvBitOps = 0, packed = 0;
         List<LayerRow> rows = new ArrayList<>();
         Set<String> storedInputs = new java.util.HashSet<>();
         for (Node n : convs()) {
@@ -354,6 +360,7 @@ final class MainJob {
             if (receiving.contains(n.name())) {
                 recvBitTaps += c.activationBitTaps();
                 recvTaps += taps;
+                recvBitOps += c.bitOpsPerImage();
             }
             bitOps += c.bitOpsPerImage();
             // Convolutions reading the same value read one stored copy.
@@ -366,7 +373,8 @@ final class MainJob {
         double fcOps = (double) fc.inFeatures() * fc.outFeatures() * 32 * 32;
         rows.add(new LayerRow(Models.LOGITS, String.valueOf(fc.inFeatures()), (long) fc.inFeatures() * fc.outFeatures(), 32, fcOps, 4.0 * fc.inFeatures()));
         bitOps += fcOps;
-        return new Row(name, silhouette, accuracy, recvBitTaps / recvTaps, allBitTaps / allTaps, bitOps, packed / 1024, imagesPerSecond, backendName, rows);
+        return new Row(name, silhouette, accuracy, recvBitTaps / recvTaps, allBitTaps / allTaps, bitOps, recvBitOps, packed / 1024, imagesPerSecond,
+                backendName, rows);
     }
 
     private static int ceilLog2(int regions) {

@@ -206,7 +206,8 @@ final class Pictures {
         label(g, String.format("FP32 %.2f%%", 100 * fp.accuracy()), left + 8, (int) py.applyAsDouble(100 * fp.accuracy()) - 4);
         g.setStroke(new BasicStroke(2f));
         int[] last = null;
-        Color uniform = Color.BLACK, learned = new Color(0x1f, 0x77, 0xb4), free = new Color(0xff, 0x7f, 0x0e), drq = new Color(0xd6, 0x27, 0x28);
+        Color uniform = Color.BLACK, learned = new Color(0x1f, 0x77, 0xb4), free = new Color(0xff, 0x7f, 0x0e), drq = new Color(0xd6, 0x27, 0x28),
+                noise = new Color(0x99, 0x99, 0x99);
         List<MainJob.Row> uniformRows = new ArrayList<>();
         for (MainJob.Row r : rows) if (r.name().matches("W\\dA\\d")) uniformRows.add(r);
         uniformRows.sort(java.util.Comparator.comparingDouble(MainJob.Row::activationBits));
@@ -219,7 +220,8 @@ final class Pictures {
         int labelY = top + 16;
         for (MainJob.Row r : rows) {
             if (r == fp) continue;
-            Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().startsWith("DRQ") ? drq : r.silhouette().equals("learned") ? learned : free;
+            Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().startsWith("DRQ") ? drq : r.silhouette().equals("learned") ? learned
+                    : r.silhouette().equals(MainJob.NOISE) ? noise : free;
             int x = (int) px.applyAsDouble(r.activationBits()), y = (int) py.applyAsDouble(Math.max(100 * r.accuracy(), yMin));
             g.setColor(c);
             if (100 * r.accuracy() < yMin) label(g, String.format("%s %.1f%%", r.name(), 100 * r.accuracy()), x + 6, y - 6);
@@ -227,8 +229,8 @@ final class Pictures {
             else g.fillOval(x - 4, y - 4, 8, 8);
         }
         String[][] legend = {{"uniform WbAb", "0"}, {"region, learned silhouette", "1"}, {"region, training-free silhouette", "2"}, {"DRQ", "3"},
-                {"filled: shared weights", "-"}, {"square: per-region weights", "-"}};
-        Color[] legendColors = {uniform, learned, free, drq};
+                {"region, noise silhouette (control)", "4"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"}};
+        Color[] legendColors = {uniform, learned, free, drq, noise};
         for (String[] l : legend) {
             if (!l[1].equals("-")) {
                 g.setColor(legendColors[Integer.parseInt(l[1])]);

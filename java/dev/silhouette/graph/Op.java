@@ -186,6 +186,13 @@ public sealed interface Op {
         }
     }
 
+    /**
+     * A control silhouette of uniform noise in [0, 1), N x 1 x H x W from an N x C x H x W feature map:
+     * what region quantization gives when the silhouette carries no information. Each image's noise is
+     * seeded by {@code seed} and the hash of that image's values, so it does not depend on batching.
+     */
+    record NoiseSilhouette(long seed) implements Op {}
+
     /** Argument checks shared by the quantization ops, so they refuse bad values with the same words. */
     final class RegionSettings {
         private RegionSettings() {}

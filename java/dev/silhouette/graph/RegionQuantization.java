@@ -221,6 +221,15 @@ public final class RegionQuantization {
      * {@code featureMap}, placed right after it. A graph without a silhouette gains one as an output.
      */
     public static Graph trainingFreeSilhouette(Graph graph, String featureMap, Op.ChannelSqueeze squeeze) {
+        return replaceSilhouette(graph, featureMap, squeeze);
+    }
+
+    /** The graph with a control silhouette of noise (same placement as {@link #trainingFreeSilhouette}). */
+    public static Graph noiseSilhouette(Graph graph, String featureMap, long seed) {
+        return replaceSilhouette(graph, featureMap, new Op.NoiseSilhouette(seed));
+    }
+
+    private static Graph replaceSilhouette(Graph graph, String featureMap, Op squeeze) {
         boolean known = graph.inputs().stream().anyMatch(i -> i.name().equals(featureMap))
                 || graph.nodes().stream().anyMatch(n -> n.name().equals(featureMap));
         if (!known) {

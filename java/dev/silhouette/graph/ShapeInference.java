@@ -96,6 +96,10 @@ public final class ShapeInference {
                 }
                 yield Shape.of(x.n(), 1, x.h(), x.w());
             }
+            case Op.NoiseSilhouette q -> {
+                requireRank(node, x, 4);
+                yield Shape.of(x.n(), 1, x.h(), x.w());
+            }
         };
     }
 

@@ -45,13 +45,14 @@ public class MainJobTest {
     @Test
     public void tableHasEveryConfiguration() {
         assertEquals(report.get("images").getAsInt(), 200);
-        assertEquals(rows.size(), 19, rows.keySet().toString());
+        assertEquals(rows.size(), 20, rows.keySet().toString());
         for (String name : new String[] {"FP32", "W8A8", "W4A4", "W3A3", "W2A2"}) row(name, "-");
         for (String s : new String[] {"learned", "training-free"}) {
             row("2:50,3:30,4:20 W4", s);
             row("2:50,3:30,4:20 per-region W", s);
             row("4:80,8:20 per-region W", s);
         }
+        row("2:50,3:30,4:20 W4", MainJob.NOISE);
         row("DRQ 4/2 (2.7 bits)", "input blocks");
         row("DRQ 8/4 (4.8 bits)", "input blocks");
         assertTrue(report.get("calibration").getAsString().contains("training"), report.get("calibration").getAsString());
@@ -98,7 +99,7 @@ public class MainJobTest {
             assertTrue(img.getWidth() > 100 && img.getHeight() > 100, name + " " + img.getWidth() + "x" + img.getHeight());
         }
         JsonObject saved = JsonParser.parseString(Files.readString(out.resolve("results.json"))).getAsJsonObject();
-        assertEquals(saved.getAsJsonArray("rows").size(), 19);
+        assertEquals(saved.getAsJsonArray("rows").size(), 20);
         assertTrue(saved.get("machine").getAsString().contains("cores"));
         try (var files = Files.list(out)) {
             assertFalse(files.anyMatch(p -> p.getFileName().toString().endsWith(".tmp")), "no temporary files left");

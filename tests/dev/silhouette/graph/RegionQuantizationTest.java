@@ -141,7 +141,7 @@ public class RegionQuantizationTest {
     @Test
     public void cudaClaimsNoneOfTheNewOps() {
         for (Op op : List.<Op>of(new Op.PactQuantize(4, 1f), new Op.DrqQuantize(2, 0f, 4, 8, 1f, 1f, -1),
-                new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1))) {
+                new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1), new Op.NoiseSilhouette(0))) {
             var why = BuiltinKernels.supports(op, List.of(Shape.of(1, 2, 3, 3)));
             assertTrue(why.isPresent() && why.get().detail().contains("not supported on cuda yet"), op + ": " + why);
         }

@@ -77,6 +77,7 @@ public final class CpuBackend implements Backend {
             case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);
             case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
             case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);
+            case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(x, q);
         };
     }
 }

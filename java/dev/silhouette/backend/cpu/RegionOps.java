@@ -185,6 +185,19 @@ public final class RegionOps {
         return new Tensor(Shape.of(s.n(), 1, s.h(), s.w()), out);
     }
 
+    /** The control silhouette of {@link Op.NoiseSilhouette}: SplittableRandom(seed ^ hash of the image's values) per image. */
+    public static Tensor noiseSilhouette(Tensor x, Op.NoiseSilhouette op) {
+        Shape s = x.shape();
+        int plane = s.h() * s.w(), perImage = s.sampleSize();
+        float[] out = new float[s.n() * plane];
+        for (int n = 0; n < s.n(); n++) {
+            int hash = Arrays.hashCode(Arrays.copyOfRange(x.data(), n * perImage, (n + 1) * perImage));
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(op.seed() ^ hash);
+            for (int i = 0; i < plane; i++) out[n * plane + i] = (float) rnd.nextDouble();
+        }
+        return new Tensor(Shape.of(s.n(), 1, s.h(), s.w()), out);
+    }
+
     private static int[] topChannels(float[] in, int n, int channels, int plane, int k, boolean byStd) {
         double[] score = new double[channels];
         for (int c = 0; c < channels; c++) {

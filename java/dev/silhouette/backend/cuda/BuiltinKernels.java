@@ -119,6 +119,7 @@ public final class BuiltinKernels {
             case Op.RegionQuantize q -> notYet(op);
             case Op.DrqQuantize q -> notYet(op);
             case Op.ChannelSqueeze q -> notYet(op);
+            case Op.NoiseSilhouette q -> notYet(op);
         };
     }
 

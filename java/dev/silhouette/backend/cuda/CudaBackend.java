@@ -284,6 +284,7 @@ public final class CudaBackend implements Backend {
             case Op.RegionQuantize q -> throw notYet(q);
             case Op.DrqQuantize q -> throw notYet(q);
             case Op.ChannelSqueeze q -> throw notYet(q);
+            case Op.NoiseSilhouette q -> throw notYet(q);
         }
     }
 

@@ -230,6 +230,20 @@ public class RegionOpsTest {
     }
 
     @Test
+    public void noiseSilhouetteDependsOnTheImageNotTheBatch() {
+        Tensor x = Tensor.uniform(Shape.of(3, 2, 4, 5), 0f, 1f, 9);
+        Tensor all = RegionOps.noiseSilhouette(x, new Op.NoiseSilhouette(1));
+        assertEquals(all.shape(), Shape.of(3, 1, 4, 5));
+        for (int b = 0; b < 3; b++) {
+            Tensor one = RegionOps.noiseSilhouette(x.slice(b, b + 1), new Op.NoiseSilhouette(1));
+            assertEquals(one.data(), Arrays.copyOfRange(all.data(), b * 20, (b + 1) * 20), "image " + b);
+        }
+        for (float v : all.data()) assertTrue(v >= 0f && v < 1f, "value " + v);
+        // Another seed, other noise.
+        assertTrue(!Arrays.equals(all.data(), RegionOps.noiseSilhouette(x, new Op.NoiseSilhouette(2)).data()));
+    }
+
+    @Test
     public void badSettingsAreRefused() {
         assertThrows(IllegalArgumentException.class, () -> new Op.RegionQuantize(MAIN, List.of(1f, 1f), Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD, -1));
         assertThrows(IllegalArgumentException.class, () -> new Op.RegionQuantize(MAIN, List.of(1f, 1f, 0f), Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD, -1));
