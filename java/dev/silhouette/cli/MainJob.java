@@ -38,6 +38,7 @@ final class MainJob {
     static final int PRE_BRANCH_BITS = 8;
     static final int DRQ_BLOCK = 2;
     static final List<Integer> UNIFORM_BITS = List.of(8, 4, 3, 2);
+    static final List<Integer> MIXED_UNIFORM_BITS = List.of(3, 2);
     /** The control row's silhouette: noise, to show what the silhouette itself is worth. */
     static final String NOISE = "noise (control)";
 
@@ -110,7 +111,9 @@ final class MainJob {
         calibrate();
         RegionPolicy main = settings.policies().getFirst();
         List<SqueezeTrial> trials = chooseTrainingFree(main);
-        Map<String, Float> drq27 = drqThresholds(4, 2, main.averageBits());
+        // DRQ 4/2 cannot average below 2 or above 4 bits: the closest it gets to the main policy.
+        double drqLowTarget = Math.clamp(main.averageBits(), 2.0, 4.0);
+        Map<String, Float> drq27 = drqThresholds(4, 2, drqLowTarget);
         RegionPolicy high = RegionPolicy.parse("4:80,8:20");
         Map<String, Float> drq48 = drqThresholds(8, 4, high.averageBits());
 
@@ -120,10 +123,16 @@ final class MainJob {
             rows.add(evaluate("W" + bits + "A" + bits, "-", RegionQuantization.apply(fp32, new Plan(new Scheme.Uniform(bits), PRE_BRANCH_BITS), this::alpha),
                     null, bits, bits, bar));
         }
+        // The main policy's shared weights at uniform activation widths: the same weights as its region rows.
+        int mainWeights = sharedWeightBits(main);
+        for (int bits : MIXED_UNIFORM_BITS) {
+            if (bits >= mainWeights) continue;
+            rows.add(evaluate("W" + mainWeights + "A" + bits, "-", RegionQuantization.apply(fp32, new Plan(new Scheme.Uniform(bits, mainWeights),
+                    PRE_BRANCH_BITS), this::alpha), null, bits, mainWeights, bar));
+        }
         for (int i = 0; i < settings.policies().size(); i++) {
             RegionPolicy p = settings.policies().get(i);
-            List<WeightForm> forms = i == 0 ? List.of(WeightForm.SHARED, WeightForm.PER_REGION) : List.of(WeightForm.SHARED);
-            for (WeightForm form : forms) {
+            for (WeightForm form : forms(i)) {
                 rows.add(region(p, form, "learned", fp32, bar));
                 rows.add(region(p, form, "training-free", trainingFree, bar));
             }
@@ -131,7 +140,7 @@ final class MainJob {
         }
         rows.add(region(high, WeightForm.PER_REGION, "learned", fp32, bar));
         rows.add(region(high, WeightForm.PER_REGION, "training-free", trainingFree, bar));
-        rows.add(evaluate(String.format("DRQ 4/2 (%.1f bits)", main.averageBits()), "input blocks",
+        rows.add(evaluate(String.format("DRQ 4/2 (%.1f bits)", drqLowTarget), "input blocks",
                 RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(2, 4, DRQ_BLOCK, drq27), PRE_BRANCH_BITS), this::alpha), null, 0, 0, bar));
         rows.add(evaluate(String.format("DRQ 8/4 (%.1f bits)", high.averageBits()), "input blocks",
                 RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(4, 8, DRQ_BLOCK, drq48), PRE_BRANCH_BITS), this::alpha), null, 0, 0, bar));
@@ -146,7 +155,21 @@ final class MainJob {
 
     /** Number of configurations {@link #run} evaluates on the test split (for the progress bar). */
     int rowCount() {
-        return 1 + UNIFORM_BITS.size() + 2 + 2 * settings.policies().size() + 1 + 2 + 2;
+        int regionRows = 0;
+        for (int i = 0; i < settings.policies().size(); i++) regionRows += 2 * forms(i).size();
+        int mainWeights = sharedWeightBits(settings.policies().getFirst());
+        int mixed = (int) MIXED_UNIFORM_BITS.stream().filter(b -> b < mainWeights).count();
+        return 1 + UNIFORM_BITS.size() + mixed + regionRows + 1 + 2 + 2;
+    }
+
+    /**
+     * Weight forms evaluated for policy {@code i}: shared for every policy, per-region too for the main
+     * one when all its widths are at least 2 bits (a symmetric 1-bit weight grid does not exist).
+     */
+    private List<WeightForm> forms(int i) {
+        RegionPolicy p = settings.policies().get(i);
+        boolean perRegion = i == 0 && p.regions().stream().allMatch(r -> r.bits() >= 2);
+        return perRegion ? List.of(WeightForm.SHARED, WeightForm.PER_REGION) : List.of(WeightForm.SHARED);
     }
 
     int limit() {
@@ -154,10 +177,15 @@ final class MainJob {
     }
 
     private Row region(RegionPolicy p, WeightForm form, String source, Graph graph, ProgressBar bar) {
-        int weightBits = p.bits(p.regions().size() - 1);
+        int weightBits = sharedWeightBits(p);
         Scheme.Region scheme = new Scheme.Region(p, form, weightBits, settings.resize(), settings.order());
         String name = p + (form == WeightForm.SHARED ? " W" + weightBits : " per-region W");
         return evaluate(name, source, RegionQuantization.apply(graph, new Plan(scheme, PRE_BRANCH_BITS), this::alpha), scheme, 0, 0, bar);
+    }
+
+    /** Shared weights take the policy's highest width, at least the 2 bits a symmetric grid needs. */
+    static int sharedWeightBits(RegionPolicy p) {
+        return Math.max(2, p.bits(p.regions().size() - 1));
     }
 
     // ---- calibration (training images only) ----
@@ -250,7 +278,7 @@ final class MainJob {
         }
         List<SqueezeTrial> trials = new ArrayList<>();
         double best = -1;
-        int weightBits = main.bits(main.regions().size() - 1);
+        int weightBits = sharedWeightBits(main);
         for (Op.ChannelSqueeze c : candidates) {
             Graph g = RegionQuantization.trainingFreeSilhouette(fp32, featureMap, c);
             Graph q = RegionQuantization.apply(g, new Plan(new Scheme.Region(main, WeightForm.SHARED, weightBits, settings.resize(), settings.order()),

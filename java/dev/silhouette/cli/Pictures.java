@@ -209,7 +209,7 @@ final class Pictures {
         Color uniform = Color.BLACK, learned = new Color(0x1f, 0x77, 0xb4), free = new Color(0xff, 0x7f, 0x0e), drq = new Color(0xd6, 0x27, 0x28),
                 noise = new Color(0x99, 0x99, 0x99);
         List<MainJob.Row> uniformRows = new ArrayList<>();
-        for (MainJob.Row r : rows) if (r.name().matches("W\\dA\\d")) uniformRows.add(r);
+        for (MainJob.Row r : rows) if (r.name().matches("W(\\d)A\\1")) uniformRows.add(r);
         uniformRows.sort(java.util.Comparator.comparingDouble(MainJob.Row::activationBits));
         g.setColor(uniform);
         for (MainJob.Row r : uniformRows) {
@@ -226,10 +226,12 @@ final class Pictures {
             g.setColor(c);
             if (100 * r.accuracy() < yMin) label(g, String.format("%s %.1f%%", r.name(), 100 * r.accuracy()), x + 6, y - 6);
             if (r.name().contains("per-region")) g.drawRect(x - 4, y - 4, 8, 8);
+            else if (r.name().matches("W\\dA\\d") && !uniformRows.contains(r)) g.drawOval(x - 4, y - 4, 8, 8);
             else g.fillOval(x - 4, y - 4, 8, 8);
         }
         String[][] legend = {{"uniform WbAb", "0"}, {"region, learned silhouette", "1"}, {"region, training-free silhouette", "2"}, {"DRQ", "3"},
-                {"region, noise silhouette (control)", "4"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"}};
+                {"region, noise silhouette (control)", "4"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"},
+                {"ring: WbAa, weights of the main policy", "-"}};
         Color[] legendColors = {uniform, learned, free, drq, noise};
         for (String[] l : legend) {
             if (!l[1].equals("-")) {

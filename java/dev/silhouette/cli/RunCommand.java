@@ -186,10 +186,10 @@ final class RunCommand implements Callable<Integer> {
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
                 MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
         out.printf("machine      %s%n%n", r.machine());
-        out.printf("%-28s %-14s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "BOPs/W8A8", "recv BOPs",
+        out.printf("%-28s %-16s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "BOPs/W8A8", "recv BOPs",
                 "act KiB/img", "images/s", "backend");
         for (MainJob.Row row : r.rows()) {
-            out.printf("%-28s %-14s %8.2f%% %9.2f %10.3f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), 100 * row.accuracy(), row.activationBits(),
+            out.printf("%-28s %-16s %8.2f%% %9.2f %10.3f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), 100 * row.accuracy(), row.activationBits(),
                     row.bitOpsVsW8A8(), row.receivingBitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend());
         }
         out.printf("%nact bits: activation bits of the receiving convolutions averaged over their MACs, measured per image. BOPs/W8A8: MACs x weight%n"

@@ -27,8 +27,16 @@ public final class RegionQuantization {
 
     /** How the receiving convolutions quantize their input activations and weights. */
     public sealed interface Scheme {
-        /** Weights and activations at one width. */
-        record Uniform(int bits) implements Scheme {}
+        /** Activations at one width, weights at {@code weightBits} (the same by default). */
+        record Uniform(int bits, int weightBits) implements Scheme {
+            public Uniform {
+                RegionQuantizer.weightLimit(weightBits);
+            }
+
+            public Uniform(int bits) {
+                this(bits, Math.max(2, bits));
+            }
+        }
 
         /**
          * Per-pixel widths from the silhouette. SHARED: one weight tensor at {@code weightBits} (32 keeps
@@ -136,7 +144,7 @@ public final class RegionQuantization {
                 case Scheme.Uniform u -> {
                     String q = quantNode(nodes, quantNodes, in + ".a" + u.bits(), new Op.PactQuantize(u.bits(), clips.alpha(in, u.bits())), in);
                     nodes.add(new Node(n.name(), conv, List.of(q)));
-                    quantizeWeights(params, n.name(), conv, u.bits());
+                    quantizeWeights(params, n.name(), conv, u.weightBits());
                 }
                 case Scheme.Region r when r.form() == WeightForm.SHARED -> {
                     String q = quantNode(nodes, quantNodes, in + ".region", regionOp(r, clips, in, -1), in, Models.SILHOUETTE);

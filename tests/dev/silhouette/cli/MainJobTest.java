@@ -45,8 +45,8 @@ public class MainJobTest {
     @Test
     public void tableHasEveryConfiguration() {
         assertEquals(report.get("images").getAsInt(), 200);
-        assertEquals(rows.size(), 20, rows.keySet().toString());
-        for (String name : new String[] {"FP32", "W8A8", "W4A4", "W3A3", "W2A2"}) row(name, "-");
+        assertEquals(rows.size(), 22, rows.keySet().toString());
+        for (String name : new String[] {"FP32", "W8A8", "W4A4", "W3A3", "W2A2", "W4A3", "W4A2"}) row(name, "-");
         for (String s : new String[] {"learned", "training-free"}) {
             row("2:50,3:30,4:20 W4", s);
             row("2:50,3:30,4:20 per-region W", s);
@@ -63,6 +63,9 @@ public class MainJobTest {
     public void measuredBitsFollowTheConfiguration() {
         assertEquals(row("FP32", "-").get("activationBits").getAsDouble(), 32.0, 0);
         assertEquals(row("W4A4", "-").get("activationBits").getAsDouble(), 4.0, 1e-9);
+        // W4A3 against W3A3: one more weight bit, a third more receiving bit operations (4 x 3 against 3 x 3).
+        assertEquals(row("W4A3", "-").get("receivingBitOpsVsW8A8").getAsDouble() / row("W3A3", "-").get("receivingBitOpsVsW8A8").getAsDouble(), 4.0 / 3, 1e-9);
+        assertEquals(row("W4A4", "-").get("receivingBitOpsVsW8A8").getAsDouble(), 16.0 / 64, 1e-9);
         assertEquals(row("W8A8", "-").get("bitOpsVsW8A8").getAsDouble(), 1.0, 1e-12);
         // FP32 multiplies 32 x 32 where W8A8 multiplies 8 x 8, everywhere but the FP32 classifier.
         double fp = row("FP32", "-").get("bitOpsVsW8A8").getAsDouble();
@@ -99,7 +102,7 @@ public class MainJobTest {
             assertTrue(img.getWidth() > 100 && img.getHeight() > 100, name + " " + img.getWidth() + "x" + img.getHeight());
         }
         JsonObject saved = JsonParser.parseString(Files.readString(out.resolve("results.json"))).getAsJsonObject();
-        assertEquals(saved.getAsJsonArray("rows").size(), 20);
+        assertEquals(saved.getAsJsonArray("rows").size(), 22);
         assertTrue(saved.get("machine").getAsString().contains("cores"));
         try (var files = Files.list(out)) {
             assertFalse(files.anyMatch(p -> p.getFileName().toString().endsWith(".tmp")), "no temporary files left");
