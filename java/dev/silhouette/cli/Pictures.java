@@ -176,7 +176,7 @@ final class Pictures {
 
     /** Accuracy against measured average activation bits: uniform as a line, region policies and DRQ as points. */
     private static BufferedImage accuracyVsBits(MainJob.Result result) {
-        int width = 900, height = 560, left = 70, right = 230, top = 40, bottom = 60;
+        int width = 960, height = 560, left = 70, right = 270, top = 40, bottom = 60;
         BufferedImage img = canvas(width, height);
         Graphics2D g = graphics(img);
         List<MainJob.Row> rows = result.rows();
@@ -185,7 +185,7 @@ final class Pictures {
         for (MainJob.Row r : rows) if (r != fp) yMin = Math.min(yMin, 100 * r.accuracy());
         // Collapsed configurations (W2A2 of an untrained model) would flatten everything else: they sit
         // on the bottom edge with their value written beside them.
-        yMin = Math.max(Math.floor(yMin - 1), Math.floor(100 * fp.accuracy() - 25));
+        yMin = Math.max(Math.floor(yMin - 1), Math.floor(100 * fp.accuracy() - 6));
         int plotW = width - left - right, plotH = height - top - bottom;
         double fyMin = yMin;
         java.util.function.DoubleUnaryOperator px = b -> left + b / xMax * plotW;
@@ -218,20 +218,25 @@ final class Pictures {
             last = p;
         }
         int labelY = top + 16;
+        int offChart = 0;
         for (MainJob.Row r : rows) {
             if (r == fp) continue;
             Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().startsWith("DRQ") ? drq : r.silhouette().equals("learned") ? learned
                     : r.silhouette().equals(MainJob.NOISE) ? noise : free;
             int x = (int) px.applyAsDouble(r.activationBits()), y = (int) py.applyAsDouble(Math.max(100 * r.accuracy(), yMin));
             g.setColor(c);
-            if (100 * r.accuracy() < yMin) label(g, String.format("%s %.1f%%", r.name(), 100 * r.accuracy()), x + 6, y - 6);
+            if (100 * r.accuracy() < yMin) {
+                // Off the bottom: labels stacked upwards, so points at nearby widths stay readable.
+                String what = r.silhouette().equals("-") ? r.name() : r.name() + ", " + r.silhouette();
+                label(g, String.format("%s: %.1f%% (below)", what, 100 * r.accuracy()), x + 8, y - 6 - 14 * offChart++);
+            }
             if (r.name().contains("per-region")) g.drawRect(x - 4, y - 4, 8, 8);
             else if (r.name().matches("W\\dA\\d") && !uniformRows.contains(r)) g.drawOval(x - 4, y - 4, 8, 8);
             else g.fillOval(x - 4, y - 4, 8, 8);
         }
         String[][] legend = {{"uniform WbAb", "0"}, {"region, learned silhouette", "1"}, {"region, training-free silhouette", "2"}, {"DRQ", "3"},
                 {"region, noise silhouette (control)", "4"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"},
-                {"ring: WbAa, weights of the main policy", "-"}};
+                {"ring: uniform, main policy's weights", "-"}};
         Color[] legendColors = {uniform, learned, free, drq, noise};
         for (String[] l : legend) {
             if (!l[1].equals("-")) {

@@ -110,11 +110,13 @@ public final class RegionOps {
         int tilesH = (s.h() + block - 1) / block, tilesW = (s.w() + block - 1) / block;
         float[] means = drqBlockMeans(x, block);
         byte[] out = new byte[s.size()];
-        int plane = s.h() * s.w();
-        for (int i = 0; i < out.length; i++) {
-            int p = i / plane, y = i % plane / s.w(), xx = i % s.w();
-            out[i] = (byte) (means[(p * tilesH + y / block) * tilesW + xx / block] >= threshold ? 1 : 0);
-        }
+        int h = s.h(), w = s.w();
+        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++) {
+                    out[(p * h + y) * w + xx] = (byte) (means[(p * tilesH + y / block) * tilesW + xx / block] >= threshold ? 1 : 0);
+                }
+        });
         return out;
     }
 
