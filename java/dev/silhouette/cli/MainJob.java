@@ -42,7 +42,37 @@ final class MainJob {
     /** The control row's silhouette: noise, to show what the silhouette itself is worth. */
     static final String NOISE = "noise (control)";
 
-    record Settings(List<RegionPolicy> policies, int batch, int limit, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order) {}
+    /** @param squeeze the training-free silhouette to use, or null to choose one on the calibration images */
+    record Settings(List<RegionPolicy> policies, int batch, int limit, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order,
+                    Squeeze squeeze) {}
+
+    /** A training-free silhouette: a channel squeeze of a named feature map. */
+    record Squeeze(String featureMap, Op.ChannelSqueeze op) {
+        /** Reads FEATUREMAP:max, FEATUREMAP:mean, FEATUREMAP:topk-mean:K or FEATUREMAP:topk-std:K. */
+        static Squeeze parse(String text) {
+            String[] parts = text.split(":");
+            String usage = "; write it as FEATUREMAP:max, FEATUREMAP:mean, FEATUREMAP:topk-mean:K or FEATUREMAP:topk-std:K (e.g. layer1.0.relu:topk-std:4)";
+            if (parts.length < 2 || parts.length > 3 || parts[0].isBlank()) throw new IllegalArgumentException("--squeeze '" + text + "' is not understood" + usage);
+            Op.ChannelSqueeze.Squeeze mode = switch (parts[1]) {
+                case "max" -> Op.ChannelSqueeze.Squeeze.MAX;
+                case "mean" -> Op.ChannelSqueeze.Squeeze.MEAN;
+                case "topk-mean" -> Op.ChannelSqueeze.Squeeze.TOP_K_BY_MEAN;
+                case "topk-std" -> Op.ChannelSqueeze.Squeeze.TOP_K_BY_STD;
+                default -> throw new IllegalArgumentException("--squeeze '" + text + "': unknown squeeze '" + parts[1] + "'" + usage);
+            };
+            boolean topK = mode == Op.ChannelSqueeze.Squeeze.TOP_K_BY_MEAN || mode == Op.ChannelSqueeze.Squeeze.TOP_K_BY_STD;
+            if (topK != (parts.length == 3)) throw new IllegalArgumentException("--squeeze '" + text + "': " + (topK ? "top-k needs K" : parts[1] + " takes no K") + usage);
+            int k = 1;
+            if (topK) {
+                try {
+                    k = Integer.parseInt(parts[2]);
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("--squeeze '" + text + "': K '" + parts[2] + "' is not a whole number" + usage);
+                }
+            }
+            return new Squeeze(parts[0], new Op.ChannelSqueeze(mode, k));
+        }
+    }
 
     /** One evaluated configuration. {@code activationBits} averages the receiving layers over their MACs. */
     record Row(String name, String silhouette, double accuracy, double activationBits, double allLayerActivationBits,
@@ -89,6 +119,10 @@ final class MainJob {
         this.layers = RegionQuantization.layers(fp32);
         this.shapes = fp32.inferShapes(1);
         this.classes = shapes.get(Models.LOGITS).dim(1);
+        if (settings.squeeze() != null && !shapes.containsKey(settings.squeeze().featureMap())) {
+            throw new IllegalArgumentException("--squeeze: the model has no feature map named '" + settings.squeeze().featureMap() + "'; "
+                    + "see bin/silhouette inspect for the names (block outputs such as layer1.0.relu)");
+        }
     }
 
     Views views() {
@@ -118,17 +152,17 @@ final class MainJob {
         Map<String, Float> drq48 = drqThresholds(8, 4, high.averageBits());
 
         List<Row> rows = new ArrayList<>();
-        rows.add(evaluate("FP32", "-", fp32, null, 32, 32, bar));
+        rows.add(evaluate("FP32", "-", fp32, layers, null, 32, 32, bar));
         for (int bits : UNIFORM_BITS) {
             rows.add(evaluate("W" + bits + "A" + bits, "-", RegionQuantization.apply(fp32, new Plan(new Scheme.Uniform(bits), PRE_BRANCH_BITS), this::alpha),
-                    null, bits, bits, bar));
+                    layers, null, bits, bits, bar));
         }
         // The main policy's shared weights at uniform activation widths: the same weights as its region rows.
         int mainWeights = sharedWeightBits(main);
         for (int bits : MIXED_UNIFORM_BITS) {
             if (bits >= mainWeights) continue;
             rows.add(evaluate("W" + mainWeights + "A" + bits, "-", RegionQuantization.apply(fp32, new Plan(new Scheme.Uniform(bits, mainWeights),
-                    PRE_BRANCH_BITS), this::alpha), null, bits, mainWeights, bar));
+                    PRE_BRANCH_BITS), this::alpha), layers, null, bits, mainWeights, bar));
         }
         for (int i = 0; i < settings.policies().size(); i++) {
             RegionPolicy p = settings.policies().get(i);
@@ -141,9 +175,9 @@ final class MainJob {
         rows.add(region(high, WeightForm.PER_REGION, "learned", fp32, bar));
         rows.add(region(high, WeightForm.PER_REGION, "training-free", trainingFree, bar));
         rows.add(evaluate(String.format("DRQ 4/2 (%.1f bits)", drqLowTarget), "input blocks",
-                RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(2, 4, DRQ_BLOCK, drq27), PRE_BRANCH_BITS), this::alpha), null, 0, 0, bar));
+                RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(2, 4, DRQ_BLOCK, drq27), PRE_BRANCH_BITS), this::alpha), layers, null, 0, 0, bar));
         rows.add(evaluate(String.format("DRQ 8/4 (%.1f bits)", high.averageBits()), "input blocks",
-                RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(4, 8, DRQ_BLOCK, drq48), PRE_BRANCH_BITS), this::alpha), null, 0, 0, bar));
+                RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(4, 8, DRQ_BLOCK, drq48), PRE_BRANCH_BITS), this::alpha), layers, null, 0, 0, bar));
         // Until here the two bit-operation fields hold absolute counts per image; W8A8 is row 1.
         double w8a8 = rows.get(1).bitOpsVsW8A8(), w8a8Receiving = rows.get(1).receivingBitOpsVsW8A8();
         List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.allLayerActivationBits(),
@@ -180,7 +214,9 @@ final class MainJob {
         int weightBits = sharedWeightBits(p);
         Scheme.Region scheme = new Scheme.Region(p, form, weightBits, settings.resize(), settings.order());
         String name = p + (form == WeightForm.SHARED ? " W" + weightBits : " per-region W");
-        return evaluate(name, source, RegionQuantization.apply(graph, new Plan(scheme, PRE_BRANCH_BITS), this::alpha), scheme, 0, 0, bar);
+        // The graph's own split: a training-free silhouette of a later map leaves fewer receiving layers.
+        return evaluate(name, source, RegionQuantization.apply(graph, new Plan(scheme, PRE_BRANCH_BITS), this::alpha), RegionQuantization.layers(graph),
+                scheme, 0, 0, bar);
     }
 
     /** Shared weights take the policy's highest width, at least the 2 bits a symmetric grid needs. */
@@ -266,15 +302,20 @@ final class MainJob {
 
     /** Tries the channel squeezes of the feature map the learned branch reads, at the main policy, on the calibration images. */
     private List<SqueezeTrial> chooseTrainingFree(RegionPolicy main) {
-        String featureMap = RegionQuantization.branchPoint(fp32);
+        String featureMap = settings.squeeze() != null ? settings.squeeze().featureMap() : RegionQuantization.branchPoint(fp32);
         if (featureMap == null) throw new IllegalArgumentException("the silhouette branch of this model reads no main-path feature map to squeeze");
-        int channels = shapes.get(featureMap).dim(1);
-        List<Op.ChannelSqueeze> candidates = new ArrayList<>(List.of(
-                new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1), new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MEAN, 1)));
-        for (int k : new int[] {2, 4, 8}) {
-            if (k >= channels) continue;
-            candidates.add(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.TOP_K_BY_MEAN, k));
-            candidates.add(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.TOP_K_BY_STD, k));
+        List<Op.ChannelSqueeze> candidates = new ArrayList<>();
+        if (settings.squeeze() != null) {
+            candidates.add(settings.squeeze().op());
+        } else {
+            int channels = shapes.get(featureMap).dim(1);
+            candidates.add(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1));
+            candidates.add(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MEAN, 1));
+            for (int k : new int[] {2, 4, 8}) {
+                if (k >= channels) continue;
+                candidates.add(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.TOP_K_BY_MEAN, k));
+                candidates.add(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.TOP_K_BY_STD, k));
+            }
         }
         List<SqueezeTrial> trials = new ArrayList<>();
         double best = -1;
@@ -311,7 +352,8 @@ final class MainJob {
      * Accuracy, speed and costs of one configuration. {@code scheme} null means uniform receiving layers at
      * {@code uniformBits}/{@code uniformWeightBits} (32/32 for FP32, whose pre-branch layers are FP32 too).
      */
-    private Row evaluate(String name, String silhouette, Graph graph, Scheme.Region scheme, int uniformBits, int uniformWeightBits, ProgressBar bar) {
+    private Row evaluate(String name, String silhouette, Graph graph, RegionQuantization.Layers split, Scheme.Region scheme, int uniformBits,
+                         int uniformWeightBits, ProgressBar bar) {
         boolean drq = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.DrqQuantize);
         boolean quantized = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize || n.op() instanceof Op.RegionQuantize
                 || n.op() instanceof Op.DrqQuantize);
@@ -325,7 +367,7 @@ final class MainJob {
                     w.strideH(), w.strideW(), w.padH(), w.padW(), w.dilationH(), w.dilationW())));
         }
         Set<String> receiving = new java.util.HashSet<>();
-        layers.receiving().forEach(n -> receiving.add(n.name()));
+        split.receiving().forEach(n -> receiving.add(n.name()));
         List<String> requested = new ArrayList<>(List.of(Models.LOGITS, Models.SILHOUETTE));
         if (drq) requested.addAll(convInputs(layers.receiving()));
         Map<String, Op.DrqQuantize> drqOps = new HashMap<>();

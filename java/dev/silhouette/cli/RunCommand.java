@@ -69,6 +69,11 @@ final class RunCommand implements Callable<Integer> {
             description = "RESIZE_THEN_THRESHOLD or THRESHOLD_THEN_RESIZE (default: ${DEFAULT-VALUE})")
     Op.RegionQuantize.MaskOrder maskOrder;
 
+    @Option(names = "--squeeze", paramLabel = "MAP:HOW",
+            description = "the training-free silhouette: FEATUREMAP:max, :mean, :topk-mean:K or :topk-std:K (e.g. layer1.0.relu:topk-std:4; "
+                    + "default: the best of 8 squeezes of the map the learned branch reads, chosen on the calibration images)")
+    String squeeze;
+
     @Option(names = "--plain", description = "only the model as it is: accuracy and images/s (the table's FP32 row alone)")
     boolean plain;
 
@@ -144,6 +149,7 @@ final class RunCommand implements Callable<Integer> {
     private Integer study() {
         if (limit != null && limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
         List<RegionPolicy> parsed = (policies == null || policies.isEmpty() ? DEFAULT_POLICIES : policies).stream().map(RegionPolicy::parse).toList();
+        MainJob.Squeeze chosenSqueeze = squeeze == null ? null : MainJob.Squeeze.parse(squeeze);
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         var sample = graph.inputs().getFirst().sampleShape();
@@ -153,7 +159,7 @@ final class RunCommand implements Callable<Integer> {
         FashionMnist test = FashionMnist.testSplit(data);
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
         int images = Math.min(test.labels().length, limit == null ? Integer.MAX_VALUE : limit);
-        MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder);
+        MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze);
         long start = System.nanoTime();
         MainJob.Result result;
         MainJob job;
@@ -181,8 +187,8 @@ final class RunCommand implements Callable<Integer> {
         out.printf("model        %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
         out.printf("data         Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("calibration  %s: clip levels, DRQ thresholds, the training-free squeeze%n", r.calibration());
-        out.printf("silhouettes  learned: the bundled branch on %s; training-free: %s (best of %d squeezes on the calibration images)%n",
-                r.branchPoint(), r.trainingFreeSilhouette(), r.squeezeTrials().size());
+        out.printf("silhouettes  learned: the bundled branch on %s; training-free: %s%s%n", r.branchPoint(), r.trainingFreeSilhouette(),
+                squeeze != null ? " (--squeeze)" : " (best of " + r.squeezeTrials().size() + " squeezes on the calibration images)");
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
                 MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
         out.printf("machine      %s%n%n", r.machine());

@@ -110,6 +110,24 @@ public class MainJobTest {
     }
 
     @Test
+    public void namedSqueezeReplacesTheChoice() {
+        CliTest.Result r = CliTest.run("run", "--limit", "100", "--calibration", "50", "--backend", "cpu", "--json", "--out", out.resolve("squeeze").toString(),
+                "--squeeze", "layer1.0.relu:topk-std:4", "--policy", "2:50,4:50");
+        assertEquals(r.exitCode(), 0, r.err());
+        JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("trainingFreeSilhouette").getAsString(), "mean of top-4 channels by std of layer1.0.relu");
+        assertEquals(o.getAsJsonArray("squeezeTrials").size(), 1);
+        for (String bad : new String[] {"layer1.0.relu", "layer1.0.relu:median", "layer1.0.relu:topk-std", "layer1.0.relu:max:3", "layer1.0.relu:topk-mean:x"}) {
+            CliTest.Result e = CliTest.run("run", "--squeeze", bad, "--limit", "10");
+            assertEquals(e.exitCode(), 2, bad);
+            assertTrue(e.err().contains("--squeeze '" + bad + "'") && e.err().contains("FEATUREMAP:max"), e.err());
+        }
+        CliTest.Result e = CliTest.run("run", "--squeeze", "layer7:max", "--limit", "10", "--calibration", "10");
+        assertEquals(e.exitCode(), 2);
+        assertTrue(e.err().contains("layer7"), e.err());
+    }
+
+    @Test
     public void badPoliciesAreOneMessage() {
         CliTest.Result r = CliTest.run("run", "--policy", "2:50,3:30", "--limit", "10");
         assertEquals(r.exitCode(), 2);
