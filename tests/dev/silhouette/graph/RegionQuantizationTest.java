@@ -1,6 +1,7 @@
 package dev.silhouette.graph;
 
 import dev.silhouette.backend.cpu.CpuBackend;
+import dev.silhouette.backend.cpu.Reference;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.backend.cuda.BuiltinKernels;
 import dev.silhouette.graph.Op.Interpolate.Mode;
@@ -63,44 +64,52 @@ public class RegionQuantizationTest {
         for (int i = 0; i < a.length; i++) assertEquals(b[i], a[i], 1e-4 * (1 + Math.abs(a[i])), "logit " + i);
     }
 
-    @Test
-    public void sharedAccumulatorSpecMatchesTheFloatSimulation() {
-        // docs/REGION_QUANTIZATION.md: y_o = bias_o + sw_o * sum_r s_r * A_(o,r), A integer per region.
+    /** The float-simulated graph against the integer reference of docs/REGION_QUANTIZATION.md, section 6, on one receiving conv. */
+    static void checkAgainstIntegerReference(WeightForm form) {
         RegionPolicy policy = RegionPolicy.parse("2:50,3:30,4:20");
-        Graph g = RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(policy, WeightForm.SHARED, 4, Mode.NEAREST,
-                MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS);
+        Graph g = RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(policy, form, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS);
         Map<String, Tensor> values = new CpuBackend().run(g, Map.of("input", IMAGES), List.of("layer2.0.relu1", Models.SILHOUETTE, "layer2.0.conv2"));
         Tensor x = values.get("layer2.0.relu1"), s = values.get(Models.SILHOUETTE), got = values.get("layer2.0.conv2");
-        Node node = g.node("layer2.0.conv2");
-        Op.Conv2d conv = (Op.Conv2d) node.op();
-        float[] original = MODEL.parameter(MODEL.node("layer2.0.conv2"), "weight").data();
-        float[] bias = g.parameter(node, "bias").data();
-        float[] scales = RegionQuantizer.weightScales(original, conv.outChannels(), 4);
+        Node original = MODEL.node("layer2.0.conv2");
         Shape in = x.shape();
         byte[] region = RegionOps.regionMap(s, policy, in.h(), in.w(), Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD);
-        int k = 3, cin = conv.inChannels(), taps = cin * k * k;
-        for (int n = 0; n < in.n(); n++)
-            for (int o = 0; o < conv.outChannels(); o += 7)
-                for (int oy = 0; oy < in.h(); oy += 3)
-                    for (int ox = 0; ox < in.w(); ox += 2) {
-                        long[] acc = new long[3];
-                        for (int c = 0; c < cin; c++)
-                            for (int ky = 0; ky < k; ky++)
-                                for (int kx = 0; kx < k; kx++) {
-                                    int iy = oy - 1 + ky, ix = ox - 1 + kx;
-                                    if (iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w()) continue;
-                                    int r = region[(n * in.h() + iy) * in.w() + ix];
-                                    int bits = policy.bits(r);
-                                    int code = RegionQuantizer.pactCode(x.get(n, c, iy, ix), CLIPS.alpha("layer2.0.relu1", bits), bits);
-                                    int w = RegionQuantizer.weightCode(original[o * taps + (c * k + ky) * k + kx], scales[o], 4);
-                                    acc[r] += (long) code * w;
-                                }
-                        double y = bias[o];
-                        double sum = 0;
-                        for (int r = 0; r < 3; r++) sum += RegionQuantizer.pactStep(CLIPS.alpha("layer2.0.relu1", policy.bits(r)), policy.bits(r)) * (double) acc[r];
-                        y += scales[o] * sum;
-                        assertEquals(got.get(n, o, oy, ox), y, 1e-4 * (1 + Math.abs(y)), "output " + n + "," + o + "," + oy + "," + ox);
-                    }
+        int[] bits = {2, 3, 4};
+        float[] alphas = new float[3];
+        for (int r = 0; r < 3; r++) alphas[r] = CLIPS.alpha("layer2.0.relu1", bits[r]);
+        int[] weightBits = form == WeightForm.SHARED ? new int[] {4, 4, 4} : bits;
+        Reference.RegionConv ref = Reference.regionConv2d(x, region, bits, alphas, weightBits, MODEL.parameter(original, "weight"),
+                MODEL.parameter(original, "bias"), (Op.Conv2d) original.op());
+        float[] want = ref.output().data();
+        for (int i = 0; i < want.length; i++) assertEquals(got.data()[i], want[i], 1e-4 * (1 + Math.abs(want[i])), form + " output " + i);
+        // The accumulators hold integers that the regions really reach: every region contributes somewhere.
+        long[] nonZero = new long[3];
+        for (int i = 0; i < want.length; i++) for (int r = 0; r < 3; r++) if (ref.accumulator(i, r) != 0) nonZero[r]++;
+        for (int r = 0; r < 3; r++) assertTrue(nonZero[r] > 0, "region " + r + " never accumulates");
+    }
+
+    @Test
+    public void sharedWeightsMatchTheIntegerReference() {
+        checkAgainstIntegerReference(WeightForm.SHARED);
+    }
+
+    @Test
+    public void perRegionWeightsMatchTheIntegerReference() {
+        checkAgainstIntegerReference(WeightForm.PER_REGION);
+    }
+
+    @Test
+    public void integerReferenceByHand() {
+        // One 1x1 conv, one input channel, two pixels in regions 0 (2 bits, alpha 3: step 1) and 1 (4 bits, alpha 1.5: step 0.1).
+        Tensor x = new Tensor(Shape.of(1, 1, 1, 2), new float[] {2.2f, 0.74f});
+        Tensor w = new Tensor(Shape.of(1, 1, 1, 1), new float[] {0.5f});
+        Op.Conv2d conv = new Op.Conv2d(1, 1, Window.square(1, 1, 0), 1, false);
+        Reference.RegionConv r = Reference.regionConv2d(x, new byte[] {0, 1}, new int[] {2, 4}, new float[] {3f, 1.5f}, new int[] {4, 4}, w, null, conv);
+        // Weight 0.5 is its row's max: code 7, scale 0.5 / 7. Codes: round(2.2) = 2 in region 0; round(0.74 * 15 / 1.5) = 7 in region 1.
+        assertEquals(r.accumulator(0, 0), 14);
+        assertEquals(r.accumulator(0, 1), 0);
+        assertEquals(r.accumulator(1, 1), 49);
+        assertEquals(r.output().data()[0], (float) (0.5 / 7 * 1.0 * 14), 1e-6f);
+        assertEquals(r.output().data()[1], (float) (0.5 / 7 * 0.1 * 49), 1e-6f);
     }
 
     @Test
