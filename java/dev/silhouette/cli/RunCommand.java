@@ -25,9 +25,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"The main job: evaluates the bundled silhouette model on the Fashion-MNIST test split in FP32, uniformly quantized,",
-                "with region-based quantization (learned and training-free silhouettes) and with the DRQ baseline; prints the table",
-                "and draws the pictures. --plain evaluates the model as it is (accuracy, confusion matrix with --json, images/s)."})
+        description = "The main job: evaluates the bundled silhouette model on the Fashion-MNIST test split in FP32, uniformly quantized, "
+                + "region-quantized (learned and training-free silhouettes) and with the DRQ baseline; prints the table and draws the pictures. "
+                + "--plain evaluates the model as it is (accuracy, confusion matrix with --json, images/s).")
 final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
