@@ -48,6 +48,11 @@ record FashionMnist(Tensor images, int[] labels, String source) {
                 return first(fromDir(d, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + d);
             }
         }
+        return bundledTrainingSubset(count);
+    }
+
+    /** The first {@code count} of the training images bundled in the jar. */
+    static FashionMnist bundledTrainingSubset(int count) {
         if (count > BUNDLED_TRAINING_IMAGES) {
             throw new IllegalArgumentException(count + " calibration images requested but only the bundled " + BUNDLED_TRAINING_IMAGES
                     + " training images are available; install the training split (" + TRAIN_IMAGES + ".gz) in " + SYSTEM_DIR + " or --data");
