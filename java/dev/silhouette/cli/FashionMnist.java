@@ -32,25 +32,52 @@ record FashionMnist(Tensor images, int[] labels, String source) {
         }
     }
 
+    private static final String TRAIN_IMAGES = "train-images-idx3-ubyte", TRAIN_LABELS = "train-labels-idx1-ubyte";
+    /** The first images of the training split ship in the jar, for calibration on a machine without the dataset. */
+    static final int BUNDLED_TRAINING_IMAGES = 500;
+
     /**
-     * The first {@code count} images of the training split (calibration must not see the test images),
-     * from {@code dir} or Debian's dataset folder; the jar bundles only the test split.
+     * The first {@code count} images of the training split (calibration data, never the test split):
+     * from {@code dir} or the system folder when they hold the training files, else the bundled first
+     * {@value #BUNDLED_TRAINING_IMAGES}.
      */
-    static Tensor trainImages(Path dir, int count) {
+    static FashionMnist trainingSubset(Path dir, int count) {
         if (count < 1) throw new IllegalArgumentException("the calibration set is empty: statistics need at least one image (got " + count + ")");
-        Path folder = dir != null ? dir : SYSTEM_DIR;
-        Path images = existing(folder, "train-images-idx3-ubyte");
-        try {
-            Tensor all = Idx.readImages(images);
-            if (count > all.shape().dim(0)) throw new IllegalArgumentException(count + " calibration images asked, " + images + " holds " + all.shape().dim(0));
-            return all.slice(0, count);
+        for (Path d : dir == null ? new Path[] {SYSTEM_DIR} : new Path[] {dir, SYSTEM_DIR}) {
+            if (Files.exists(d.resolve(TRAIN_IMAGES + ".gz")) || Files.exists(d.resolve(TRAIN_IMAGES))) {
+                return first(fromDir(d, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + d);
+            }
+        }
+        return bundledTrainingSubset(count);
+    }
+
+    /** The first {@code count} of the training images bundled in the jar. */
+    static FashionMnist bundledTrainingSubset(int count) {
+        if (count > BUNDLED_TRAINING_IMAGES) {
+            throw new IllegalArgumentException(count + " calibration images requested but only the bundled " + BUNDLED_TRAINING_IMAGES
+                    + " training images are available; install the training split (" + TRAIN_IMAGES + ".gz) in " + SYSTEM_DIR + " or --data");
+        }
+        try (InputStream images = FashionMnist.class.getResourceAsStream(RESOURCE_DIR + "train-first500-images-idx3-ubyte.gz");
+             InputStream labels = FashionMnist.class.getResourceAsStream(RESOURCE_DIR + "train-first500-labels-idx1-ubyte.gz")) {
+            if (images == null || labels == null) throw new IllegalStateException("the bundled Fashion-MNIST training images are missing from the jar");
+            return first(of(Idx.readImages(images, "bundled training images"), Idx.readLabels(labels, "bundled training labels"),
+                    "bundled first " + BUNDLED_TRAINING_IMAGES + " training images"), count, "bundled training images");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read Fashion-MNIST training images from " + folder + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot read the bundled Fashion-MNIST training images", e);
         }
     }
 
+    private static FashionMnist first(FashionMnist all, int count, String source) {
+        int n = Math.min(count, all.labels().length);
+        return new FashionMnist(all.images().slice(0, n), java.util.Arrays.copyOf(all.labels(), n), "first " + n + " of the " + source);
+    }
+
     private static FashionMnist fromDir(Path dir) {
-        Path images = existing(dir, IMAGES), labels = existing(dir, LABELS);
+        return fromDir(dir, IMAGES, LABELS);
+    }
+
+    private static FashionMnist fromDir(Path dir, String imagesName, String labelsName) {
+        Path images = existing(dir, imagesName), labels = existing(dir, labelsName);
         try (InputStream i = Files.newInputStream(images); InputStream l = Files.newInputStream(labels)) {
             return of(Idx.readImages(i, images.toString()), Idx.readLabels(l, labels.toString()), dir.toString());
         } catch (IOException e) {

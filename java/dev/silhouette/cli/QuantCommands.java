@@ -43,7 +43,7 @@ final class QuantCommands {
     }
 
     static Calibration collect(ModelLoader.Loaded loaded, Graph folded, Path data, int images, int batch) {
-        Tensor calibration = FashionMnist.trainImages(data, images);
+        Tensor calibration = FashionMnist.trainingSubset(data, images).images();
         try (Backend cpu = Backends.create("cpu", 0)) {
             return Calibration.collect(cpu, folded, loaded.architecture(), calibration, batch, Calibration.allValues(folded));
         }

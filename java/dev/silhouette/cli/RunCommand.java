@@ -6,6 +6,8 @@ import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Passes;
 import dev.silhouette.graph.Models;
+import dev.silhouette.graph.Op;
+import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Tensor;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -23,7 +25,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = "The main job: evaluates the bundled silhouette model on the Fashion-MNIST test split.")
+        description = "The main job: evaluates the bundled silhouette model on the Fashion-MNIST test split in FP32, uniformly quantized, "
+                + "region-quantized (learned and training-free silhouettes) and with the DRQ baseline; prints the table and draws the pictures. "
+                + "--plain evaluates the model as it is (accuracy, confusion matrix with --json, images/s).")
 final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -47,12 +51,47 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--json", description = "machine-readable output")
     boolean json;
 
+    @Option(names = "--policy", split = ";", paramLabel = "POLICY",
+            description = "region policies for the table, bits:percent lowest silhouette first, ';' between policies or the option repeated; "
+                    + "the first is the main one (default: 2:50,3:30,4:20; 2:70,4:30; 3:50,4:50; 2:30,3:40,4:30)")
+    List<String> policies;
+
+    @Option(names = "--out", defaultValue = "silhouette-results", description = "folder for the pictures and results.json (default: ${DEFAULT-VALUE})")
+    Path outDir;
+
+    @Option(names = "--calibration", defaultValue = "500", description = "training images for clip levels, DRQ thresholds and the squeeze choice (default: ${DEFAULT-VALUE})")
+    int calibrationImages;
+
+    @Option(names = "--resize", defaultValue = "NEAREST", description = "how each layer resizes the silhouette: NEAREST or BILINEAR (default: ${DEFAULT-VALUE})")
+    Op.Interpolate.Mode resize;
+
+    @Option(names = "--mask-order", defaultValue = "RESIZE_THEN_THRESHOLD",
+            description = "RESIZE_THEN_THRESHOLD or THRESHOLD_THEN_RESIZE (default: ${DEFAULT-VALUE})")
+    Op.RegionQuantize.MaskOrder maskOrder;
+
+    @Option(names = "--squeeze", paramLabel = "MAP:HOW",
+            description = "the training-free silhouette: FEATUREMAP:max, :mean, :topk-mean:K or :topk-std:K (e.g. layer1.0.relu:topk-std:4; "
+                    + "default: the best of 8 squeezes of the map the learned branch reads, chosen on the calibration images)")
+    String squeeze;
+
+    @Option(names = "--plain", description = "only the model as it is: accuracy and images/s (the table's FP32 row alone)")
+    boolean plain;
+
+    static final List<String> DEFAULT_POLICIES = List.of("2:50,3:30,4:20", "2:70,4:30", "3:50,4:50", "2:30,3:40,4:30");
+
     record Report(String model, String modelSource, long parameters, String data, String backend, int images, int correct,
                   double accuracy, double seconds, double imagesPerSecond, int[][] confusion, List<String> classes) {}
+
+    /** The main job's report: what ran where, the table, and where the pictures went. */
+    record StudyReport(String model, String modelSource, long parameters, String data, String calibration, String machine, int images,
+                       double accuracy, double imagesPerSecond, String backend, String resize, String maskOrder, String branchPoint,
+                       String trainingFreeSilhouette, List<MainJob.SqueezeTrial> squeezeTrials, List<MainJob.Row> rows,
+                       Map<String, Map<Integer, Float>> clipLevels, List<String> pictures, double seconds) {}
 
     @Override
     public Integer call() {
         if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
+        if (!plain) return study();
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph graph = Passes.foldBatchNorm(loaded.graph());
@@ -103,6 +142,73 @@ final class RunCommand implements Callable<Integer> {
         out.printf("backend   %s, batch %d%n", r.backend(), batch);
         out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
         out.printf("speed     %.0f images/s (%.2f s)%n", r.imagesPerSecond(), r.seconds());
+        out.flush();
+        return 0;
+    }
+
+    private Integer study() {
+        if (limit != null && limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
+        List<RegionPolicy> parsed = (policies == null || policies.isEmpty() ? DEFAULT_POLICIES : policies).stream().map(RegionPolicy::parse).toList();
+        MainJob.Squeeze chosenSqueeze = squeeze == null ? null : MainJob.Squeeze.parse(squeeze);
+        ModelLoader.Loaded loaded = ModelLoader.load(model);
+        Graph graph = Passes.foldBatchNorm(loaded.graph());
+        var sample = graph.inputs().getFirst().sampleShape();
+        if (!sample.equals(dev.silhouette.tensor.Shape.of(1, 28, 28))) {
+            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", Fashion-MNIST images are [1, 28, 28]");
+        }
+        FashionMnist test = FashionMnist.testSplit(data);
+        FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
+        int images = Math.min(test.labels().length, limit == null ? Integer.MAX_VALUE : limit);
+        MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze);
+        long start = System.nanoTime();
+        MainJob.Result result;
+        MainJob job;
+        try (Backend backend = backendOptions.open()) {
+            job = new MainJob(graph, test, calibration, settings, backend);
+            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("main job").setInitialMax((long) job.rowCount() * images).setUnit(" img", 1)
+                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
+                result = job.run(bar);
+            }
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        List<String> pictures = Pictures.drawAll(outDir, job.views(), result, settings);
+        MainJob.Row fp = result.rows().getFirst();
+        StudyReport r = new StudyReport(loaded.architecture(), loaded.source(), GraphStats.of(graph, 1).parameters(), test.source(),
+                calibration.source(), Machine.current().toString(), images, fp.accuracy(), fp.imagesPerSecond(), fp.backend(), resize.name(),
+                maskOrder.name(), result.branchPoint(), result.trainingFreeChoice(), result.squeezeTrials(), result.rows(), result.clipLevels(),
+                pictures, seconds);
+        pictures = new java.util.ArrayList<>(pictures);
+        pictures.add(Pictures.writeJson(outDir.resolve("results.json"), r));
+        PrintWriter out = spec.commandLine().getOut();
+        if (json) {
+            Output.json(out, r);
+            return 0;
+        }
+        out.printf("model        %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
+        out.printf("data         Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
+        out.printf("calibration  %s: clip levels, DRQ thresholds, the training-free squeeze%n", r.calibration());
+        out.printf("silhouettes  learned: the bundled branch on %s; training-free: %s%s%n", r.branchPoint(), r.trainingFreeSilhouette(),
+                squeeze != null ? " (--squeeze)" : " (best of " + r.squeezeTrials().size() + " squeezes on the calibration images)");
+        out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
+                MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
+        out.printf("machine      %s%n%n", r.machine());
+        out.printf("%-28s %-16s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "BOPs/W8A8", "recv BOPs",
+                "act KiB/img", "images/s", "backend");
+        for (MainJob.Row row : r.rows()) {
+            out.printf("%-28s %-16s %8.2f%% %9.2f %10.3f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), 100 * row.accuracy(), row.activationBits(),
+                    row.bitOpsVsW8A8(), row.receivingBitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend());
+        }
+        out.printf("%nact bits: activation bits of the receiving convolutions averaged over their MACs, measured per image. BOPs/W8A8: MACs x weight%n"
+                + "bits x activation bits over every layer, relative to W8A8; recv BOPs: the same over the receiving convolutions only.%n"
+                + "act KiB/img: conv inputs packed at their widths plus region masks. images/s: this machine, quantization simulated in float.%n");
+        MainJob.Row main = r.rows().stream().filter(x -> x.name().startsWith(parsed.getFirst() + " W") && x.silhouette().equals("learned")).findFirst().orElseThrow();
+        out.printf("%nper layer, %s with the learned silhouette:%n", main.name());
+        out.printf("%-24s %-10s %10s %9s %12s %12s%n", "layer", "input", "MACs", "act bits", "BOPs", "packed B");
+        for (MainJob.LayerRow l : main.layers()) {
+            out.printf("%-24s %-10s %,10d %9.2f %,12.0f %,12.0f%n", l.layer(), l.input(), l.macs(), l.activationBits(), l.bitOps(), l.packedBytes());
+        }
+        out.printf("%npictures     %s%n", String.join(", ", pictures));
+        out.printf("time         %.1f s%n", seconds);
         out.flush();
         return 0;
     }

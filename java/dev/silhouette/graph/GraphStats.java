@@ -58,6 +58,13 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             case Op.Flatten f -> "";
             case Op.Sigmoid s -> "";
             case Op.Softmax s -> "";
+            case Op.PactQuantize q -> q.bits() + " bits, alpha " + q.alpha();
+            case Op.RegionQuantize q -> q.policy() + " " + q.resize().name().toLowerCase() + " " + q.order().name().toLowerCase()
+                    + (q.onlyRegion() >= 0 ? " region " + q.onlyRegion() : "");
+            case Op.DrqQuantize q -> q.lowBits() + "/" + q.highBits() + " bits, " + q.block() + "x" + q.block() + " blocks >= " + q.threshold()
+                    + (q.onlyRegion() >= 0 ? " region " + q.onlyRegion() : "");
+            case Op.NoiseSilhouette q -> "seed " + q.seed();
+            case Op.ChannelSqueeze q -> q.mode().name().toLowerCase() + (q.mode().name().startsWith("TOP_K") ? " k=" + q.k() : "");
         };
     }
 }

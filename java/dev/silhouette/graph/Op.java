@@ -171,4 +171,98 @@ public sealed interface Op {
             }
         }
     }
+
+    /**
+     * PACT activation quantization at one width (the uniform case and the layers before the silhouette):
+     * y = clip(x, 0, alpha) rounded to the grid alpha / (2^bits - 1). See docs/REGION_QUANTIZATION.md.
+     */
+    record PactQuantize(int bits, float alpha) implements Op {
+        public PactQuantize {
+            RegionSettings.checkBits("PACT quantization", bits);
+            RegionSettings.checkAlpha("PACT quantization", alpha);
+        }
+    }
+
+    /**
+     * Region-based activation quantization: input 0 (N x C x H x W activations) is quantized per pixel at
+     * the bits of that pixel's region, found from input 1 (the N x 1 x h x w silhouette) by the policy's
+     * per-image quantiles after resizing to H x W ({@code resize}, {@code order}). Region j uses
+     * {@code alphas.get(j)} as its PACT clip level. With {@code onlyRegion >= 0} pixels of every other
+     * region are zero: the masked input of the original code's one-conv-per-region form.
+     */
+    record RegionQuantize(dev.silhouette.quant.RegionPolicy policy, List<Float> alphas, Interpolate.Mode resize,
+                          MaskOrder order, int onlyRegion) implements Op {
+        /** Whether the silhouette is resized before thresholding, or its region masks after. */
+        public enum MaskOrder { RESIZE_THEN_THRESHOLD, THRESHOLD_THEN_RESIZE }
+
+        public RegionQuantize {
+            alphas = List.copyOf(alphas);
+            int regions = policy.regions().size();
+            if (alphas.size() != regions) {
+                throw new IllegalArgumentException("region policy " + policy + " has " + regions + " regions but " + alphas.size() + " clip levels were given");
+            }
+            for (float a : alphas) RegionSettings.checkAlpha("region quantization", a);
+            if (onlyRegion < -1 || onlyRegion >= regions) {
+                throw new IllegalArgumentException("region " + onlyRegion + " is outside policy " + policy + " (-1 for all, else 0 to " + (regions - 1) + ")");
+            }
+        }
+
+        @Override
+        public int arity() {
+            return 2;
+        }
+    }
+
+    /**
+     * The DRQ baseline's activation quantization: each channel is mean-pooled over block x block tiles
+     * (partial tiles at the edges average their in-bounds pixels); tiles whose mean is at or above
+     * {@code threshold} are sensitive and their pixels use {@code highBits} (clip {@code highAlpha}),
+     * the rest {@code lowBits} (clip {@code lowAlpha}). {@code onlyRegion}: -1 all, 0 only the
+     * insensitive pixels, 1 only the sensitive ones (others zero).
+     */
+    record DrqQuantize(int block, float threshold, int lowBits, int highBits, float lowAlpha, float highAlpha, int onlyRegion) implements Op {
+        public DrqQuantize {
+            if (block < 1) throw new IllegalArgumentException("DRQ block " + block + " must be at least 1");
+            if (!Float.isFinite(threshold)) throw new IllegalArgumentException("DRQ threshold " + threshold + " must be finite");
+            RegionSettings.checkBits("DRQ low width", lowBits);
+            RegionSettings.checkBits("DRQ high width", highBits);
+            RegionSettings.checkAlpha("DRQ low width", lowAlpha);
+            RegionSettings.checkAlpha("DRQ high width", highAlpha);
+            if (onlyRegion < -1 || onlyRegion > 1) throw new IllegalArgumentException("DRQ region " + onlyRegion + " must be -1 (all), 0 (low) or 1 (high)");
+        }
+    }
+
+    /**
+     * A training-free silhouette: squeezes N x C x H x W to N x 1 x H x W (channel max, channel mean, or
+     * the mean of the k channels ranked highest per image by spatial mean or by spatial standard
+     * deviation), then rescales each image to [0, 1] by its own minimum and maximum (a constant image
+     * becomes all zeros).
+     */
+    record ChannelSqueeze(Squeeze mode, int k) implements Op {
+        public enum Squeeze { MAX, MEAN, TOP_K_BY_MEAN, TOP_K_BY_STD }
+
+        public ChannelSqueeze {
+            if (k < 1) throw new IllegalArgumentException("channel squeeze k " + k + " must be at least 1");
+        }
+    }
+
+    /**
+     * A control silhouette of uniform noise in [0, 1), N x 1 x H x W from an N x C x H x W feature map:
+     * what region quantization gives when the silhouette carries no information. Each image's noise is
+     * seeded by {@code seed} and the hash of that image's values, so it does not depend on batching.
+     */
+    record NoiseSilhouette(long seed) implements Op {}
+
+    /** Argument checks shared by the quantization ops, so they refuse bad values with the same words. */
+    final class RegionSettings {
+        private RegionSettings() {}
+
+        static void checkBits(String what, int bits) {
+            if (bits < 1 || bits > 8) throw new IllegalArgumentException(what + ": " + bits + " bits; activation widths are 1 to 8 bits");
+        }
+
+        static void checkAlpha(String what, float alpha) {
+            if (!(alpha > 0) || !Float.isFinite(alpha)) throw new IllegalArgumentException(what + ": clip level " + alpha + " must be positive and finite");
+        }
+    }
 }

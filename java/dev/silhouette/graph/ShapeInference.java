@@ -105,6 +105,30 @@ public final class ShapeInference {
                 }
                 yield x.withDim(axis, Math.toIntExact(total));
             }
+            case Op.PactQuantize q -> x;
+            case Op.DrqQuantize q -> {
+                requireRank(node, x, 4);
+                yield x;
+            }
+            case Op.RegionQuantize q -> {
+                requireRank(node, x, 4);
+                Shape sil = in.get(1);
+                if (sil.rank() != 4 || sil.c() != 1 || sil.n() != x.n()) {
+                    throw fail(node, "needs an N x 1 x h x w silhouette for " + x + ", " + node.inputs().get(1) + " has shape " + sil);
+                }
+                yield x;
+            }
+            case Op.ChannelSqueeze q -> {
+                requireRank(node, x, 4);
+                if (q.mode() != Op.ChannelSqueeze.Squeeze.MAX && q.mode() != Op.ChannelSqueeze.Squeeze.MEAN && q.k() > x.c()) {
+                    throw fail(node, "takes the top " + q.k() + " channels of " + node.inputs().get(0) + ", which has " + x.c());
+                }
+                yield Shape.of(x.n(), 1, x.h(), x.w());
+            }
+            case Op.NoiseSilhouette q -> {
+                requireRank(node, x, 4);
+                yield Shape.of(x.n(), 1, x.h(), x.w());
+            }
         };
     }
 

@@ -163,7 +163,18 @@ public final class OnnxExporter {
                 g.addInitializer(OnnxTensors.encodeFloats(out + "/value", new long[0], p.value()));
                 g.addNode(node("Pad", out, x, out + "/pads", out + "/value").addAttribute(stringAttr("mode", "constant")));
             }
+            // Silhouette's own quantization ops have no standard ONNX operator.
+            case Op.PactQuantize q -> throw notExportable(n);
+            case Op.RegionQuantize q -> throw notExportable(n);
+            case Op.DrqQuantize q -> throw notExportable(n);
+            case Op.ChannelSqueeze q -> throw notExportable(n);
+            case Op.NoiseSilhouette q -> throw notExportable(n);
         }
+    }
+
+    private static IllegalArgumentException notExportable(Node n) {
+        return new IllegalArgumentException("node '" + n.name() + "': " + n.op().getClass().getSimpleName()
+                + " is a Silhouette quantization op with no ONNX operator; export the model before region quantization is applied");
     }
 
     private static String onnxName(Op.Arithmetic a) {

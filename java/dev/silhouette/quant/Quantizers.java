@@ -31,7 +31,7 @@ public final class Quantizers {
             scales[g] = bits == 1 ? alpha[g] : alpha[g] / qmax;
             for (int i = g * per; i < (g + 1) * per; i++) {
                 if (bits == 1) codes[i] = v[i] >= 0 ? 1 : -1;
-                else codes[i] = scales[g] == 0 ? 0 : clamp(Math.rint(v[i] / scales[g]), qmin, qmax);
+                else codes[i] = scales[g] == 0 ? 0 : code(v[i], scales[g], 0, qmin, qmax);
             }
         }
         return new QuantizedTensor(x.shape(), codes, bits, Scheme.SYMMETRIC, scales, new int[groups]);
@@ -60,7 +60,7 @@ public final class Quantizers {
             if (scales[g] == 0) continue;
             zeroPoints[g] = clamp(Math.rint(-low / scales[g]), 0, qmax);
             for (int i = g * per; i < (g + 1) * per; i++) {
-                codes[i] = clamp(Math.rint(v[i] / scales[g]) + zeroPoints[g], 0, qmax);
+                codes[i] = code(v[i], scales[g], zeroPoints[g], 0, qmax);
             }
         }
         return new QuantizedTensor(x.shape(), codes, bits, Scheme.AFFINE, scales, zeroPoints);
@@ -119,6 +119,15 @@ public final class Quantizers {
 
     private static void checkRange(float alpha, String what, int group) {
         if (!(alpha >= 0) || !Float.isFinite(alpha)) throw new IllegalArgumentException(what + " " + alpha + " of group " + group + " must be finite and >= 0");
+    }
+
+    /**
+     * One code of a uniform grid: clamp(rint(x / scale) + zeroPoint, qmin, qmax), the float32 division
+     * rounded half to even. NaN becomes code 0 (the clamp passes NaN and the int cast makes it 0). Every
+     * quantizer of the project computes its codes here.
+     */
+    public static int code(float x, float scale, int zeroPoint, int qmin, int qmax) {
+        return clamp(Math.rint(x / scale) + zeroPoint, qmin, qmax);
     }
 
     static int clamp(double rounded, int qmin, int qmax) {

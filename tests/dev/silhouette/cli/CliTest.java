@@ -46,7 +46,7 @@ public class CliTest {
 
     @Test
     public void runEvaluatesBundledModel() {
-        Result r = run("run", "--limit", "1000", "--batch", "250", "--backend", "cpu", "--json");
+        Result r = run("run", "--plain", "--limit", "1000", "--batch", "250", "--backend", "cpu", "--json");
         assertEquals(r.exitCode(), 0, r.err());
         JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
         assertEquals(o.get("images").getAsInt(), 1000);
@@ -66,7 +66,7 @@ public class CliTest {
         r = run("run", "--batch", "0");
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("--batch 0"), r.err());
-        r = run("run", "--data", "/nonexistent/folder", "--limit", "10");
+        r = run("run", "--plain", "--data", "/nonexistent/folder", "--limit", "10");
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("/nonexistent/folder"), r.err());
         r = run("inspect", "--model", "resnet18", "--silhouette-after", "layer7");

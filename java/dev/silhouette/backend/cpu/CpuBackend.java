@@ -79,6 +79,11 @@ public final class CpuBackend implements Backend {
             case Op.HardSwish h -> CpuOps.hardSwish(x);
             case Op.Reshape r -> CpuOps.reshape(x, expected);
             case Op.Pad p -> CpuOps.pad(x, p);
+            case Op.PactQuantize q -> RegionOps.pactQuantize(x, q);
+            case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);
+            case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
+            case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);
+            case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(x, q);
         };
     }
 }

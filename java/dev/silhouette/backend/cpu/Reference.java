@@ -1,6 +1,7 @@
 package dev.silhouette.backend.cpu;
 
 import dev.silhouette.graph.Op;
+import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
@@ -54,5 +55,63 @@ public final class Reference {
                 out[n * op.outFeatures() + o] = (float) acc;
             }
         return new Tensor(Shape.of(batch, op.outFeatures()), out);
+    }
+
+    /** The integer form of a region-quantized convolution: per-region accumulators and the combined output. */
+    public record RegionConv(int regions, int[] accumulators, Tensor output) {
+        /** A_(o,r) of image n at output (oy, ox), as laid out: ((n * out + o) * oh + oy) * ow + ox, then region. */
+        public int accumulator(int index, int region) {
+            return accumulators[index * regions + region];
+        }
+    }
+
+    /**
+     * Region-quantized convolution in integers, the form a quantized kernel must reproduce exactly
+     * (docs/REGION_QUANTIZATION.md, section 6). Input pixel (n, y, x) is in region
+     * {@code regionMap[(n * H + y) * W + x]}; its activations become PACT codes at
+     * {@code activationBits[r]} and clip {@code alphas[r]}; the weights are quantized per output
+     * channel at {@code weightBits[r]} (equal widths: the shared form; a region's own widths: the
+     * per-region form). Per output and region, A = sum of weight code x activation code over the taps
+     * reading that region, in int32 with overflow refused; then
+     * y = bias + sum_r weightScale_(o,r) * alpha_r / (2^bits_r - 1) * A_r, in double, rounded once.
+     */
+    public static RegionConv regionConv2d(Tensor x, byte[] regionMap, int[] activationBits, float[] alphas, int[] weightBits,
+                                          Tensor weight, Tensor bias, Op.Conv2d op) {
+        Shape in = x.shape();
+        var win = op.window();
+        int regions = activationBits.length;
+        int oh = win.outH(in.h()), ow = win.outW(in.w());
+        int cg = op.inChannels() / op.groups(), og = op.outChannels() / op.groups();
+        int taps = cg * win.kernelH() * win.kernelW();
+        float[][] scales = new float[regions][];
+        for (int r = 0; r < regions; r++) scales[r] = RegionQuantizer.weightScales(weight.data(), op.outChannels(), weightBits[r]);
+        float[] xd = x.data(), wd = weight.data();
+        int[] acc = new int[in.n() * op.outChannels() * oh * ow * regions];
+        float[] out = new float[in.n() * op.outChannels() * oh * ow];
+        for (int n = 0; n < in.n(); n++)
+            for (int o = 0; o < op.outChannels(); o++) {
+                int g = o / og;
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) {
+                        int index = ((n * op.outChannels() + o) * oh + oy) * ow + ox;
+                        for (int c = 0; c < cg; c++)
+                            for (int ky = 0; ky < win.kernelH(); ky++)
+                                for (int kx = 0; kx < win.kernelW(); kx++) {
+                                    int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                    if (iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w()) continue;
+                                    int r = regionMap[(n * in.h() + iy) * in.w() + ix];
+                                    int code = RegionQuantizer.pactCode(xd[((n * in.c() + g * cg + c) * in.h() + iy) * in.w() + ix], alphas[r], activationBits[r]);
+                                    int w = RegionQuantizer.weightCode(wd[o * taps + (c * win.kernelH() + ky) * win.kernelW() + kx], scales[r][o], weightBits[r]);
+                                    acc[index * regions + r] = Math.addExact(acc[index * regions + r], Math.multiplyExact(w, code));
+                                }
+                        double y = bias == null ? 0 : bias.data()[o];
+                        for (int r = 0; r < regions; r++) {
+                            y += (double) scales[r][o] * RegionQuantizer.pactStep(alphas[r], activationBits[r]) * acc[index * regions + r];
+                        }
+                        out[index] = (float) y;
+                    }
+            }
+        return new RegionConv(regions, acc, new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out));
     }
 }

@@ -129,6 +129,11 @@ public final class BuiltinKernels {
             case Op.Reshape r -> Optional.of(new Unsupported(Limit.NO_KERNEL, "Reshape keeps the values: the backend aliases its input"));
             case Op.Pad p -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
                     : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
+            case Op.PactQuantize q -> notYet(op);
+            case Op.RegionQuantize q -> notYet(op);
+            case Op.DrqQuantize q -> notYet(op);
+            case Op.ChannelSqueeze q -> notYet(op);
+            case Op.NoiseSilhouette q -> notYet(op);
         };
     }
 
@@ -177,6 +182,11 @@ public final class BuiltinKernels {
             stride *= s.dim(d);
         }
         return strides;
+
+    }
+
+    private static Optional<Unsupported> notYet(Op op) {
+        return Optional.of(new Unsupported(Limit.NO_KERNEL, op.getClass().getSimpleName() + " is not supported on cuda yet"));
     }
 
     private static Optional<Unsupported> shape(Op op, String detail) {

@@ -295,7 +295,16 @@ public final class CudaBackend implements Backend {
             case Op.HardSwish h -> kernels.hardSwish(x.address(), out.address(), count, stream);
             case Op.Pad p -> kernels.pad(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p, stream);
             case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
+            case Op.PactQuantize q -> throw notYet(q);
+            case Op.RegionQuantize q -> throw notYet(q);
+            case Op.DrqQuantize q -> throw notYet(q);
+            case Op.ChannelSqueeze q -> throw notYet(q);
+            case Op.NoiseSilhouette q -> throw notYet(q);
         }
+    }
+
+    private static IllegalStateException notYet(Op op) {
+        return new IllegalStateException(Graph.opName(op) + " is not supported on cuda yet; run it with --backend cpu");
     }
 
     /** cuDNN pooling has no dilation; dilated windows stay on the built-in kernels. */

@@ -1,0 +1,139 @@
+package dev.silhouette.cli;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import org.testng.annotations.BeforeClass;
+import org.testng.annotations.Test;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertFalse;
+import static org.testng.Assert.assertNotNull;
+import static org.testng.Assert.assertTrue;
+
+/** The main job on a small subset: the table's rows, their measured costs, the pictures, and its refusals. */
+public class MainJobTest {
+    Path out;
+    JsonObject report;
+    Map<String, JsonObject> rows = new HashMap<>();
+
+    @BeforeClass
+    public void runSmallStudy() throws Exception {
+        out = Files.createTempDirectory("silhouette-main-job");
+        CliTest.Result r = CliTest.run("run", "--limit", "200", "--calibration", "100", "--batch", "100", "--backend", "cpu", "--json", "--out", out.toString());
+        assertEquals(r.exitCode(), 0, r.err());
+        report = JsonParser.parseString(r.out()).getAsJsonObject();
+        for (var e : report.getAsJsonArray("rows")) {
+            JsonObject row = e.getAsJsonObject();
+            rows.put(row.get("name").getAsString() + " | " + row.get("silhouette").getAsString(), row);
+        }
+    }
+
+    JsonObject row(String name, String silhouette) {
+        JsonObject r = rows.get(name + " | " + silhouette);
+        assertNotNull(r, name + " with " + silhouette + " in " + rows.keySet());
+        return r;
+    }
+
+    @Test
+    public void tableHasEveryConfiguration() {
+        assertEquals(report.get("images").getAsInt(), 200);
+        assertEquals(rows.size(), 22, rows.keySet().toString());
+        for (String name : new String[] {"FP32", "W8A8", "W4A4", "W3A3", "W2A2", "W4A3", "W4A2"}) row(name, "-");
+        for (String s : new String[] {"learned", "training-free"}) {
+            row("2:50,3:30,4:20 W4", s);
+            row("2:50,3:30,4:20 per-region W", s);
+            row("4:80,8:20 per-region W", s);
+        }
+        row("2:50,3:30,4:20 W4", MainJob.NOISE);
+        row("DRQ 4/2 (2.7 bits)", "input blocks");
+        row("DRQ 8/4 (4.8 bits)", "input blocks");
+        assertTrue(report.get("calibration").getAsString().contains("training"), report.get("calibration").getAsString());
+        assertEquals(report.getAsJsonArray("squeezeTrials").size(), 8);
+    }
+
+    @Test
+    public void measuredBitsFollowTheConfiguration() {
+        assertEquals(row("FP32", "-").get("activationBits").getAsDouble(), 32.0, 0);
+        assertEquals(row("W4A4", "-").get("activationBits").getAsDouble(), 4.0, 1e-9);
+        // W4A3 against W3A3: one more weight bit, a third more receiving bit operations (4 x 3 against 3 x 3).
+        assertEquals(row("W4A3", "-").get("receivingBitOpsVsW8A8").getAsDouble() / row("W3A3", "-").get("receivingBitOpsVsW8A8").getAsDouble(), 4.0 / 3, 1e-9);
+        assertEquals(row("W4A4", "-").get("receivingBitOpsVsW8A8").getAsDouble(), 16.0 / 64, 1e-9);
+        assertEquals(row("W8A8", "-").get("bitOpsVsW8A8").getAsDouble(), 1.0, 1e-12);
+        // FP32 multiplies 32 x 32 where W8A8 multiplies 8 x 8, everywhere but the FP32 classifier.
+        double fp = row("FP32", "-").get("bitOpsVsW8A8").getAsDouble();
+        assertTrue(fp > 15 && fp < 16, "FP32 bit operations " + fp);
+        // Quantile regions hold their shares up to ties and the rounding of small maps.
+        for (String s : new String[] {"learned", "training-free"}) {
+            double bits = row("2:50,3:30,4:20 W4", s).get("activationBits").getAsDouble();
+            assertEquals(bits, 2.7, 0.15, s);
+        }
+        // DRQ's thresholds come from training images; on test images its share is near the target.
+        assertEquals(row("DRQ 4/2 (2.7 bits)", "input blocks").get("activationBits").getAsDouble(), 2.7, 0.3);
+        assertEquals(row("DRQ 8/4 (4.8 bits)", "input blocks").get("activationBits").getAsDouble(), 4.8, 0.6);
+        // Fewer bits, fewer bit operations.
+        assertTrue(row("2:50,3:30,4:20 W4", "learned").get("bitOpsVsW8A8").getAsDouble() < row("W4A4", "-").get("bitOpsVsW8A8").getAsDouble());
+        JsonArray layers = row("2:50,3:30,4:20 W4", "learned").getAsJsonArray("layers");
+        assertEquals(layers.get(0).getAsJsonObject().get("layer").getAsString(), "conv1");
+        assertEquals(layers.get(0).getAsJsonObject().get("activationBits").getAsDouble(), 8.0, 0);
+    }
+
+    @Test
+    public void fp32RowIsThePlainEvaluation() {
+        CliTest.Result plain = CliTest.run("run", "--plain", "--limit", "200", "--backend", "cpu", "--json");
+        assertEquals(plain.exitCode(), 0, plain.err());
+        double accuracy = JsonParser.parseString(plain.out()).getAsJsonObject().get("accuracy").getAsDouble();
+        assertEquals(row("FP32", "-").get("accuracy").getAsDouble(), accuracy, 0);
+        assertTrue(row("W8A8", "-").get("accuracy").getAsDouble() > accuracy - 0.02, "W8A8 stays near FP32");
+    }
+
+    @Test
+    public void picturesAndResultsAreWritten() throws Exception {
+        for (String name : new String[] {"silhouettes.png", "masks.png", "accuracy-vs-bits.png"}) {
+            BufferedImage img = ImageIO.read(out.resolve(name).toFile());
+            assertNotNull(img, name);
+            assertTrue(img.getWidth() > 100 && img.getHeight() > 100, name + " " + img.getWidth() + "x" + img.getHeight());
+        }
+        JsonObject saved = JsonParser.parseString(Files.readString(out.resolve("results.json"))).getAsJsonObject();
+        assertEquals(saved.getAsJsonArray("rows").size(), 22);
+        assertTrue(saved.get("machine").getAsString().contains("cores"));
+        try (var files = Files.list(out)) {
+            assertFalse(files.anyMatch(p -> p.getFileName().toString().endsWith(".tmp")), "no temporary files left");
+        }
+    }
+
+    @Test
+    public void namedSqueezeReplacesTheChoice() {
+        CliTest.Result r = CliTest.run("run", "--limit", "100", "--calibration", "50", "--backend", "cpu", "--json", "--out", out.resolve("squeeze").toString(),
+                "--squeeze", "layer1.0.relu:topk-std:4", "--policy", "2:50,4:50");
+        assertEquals(r.exitCode(), 0, r.err());
+        JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("trainingFreeSilhouette").getAsString(), "mean of top-4 channels by std of layer1.0.relu");
+        assertEquals(o.getAsJsonArray("squeezeTrials").size(), 1);
+        for (String bad : new String[] {"layer1.0.relu", "layer1.0.relu:median", "layer1.0.relu:topk-std", "layer1.0.relu:max:3", "layer1.0.relu:topk-mean:x"}) {
+            CliTest.Result e = CliTest.run("run", "--squeeze", bad, "--limit", "10");
+            assertEquals(e.exitCode(), 2, bad);
+            assertTrue(e.err().contains("--squeeze '" + bad + "'") && e.err().contains("FEATUREMAP:max"), e.err());
+        }
+        CliTest.Result e = CliTest.run("run", "--squeeze", "layer7:max", "--limit", "10", "--calibration", "10");
+        assertEquals(e.exitCode(), 2);
+        assertTrue(e.err().contains("layer7"), e.err());
+    }
+
+    @Test
+    public void badPoliciesAreOneMessage() {
+        CliTest.Result r = CliTest.run("run", "--policy", "2:50,3:30", "--limit", "10");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("2:50,3:30") && r.err().contains("80%"), r.err());
+        r = CliTest.run("run", "--calibration", "0", "--limit", "10");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("calibration"), r.err());
+    }
+}
