@@ -9,10 +9,19 @@
 
 namespace packed_conv_config {
 
-// Output of the launch (argument mode).
+// What the launch writes (argument output).
 constexpr int ACCUMULATORS = 0;  // acc_out[((n O + o) OH + oy) OW + ox) R + r] = A[o][r], int32
-constexpr int AFFINE = 1;        // y_out[(n O + o) OH + oy) OW + ox] = scale_o (sum_r s_r A[o][r]) + shift_o
-constexpr int PACKED = 2;        // that y, PACT-quantized at the output pixel's region, as bit planes
+constexpr int VALUES = 1;        // y_out[(n O + o) OH + oy) OW + ox] = the epilogue's y
+constexpr int PACKED = 2;        // y PACT-quantized at the output pixel's region, as bit planes
+
+// How accumulators become y (argument epilogue); docs/KERNELS.md derives both.
+//  CHANNEL_AFFINE (one region; dev.silhouette.quant.ChannelAffine.apply, the folded GDRQ group steps and
+//    BatchNorm of Gdrq.fold): y = scale_o * (float) A + shift_o in float.
+//  REGION_COMBINE (docs/REGION_QUANTIZATION.md section 6, shared weights; Reference.regionConv2d):
+//    y = (float) (shift_o + sum_r (scale_o * step_r) * A[o][r]) in double, left to right, rounded once;
+//    scale_o is the weight scale sw_o, step_r = alpha_r / (2^b_r - 1), shift_o the bias (null: 0).
+constexpr int CHANNEL_AFFINE = 0;
+constexpr int REGION_COMBINE = 1;
 
 // Pixels per block (one warp each); a warp covers 32 consecutive output channels of one output pixel.
 constexpr int PIXELS_PER_BLOCK = 8;
@@ -27,9 +36,9 @@ extern "C" __global__ void __launch_bounds__(packed_conv_config::THREADS)
 packed_conv(const packed::word_t* __restrict__ x, const unsigned char* __restrict__ x_region, unsigned int x_widths, int x_plane_bits,
             int regions, const packed::word_t* __restrict__ w, int w_bits, int w_signed,
             int n, int c, int h, int wd, int o_channels, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh, int ow,
-            int mode, int* __restrict__ acc_out,
-            const float* __restrict__ region_scales, const float* __restrict__ channel_scale, const float* __restrict__ channel_shift,
-            float* __restrict__ y_out,
+            int output, int* __restrict__ acc_out,
+            int epilogue, const float* __restrict__ channel_scale, const float* __restrict__ channel_shift,
+            const float* __restrict__ region_steps, float* __restrict__ y_out,
             const unsigned char* __restrict__ y_region, unsigned int y_widths, const float* __restrict__ y_alphas, int y_plane_bits, int rule,
             packed::word_t* __restrict__ y_packed) {
     using namespace packed_conv_config;
@@ -73,7 +82,7 @@ packed_conv(const packed::word_t* __restrict__ x, const unsigned char* __restric
         }
     }
     const long long out_index = ((image * o_channels + oc) * oh + oy) * ow + ox;
-    if (mode == ACCUMULATORS) {
+    if (output == ACCUMULATORS) {
         if (!live) return;
 #pragma unroll
         for (int s = 0; s < packed::MAX_PACKED_REGIONS; s++) {
@@ -82,16 +91,18 @@ packed_conv(const packed::word_t* __restrict__ x, const unsigned char* __restric
         return;
     }
     float y = 0.0f;
-    if (live) {
-        // sum_r s_r A_r left to right from 0, then the channel's affine map (docs/KERNELS.md, "Epilogue").
-        float sum = 0.0f;
+    if (live && epilogue == CHANNEL_AFFINE) {
+        y = lowbit::affine(channel_scale[oc], __int2float_rn(acc[0]), channel_shift[oc]);
+    } else if (live) {
+        double sum = channel_shift == nullptr ? 0.0 : (double)channel_shift[oc];
+        const double scale = (double)channel_scale[oc];
 #pragma unroll
         for (int s = 0; s < packed::MAX_PACKED_REGIONS; s++) {
-            if (s < regions) sum = __fadd_rn(sum, __fmul_rn(region_scales[s], __int2float_rn(acc[s])));
+            if (s < regions) sum = __dadd_rn(sum, __dmul_rn(__dmul_rn(scale, (double)region_steps[s]), (double)acc[s]));
         }
-        y = lowbit::affine(channel_scale[oc], sum, channel_shift[oc]);
+        y = __double2float_rn(sum);
     }
-    if (mode == AFFINE) {
+    if (output == VALUES) {
         if (live) y_out[out_index] = y;
         return;
     }
