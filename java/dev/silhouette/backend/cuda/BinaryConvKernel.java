@@ -17,11 +17,15 @@ public final class BinaryConvKernel {
     static final int PIXELS_PER_BLOCK = 8;
     static final int THREADS = PIXELS_PER_BLOCK * 32;
 
-    private final KernelModule module;
+    private final KernelLauncher launcher;
 
     public BinaryConvKernel(KernelModule module) {
         if (module == null) throw new IllegalArgumentException("kernel module is required");
-        this.module = module;
+        this.launcher = module::launch;
+    }
+
+    BinaryConvKernel(KernelLauncher launcher) {
+        this.launcher = launcher;
     }
 
     /** The binary layer as a 1-bit problem of the packed kernel's shape rules (its limits are the same or looser). */
@@ -43,7 +47,7 @@ public final class BinaryConvKernel {
         if (pixels == 0) return;
         int gridX = (int) ((pixels + PIXELS_PER_BLOCK - 1) / PIXELS_PER_BLOCK);
         int gridY = 2 * new PackedLayout.BitPlanes(1, out.c()).words();
-        module.launch(KERNEL, gridX, gridY, THREADS, 0, stream, x, w, input.n(), input.c(), input.h(), input.w(), out.c(),
+        launcher.launch(KERNEL, gridX, gridY, THREADS, 0, stream, x, w, input.n(), input.c(), input.h(), input.w(), out.c(),
                 window.kernelH(), window.kernelW(), window.strideH(), window.strideW(), window.padH(), window.padW(),
                 window.dilationH(), window.dilationW(), out.h(), out.w(), mode, sums, scale, shift, values, threshold, flip, packed);
     }

@@ -118,11 +118,15 @@ public final class PackedConvKernel {
                       long out) implements Target {}
     }
 
-    private final KernelModule module;
+    private final KernelLauncher launcher;
 
     public PackedConvKernel(KernelModule module) {
         if (module == null) throw new IllegalArgumentException("kernel module is required");
-        this.module = module;
+        this.launcher = module::launch;
+    }
+
+    PackedConvKernel(KernelLauncher launcher) {
+        this.launcher = launcher;
     }
 
     /** Why the kernel does not take the problem with this epilogue (null: accumulators only), or YES. */
@@ -194,7 +198,7 @@ public final class PackedConvKernel {
         }
         Shape in = p.input();
         Window win = p.window();
-        module.launch(KERNEL, gridX, gridY, THREADS, 0, stream,
+        launcher.launch(KERNEL, gridX, gridY, THREADS, 0, stream,
                 x, xRegion, p.activations().packed(), p.activations().planeBits(), p.activations().regions(), w, p.weightBits(), p.signedWeights() ? 1 : 0,
                 in.n(), in.c(), in.h(), in.w(), p.outChannels(), win.kernelH(), win.kernelW(), win.strideH(), win.strideW(), win.padH(), win.padW(),
                 win.dilationH(), win.dilationW(), out.h(), out.w(),

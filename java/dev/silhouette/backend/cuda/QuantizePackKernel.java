@@ -15,11 +15,15 @@ public final class QuantizePackKernel {
     static final int BLOCK = 256;
     static final int MAX_BLOCKS = 8192;
 
-    private final KernelModule module;
+    private final KernelLauncher launcher;
 
     public QuantizePackKernel(KernelModule module) {
         if (module == null) throw new IllegalArgumentException("kernel module is required");
-        this.module = module;
+        this.launcher = module::launch;
+    }
+
+    QuantizePackKernel(KernelLauncher launcher) {
+        this.launcher = launcher;
     }
 
     /** Why not, or YES: regions in the packed argument, counts within 32 bits. */
@@ -44,7 +48,7 @@ public final class QuantizePackKernel {
         long threads = (long) xs.n() * xs.h() * xs.w() * new PackedLayout.BitPlanes(1, xs.c()).words();
         if (threads == 0) return;
         int blocks = (int) Math.min(MAX_BLOCKS, (threads + BLOCK - 1) / BLOCK);
-        module.launch(KERNEL, blocks, 1, BLOCK, 0, stream, x, xs.n(), xs.c(), xs.h(), xs.w(), region, widths.packed(), alphas,
+        launcher.launch(KERNEL, blocks, 1, BLOCK, 0, stream, x, xs.n(), xs.c(), xs.h(), xs.w(), region, widths.packed(), alphas,
                 widths.planeBits(), rule.id(), out);
     }
 

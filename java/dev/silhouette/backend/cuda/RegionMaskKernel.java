@@ -26,13 +26,18 @@ public final class RegionMaskKernel {
     /** Where the silhouette is thresholded: at the layer's size or at its own. */
     public enum Order { RESIZE_THEN_THRESHOLD, THRESHOLD_THEN_RESIZE }
 
-    private final KernelModule module;
-    private final BuiltinKernels builtins;
+    private final KernelLauncher launcher;
+    private final KernelLauncher.Resize builtins;
 
     public RegionMaskKernel(KernelModule module) {
         if (module == null) throw new IllegalArgumentException("kernel module is required");
-        this.module = module;
-        this.builtins = new BuiltinKernels(module);
+        this.launcher = module::launch;
+        this.builtins = new BuiltinKernels(module)::interpolate;
+    }
+
+    RegionMaskKernel(KernelLauncher launcher, KernelLauncher.Resize resize) {
+        this.launcher = launcher;
+        this.builtins = resize;
     }
 
     /** Checks sizes and returns the pixels of one output map. */
@@ -71,22 +76,22 @@ public final class RegionMaskKernel {
             }
             int pixels = outH * outW;
             if (count > 0) {
-                module.launch(SilhouetteThresholdKernel.THRESHOLDS, batch, 1, SilhouetteThresholdKernel.SELECT_BLOCK, 0, stream,
+                launcher.launch(SilhouetteThresholdKernel.THRESHOLDS, batch, 1, SilhouetteThresholdKernel.SELECT_BLOCK, 0, stream,
                         source, batch, pixels, fractions, count, thresholds);
             }
             long total = (long) batch * pixels;
             int blocks = (int) Math.min(SilhouetteThresholdKernel.MAX_REGION_BLOCKS, (total + SilhouetteThresholdKernel.BLOCK - 1) / SilhouetteThresholdKernel.BLOCK);
-            module.launch(SilhouetteThresholdKernel.REGION_MAP, blocks, 1, SilhouetteThresholdKernel.BLOCK, 0, stream,
+            launcher.launch(SilhouetteThresholdKernel.REGION_MAP, blocks, 1, SilhouetteThresholdKernel.BLOCK, 0, stream,
                     source, batch, pixels, thresholds, count, region);
             return;
         }
         if (count > 0) {
-            module.launch(SilhouetteThresholdKernel.THRESHOLDS, batch, 1, SilhouetteThresholdKernel.SELECT_BLOCK, 0, stream,
+            launcher.launch(SilhouetteThresholdKernel.THRESHOLDS, batch, 1, SilhouetteThresholdKernel.SELECT_BLOCK, 0, stream,
                     address, batch, h * w, fractions, count, thresholds);
         }
         long total = (long) batch * outH * outW;
         int blocks = (int) Math.min(MAX_BLOCKS, (total + BLOCK - 1) / BLOCK);
-        module.launch(FUSED, blocks, 1, BLOCK, 0, stream, address, batch, h, w, thresholds, count, outH, outW,
+        launcher.launch(FUSED, blocks, 1, BLOCK, 0, stream, address, batch, h, w, thresholds, count, outH, outW,
                 resize == Op.Interpolate.Mode.BILINEAR ? 1 : 0, region);
     }
 
