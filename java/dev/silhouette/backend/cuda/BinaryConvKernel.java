@@ -54,16 +54,19 @@ public final class BinaryConvKernel {
 
     /** Queues d into {@code sums} (int32 NCHW). */
     public void launchSums(Shape input, Shape weights, Window window, long x, long w, long sums, CudaStream stream) {
+        KernelSupport.addresses(KERNEL, "activations", x, "weights", w, "sums", sums);
         launch(input, weights, window, x, w, 0, sums, 0, 0, 0, 0, 0, 0, stream);
     }
 
     /** Queues scale_o d + shift_o into {@code values} (float NCHW). */
     public void launchFolded(Shape input, Shape weights, Window window, long x, long w, long scale, long shift, long values, CudaStream stream) {
+        KernelSupport.addresses(KERNEL, "activations", x, "weights", w, "scales", scale, "shifts", shift, "values", values);
         launch(input, weights, window, x, w, 1, 0, scale, shift, values, 0, 0, 0, stream);
     }
 
     /** Queues the frozen signs into {@code packed} (1-bit planes over the output channels); {@code flip} is one int 0/1 per channel. */
     public void launchFrozen(Shape input, Shape weights, Window window, long x, long w, long threshold, long flip, long packed, CudaStream stream) {
+        KernelSupport.addresses(KERNEL, "activations", x, "weights", w, "thresholds", threshold, "flips", flip, "packed output", packed);
         launch(input, weights, window, x, w, 2, 0, 0, 0, 0, threshold, flip, packed, stream);
     }
 

@@ -51,4 +51,11 @@ public sealed interface KernelSupport {
     static KernelSupport indexable(String what, long value) {
         return value > Integer.MAX_VALUE ? no(Reason.INDEX_RANGE, what + " " + value + " reaches 2^31") : YES;
     }
+
+    /** Refuses a null (0) device address where the kernel reads or writes one; {@code names} and addresses alternate. */
+    static void addresses(String kernel, Object... namesAndAddresses) {
+        for (int i = 0; i < namesAndAddresses.length; i += 2) {
+            if ((long) namesAndAddresses[i + 1] == 0) throw new IllegalArgumentException(kernel + ": device address of " + namesAndAddresses[i] + " is null");
+        }
+    }
 }

@@ -159,6 +159,14 @@ public final class PackedConvKernel {
             case Target.Packed k -> k.kind();
         };
         supports(p, kind).require(KERNEL);
+        KernelSupport.addresses(KERNEL, "activations", x, "weights", w);
+        switch (target) {
+            case Target.Accumulators a -> KernelSupport.addresses(KERNEL, "accumulators", a.out());
+            case Target.Values v -> KernelSupport.addresses(KERNEL, "scales", v.scale(), "values", v.out(),
+                    v.kind() == Epilogue.Kind.CHANNEL_AFFINE ? "shifts" : "region steps", v.kind() == Epilogue.Kind.CHANNEL_AFFINE ? v.shift() : v.steps());
+            case Target.Packed k -> KernelSupport.addresses(KERNEL, "scales", k.scale(), "packed output", k.out(), "output clip levels", k.alphas(),
+                    k.kind() == Epilogue.Kind.CHANNEL_AFFINE ? "shifts" : "region steps", k.kind() == Epilogue.Kind.CHANNEL_AFFINE ? k.shift() : k.steps());
+        }
         if (xRegion == 0 && p.activations().regions() != 1) throw new IllegalArgumentException(KERNEL + ": " + p.activations().regions() + " regions need a region map");
         Shape out = p.output();
         long pixels = (long) out.n() * out.h() * out.w();

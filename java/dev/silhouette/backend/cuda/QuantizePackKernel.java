@@ -44,6 +44,7 @@ public final class QuantizePackKernel {
      */
     public void launch(Shape xs, long x, long region, RegionWidths widths, long alphas, PactRule rule, long out, CudaStream stream) {
         supports(xs, widths).require(KERNEL);
+        KernelSupport.addresses(KERNEL, "activations", x, "clip levels", alphas, "packed output", out);
         if (region == 0 && widths.regions() != 1) throw new IllegalArgumentException(KERNEL + ": " + widths.regions() + " regions need a region map");
         long threads = (long) xs.n() * xs.h() * xs.w() * new PackedLayout.BitPlanes(1, xs.c()).words();
         if (threads == 0) return;

@@ -67,6 +67,9 @@ public final class RegionMaskKernel {
         validate(silhouette, cumulativeFractions, outH, outW);
         int batch = silhouette.n(), h = silhouette.h(), w = silhouette.w(), count = cumulativeFractions.length;
         if (batch == 0) return;
+        KernelSupport.addresses(FUSED, "silhouette", address, "thresholds", thresholds, "region map", region);
+        if (count > 0) KernelSupport.addresses(SilhouetteThresholdKernel.THRESHOLDS, "cumulative fractions", fractions);
+        if (workFloats(silhouette, outH, outW, order) > 0) KernelSupport.addresses("silhouette resize", "work", work);
         boolean sameSize = h == outH && w == outW;
         if (order == Order.RESIZE_THEN_THRESHOLD || sameSize) {
             long source = address;

@@ -244,6 +244,13 @@ public class LowBitKernelsTest {
                 "entry 2 is region 3");
         assertMessage(() -> QuantizePackKernel.checkRegionMap(Shape.of(1, 4, 2, 2), new byte[3], a4), "has 3 entries");
         assertMessage(() -> new PackedConvKernel.Epilogue(PackedConvKernel.Epilogue.Kind.CHANNEL_AFFINE, new float[2], null), "one shift per scale");
+        LowBitKernelsTest.Recorder r = new Recorder();
+        assertMessage(() -> new QuantizePackKernel(r).launch(Shape.of(1, 8, 2, 2), 0x10, 0, a4, 0x20, PactRule.QUANTIZER, 0, null), "packed output is null");
+        PackedConvKernel.Problem p = new PackedConvKernel.Problem(Shape.of(1, 8, 7, 7), Shape.of(8, 8, 3, 3), w3, a4, 4, true);
+        assertMessage(() -> new PackedConvKernel(r).launch(p, 0x10, 0, 0x20,
+                new PackedConvKernel.Target.Values(PackedConvKernel.Epilogue.Kind.CHANNEL_AFFINE, 0x30, 0, 0, 0x40), null), "shifts is null");
+        assertMessage(() -> new BinaryConvKernel(r).launchFrozen(Shape.of(1, 8, 7, 7), Shape.of(8, 8, 3, 3), w3, 1, 2, 3, 0, 5, null), "flips is null");
+        assertEquals(r.launches.size(), 0, "nothing launched after a refusal");
     }
 
     private static void assertMessage(Runnable r, String part) {
