@@ -1,6 +1,5 @@
 package dev.silhouette.gpu;
 
-import dev.silhouette.backend.cuda.BinaryConvKernel;
 import dev.silhouette.backend.cuda.CudaAvailability;
 import dev.silhouette.backend.cuda.CudaContext;
 import dev.silhouette.backend.cuda.KernelModule;
@@ -29,14 +28,14 @@ import static org.testng.Assert.fail;
 public class BinaryConvKernelTest {
     private CudaContext context;
     private KernelModule module;
-    private BinaryConvKernel kernel;
+    private LowBitDevice device;
 
     @BeforeClass(alwaysRun = true)
     public void open() {
         if (CudaAvailability.unavailableReason().isPresent()) return;
         context = new CudaContext(0);
         module = new KernelModule(context);
-        kernel = new BinaryConvKernel(module);
+        device = new LowBitDevice.Gpu(context, module);
     }
 
     @AfterClass(alwaysRun = true)
@@ -63,6 +62,10 @@ public class BinaryConvKernelTest {
     @Test(dataProvider = "problems")
     public void sumsFoldedAndFrozenAreTheCpus(PackedConvKernelTest.Conv c, long seed) {
         GpuGuard.requireCuda();
+        check(device, c, seed);
+    }
+
+    static void check(LowBitDevice device, PackedConvKernelTest.Conv c, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Shape xs = c.input(), ws = c.weights();
         int[] x = signs(rnd, xs.size()), w = signs(rnd, ws.size());
@@ -72,7 +75,7 @@ public class BinaryConvKernelTest {
         for (int i = 0; i < d.length; i++) {
             if (d[i] != plain[i]) fail(c.name() + ": the CPU's XNOR sum " + i + " is " + d[i] + ", the integer convolution " + plain[i]);
         }
-        int[] sums = kernel.sums(context, xs, ws, c.window(), xPacked, wPacked);
+        int[] sums = device.binarySums(xs, ws, c.window(), xPacked, wPacked);
         for (int i = 0; i < d.length; i++) if (sums[i] != d[i]) fail(c.name() + ": sum " + i + " is " + sums[i] + ", the CPU gives " + d[i]);
 
         int out = c.outChannels();
@@ -83,11 +86,11 @@ public class BinaryConvKernelTest {
                 PackedConvKernelTest.uniformFloats(rnd, out, -2, 2), PackedConvKernelTest.uniformFloats(rnd, out, 0.1, 3), 1e-5f);
         Shape outShape = Shape.of(xs.n(), out, c.window().outH(xs.h()), c.window().outW(xs.w()));
         PackedConvKernelTest.compareFloats(c.name() + " folded", folded.apply(d, outShape).data(),
-                kernel.folded(context, xs, ws, c.window(), xPacked, wPacked, folded));
+                device.binaryFolded(xs, ws, c.window(), xPacked, wPacked, folded));
 
         BinaryNet.Frozen frozen = BinaryNet.freeze(folded);
         long[] expected = BinaryNet.packActivations(frozen.apply(d, outShape), outShape);
-        String diff = LowBitReference.firstDifference(expected, kernel.frozen(context, xs, ws, c.window(), xPacked, wPacked, frozen));
+        String diff = LowBitReference.firstDifference(expected, device.binaryFrozen(xs, ws, c.window(), xPacked, wPacked, frozen));
         if (diff != null) fail(c.name() + " frozen: packed word " + diff);
     }
 }

@@ -37,14 +37,14 @@ import static org.testng.Assert.fail;
 public class PackedConvKernelTest {
     private CudaContext context;
     private KernelModule module;
-    private PackedConvKernel kernel;
+    private LowBitDevice device;
 
     @BeforeClass(alwaysRun = true)
     public void open() {
         if (CudaAvailability.unavailableReason().isPresent()) return;
         context = new CudaContext(0);
         module = new KernelModule(context);
-        kernel = new PackedConvKernel(module);
+        device = new LowBitDevice.Gpu(context, module);
     }
 
     @AfterClass(alwaysRun = true)
@@ -125,6 +125,10 @@ public class PackedConvKernelTest {
     @Test(dataProvider = "accumulatorProblems")
     public void accumulatorsAreTheIntegerConvolution(Conv c, RegionWidths widths, String mapName, int wBits, boolean signed, boolean extremes, long seed) {
         GpuGuard.requireCuda();
+        checkAccumulators(device, c, widths, mapName, wBits, signed, extremes, seed);
+    }
+
+    static void checkAccumulators(LowBitDevice device, Conv c, RegionWidths widths, String mapName, int wBits, boolean signed, boolean extremes, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Shape xs = c.input(), ws = c.weights();
         byte[] map = LowBitReference.namedMap(mapName, xs.n(), xs.h(), xs.w(), widths.regions(), seed);
@@ -132,7 +136,7 @@ public class PackedConvKernelTest {
         int[] w = LowBitReference.randomCodes(rnd, ws.size(), wBits, signed, extremes);
         long[] expected = LowBitReference.regionAccumulators(x, xs, map, widths.regions(), w, ws, c.window());
         PackedConvKernel.Problem p = new PackedConvKernel.Problem(xs, ws, c.window(), widths, wBits, signed);
-        int[] actual = kernel.accumulators(context, p, BitSerialConv.packActivations(x, xs, widths.planeBits()), widths.regions() == 1 ? null : map,
+        int[] actual = device.accumulators(p, BitSerialConv.packActivations(x, xs, widths.planeBits()), widths.regions() == 1 ? null : map,
                 BitSerialConv.packWeights(w, ws, wBits, signed));
         long[] widened = new long[actual.length];
         for (int i = 0; i < actual.length; i++) widened[i] = actual[i];
@@ -166,6 +170,10 @@ public class PackedConvKernelTest {
     @Test(dataProvider = "gdrqProblems")
     public void gdrqEpilogueIsFoldedChannelAffine(Conv c, int wBits, int aBits, long seed) {
         GpuGuard.requireCuda();
+        checkGdrq(device, c, wBits, aBits, seed);
+    }
+
+    static void checkGdrq(LowBitDevice device, Conv c, int wBits, int aBits, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Shape xs = c.input(), ws = c.weights();
         int out = c.outChannels();
@@ -179,7 +187,7 @@ public class PackedConvKernelTest {
         for (int i = 0; i < acc.length; i++) accInt[i] = Math.toIntExact(acc[i]);
         PackedConvKernel.Problem p = new PackedConvKernel.Problem(xs, ws, c.window(), RegionWidths.uniform(aBits, 1f), wBits, true);
         float[] expected = folded.apply(accInt, p.output()).data();
-        float[] actual = kernel.values(context, p, BitSerialConv.packActivations(x, xs, aBits), null, BitSerialConv.packWeights(q.codes(), ws, wBits, true),
+        float[] actual = device.values(p, BitSerialConv.packActivations(x, xs, aBits), null, BitSerialConv.packWeights(q.codes(), ws, wBits, true),
                 PackedConvKernel.Epilogue.of(folded));
         compareFloats(c.name() + " GDRQ W" + wBits + "A" + aBits + " groups " + groups, expected, actual);
     }
@@ -203,6 +211,10 @@ public class PackedConvKernelTest {
     @Test(dataProvider = "regionProblems")
     public void regionCombinationAndRequantizationAreTheCpus(Conv c, String mapName, boolean withBias, PactRule rule, long seed) {
         GpuGuard.requireCuda();
+        checkRegion(device, c, mapName, withBias, rule, seed);
+    }
+
+    static void checkRegion(LowBitDevice device, Conv c, String mapName, boolean withBias, PactRule rule, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Shape xs = c.input(), ws = c.weights();
         RegionPolicy policy = RegionPolicy.parse("2:50,3:30,4:20");
@@ -218,7 +230,7 @@ public class PackedConvKernelTest {
         long[] xPacked = BitSerialConv.packActivations(x, xs, widths.planeBits());
         long[] wPacked = BitSerialConv.packWeights(w, ws, 4, true);
         PackedConvKernel.Epilogue epilogue = PackedConvKernel.Epilogue.regionCombine(weightScales, bias);
-        compareFloats(c.name() + " map " + mapName, expected, kernel.values(context, p, xPacked, map, wPacked, epilogue));
+        compareFloats(c.name() + " map " + mapName, expected, device.values(p, xPacked, map, wPacked, epilogue));
 
         Shape out = p.output();
         // The next layer's clip levels near the values' spread, so every code of every width occurs.
@@ -227,7 +239,7 @@ public class PackedConvKernelTest {
         RegionWidths next = RegionWidths.of(policy, new float[] {spread / 4 + 1e-3f, spread / 2 + 1e-3f, spread + 1e-3f});
         byte[] outMap = LowBitReference.namedMap(mapName, out.n(), out.h(), out.w(), 3, seed + 1);
         long[] expectedPacked = BitSerialConv.packActivations(LowBitReference.codes(new Tensor(out, expected), outMap, next, rule), out, next.planeBits());
-        long[] actualPacked = kernel.packed(context, p, xPacked, map, wPacked, epilogue, new PackedConvKernel.Requantize(next, outMap, rule));
+        long[] actualPacked = device.packed(p, xPacked, map, wPacked, epilogue, new PackedConvKernel.Requantize(next, outMap, rule));
         String d = LowBitReference.firstDifference(expectedPacked, actualPacked);
         if (d != null) fail(c.name() + " map " + mapName + " requantized " + next + " " + rule + ": packed word " + d);
     }

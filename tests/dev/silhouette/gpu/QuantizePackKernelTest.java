@@ -4,7 +4,6 @@ import dev.silhouette.backend.cuda.CudaAvailability;
 import dev.silhouette.backend.cuda.CudaContext;
 import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.PactRule;
-import dev.silhouette.backend.cuda.QuantizePackKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.RegionPolicy;
@@ -30,14 +29,14 @@ import static org.testng.Assert.fail;
 public class QuantizePackKernelTest {
     private CudaContext context;
     private KernelModule module;
-    private QuantizePackKernel kernel;
+    private LowBitDevice device;
 
     @BeforeClass(alwaysRun = true)
     public void open() {
         if (CudaAvailability.unavailableReason().isPresent()) return;
         context = new CudaContext(0);
         module = new KernelModule(context);
-        kernel = new QuantizePackKernel(module);
+        device = new LowBitDevice.Gpu(context, module);
     }
 
     @AfterClass(alwaysRun = true)
@@ -77,9 +76,13 @@ public class QuantizePackKernelTest {
     @Test(dataProvider = "problems")
     public void packedCodesAreTheCpus(String name, Shape s, RegionWidths widths, byte[] map, PactRule rule, long seed) {
         GpuGuard.requireCuda();
+        check(device, name, s, widths, map, rule, seed);
+    }
+
+    static void check(LowBitDevice device, String name, Shape s, RegionWidths widths, byte[] map, PactRule rule, long seed) {
         Tensor x = LowBitReference.activations(s, widths.alphas()[widths.regions() - 1], seed);
         long[] expected = BitSerialConv.packActivations(LowBitReference.codes(x, map, widths, rule), s, widths.planeBits());
-        long[] actual = kernel.run(context, x, map, widths, rule);
+        long[] actual = device.quantizePack(x, map, widths, rule);
         String d = LowBitReference.firstDifference(expected, actual);
         if (d != null) fail(name + " " + s + " " + widths + " " + rule + ": packed word " + d);
     }

@@ -24,7 +24,8 @@ public final class BinaryConvKernel {
         this.launcher = module::launch;
     }
 
-    BinaryConvKernel(KernelLauncher launcher) {
+    /** Launches through {@code launcher} instead of a kernel module (tests: recording, host emulation). */
+    public BinaryConvKernel(KernelLauncher launcher) {
         this.launcher = launcher;
     }
 

@@ -125,7 +125,8 @@ public final class PackedConvKernel {
         this.launcher = module::launch;
     }
 
-    PackedConvKernel(KernelLauncher launcher) {
+    /** Launches through {@code launcher} instead of a kernel module (tests: recording, host emulation). */
+    public PackedConvKernel(KernelLauncher launcher) {
         this.launcher = launcher;
     }
 

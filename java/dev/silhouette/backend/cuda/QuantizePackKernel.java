@@ -22,7 +22,8 @@ public final class QuantizePackKernel {
         this.launcher = module::launch;
     }
 
-    QuantizePackKernel(KernelLauncher launcher) {
+    /** Launches through {@code launcher} instead of a kernel module (tests: recording, host emulation). */
+    public QuantizePackKernel(KernelLauncher launcher) {
         this.launcher = launcher;
     }
 

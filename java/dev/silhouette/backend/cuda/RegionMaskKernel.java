@@ -35,7 +35,8 @@ public final class RegionMaskKernel {
         this.builtins = new BuiltinKernels(module)::interpolate;
     }
 
-    RegionMaskKernel(KernelLauncher launcher, KernelLauncher.Resize resize) {
+    /** Launches through {@code launcher} and {@code resize} instead of a kernel module (tests: recording, host emulation). */
+    public RegionMaskKernel(KernelLauncher launcher, KernelLauncher.Resize resize) {
         this.launcher = launcher;
         this.builtins = resize;
     }

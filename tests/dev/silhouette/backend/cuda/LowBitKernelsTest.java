@@ -5,7 +5,6 @@ import dev.silhouette.graph.Window;
 import dev.silhouette.quant.BinaryNet;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
-import jcuda.driver.CUstream;
 import org.testng.annotations.Test;
 
 import java.io.IOException;
@@ -39,7 +38,7 @@ public class LowBitKernelsTest {
         final List<String> resizes = new ArrayList<>();
 
         @Override
-        public void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, CUstream stream, Object... args) {
+        public void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, CudaStream stream, Object... args) {
             launches.add(new Launch(kernel, gridX, gridY, blockX, Arrays.asList(args)));
         }
 
