@@ -11,7 +11,6 @@ import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
-import static jcuda.driver.JCudaDriver.cuMemsetD8;
 
 /**
  * Device memory for one synchronous call of a low-bit kernel from host arrays (the conformance tests,
@@ -35,13 +34,6 @@ public final class DeviceScratch implements AutoCloseable {
         Driver.check(cuMemAlloc(p, Math.max(bytes, 1)), "cuMemAlloc(" + what + ", " + bytes + " bytes)");
         owned.push(p);
         return p.address();
-    }
-
-    /** Device memory of {@code bytes}, zeroed. */
-    public long zeros(long bytes, String what) {
-        long address = allocate(bytes, what);
-        Driver.check(cuMemsetD8(at(address), (byte) 0, Math.max(bytes, 1)), "cuMemsetD8(" + what + ")");
-        return address;
     }
 
     public long upload(float[] data, String what) {
