@@ -14,8 +14,6 @@ import dev.silhouette.quant.PackedLayout;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
-import java.util.Arrays;
-
 import static org.testng.Assert.fail;
 
 /**
@@ -148,9 +146,5 @@ interface LowBitDevice {
             checkGuard("binary_conv frozen", out, (long) words * 8);
             return emu.longs(out, words);
         }
-    }
-
-    static String describe(Object[] args) {
-        return Arrays.deepToString(args);
     }
 }
