@@ -1,0 +1,97 @@
+// The low-bit kernels of cuda/ compiled for the host (cuda_emulation.h), behind one C entry point that
+// takes a launch as KernelModule.launch describes it: kernel name, grid, block, and the arguments in
+// 64-bit slots (pointers as host addresses, ints sign-extended, floats as their bit patterns).
+#include "cuda_emulation.h"
+
+#include <functional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "quantize_pack.cu"
+#include "region_masks.cu"
+#include "packed_conv.cu"
+#include "binary_conv.cu"
+
+namespace {
+
+template <typename T>
+T from_slot(uint64_t v) {
+    if constexpr (std::is_pointer_v<T>) {
+        return reinterpret_cast<T>(v);
+    } else if constexpr (std::is_same_v<T, float>) {
+        uint32_t bits = (uint32_t)v;
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    } else if constexpr (std::is_same_v<T, double>) {
+        double d;
+        std::memcpy(&d, &v, 8);
+        return d;
+    } else {
+        return (T)(int64_t)v;
+    }
+}
+
+template <typename... P, size_t... I>
+void invoke(void (*f)(P...), const uint64_t* a, std::index_sequence<I...>) {
+    f(from_slot<P>(a[I])...);
+}
+
+template <typename... P>
+int arity(void (*)(P...)) {
+    return (int)sizeof...(P);
+}
+
+// Runs every block; within a block, warp after warp, each warp's 32 lanes on 32 threads kept for the
+// whole launch (a ballot needs its lanes running together).
+template <typename... P>
+int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
+    if (count != (int)sizeof...(P)) return -2;
+    if (block_x % 32 != 0 || block_x > 1024) return -3;
+    gridDim = {(unsigned)grid_x, (unsigned)grid_y, 1};
+    blockDim = {(unsigned)block_x, 1, 1};
+    std::barrier<> start(33), done(33);
+    emu_warp warp;
+    int bx = 0, by = 0, w = 0;
+    bool stop = false;
+    std::vector<std::thread> lanes;
+    for (int lane = 0; lane < 32; lane++) {
+        lanes.emplace_back([&, lane] {
+            emu_current_warp = &warp;
+            for (;;) {
+                start.arrive_and_wait();
+                if (stop) return;
+                blockIdx = {(unsigned)bx, (unsigned)by, 0};
+                threadIdx = {(unsigned)(w * 32 + lane), 0, 0};
+                invoke(f, args, std::index_sequence_for<P...>{});
+                done.arrive_and_wait();
+            }
+        });
+    }
+    for (by = 0; by < grid_y; by++) {
+        for (bx = 0; bx < grid_x; bx++) {
+            for (w = 0; w < block_x / 32; w++) {
+                start.arrive_and_wait();
+                done.arrive_and_wait();
+            }
+        }
+    }
+    stop = true;
+    start.arrive_and_wait();
+    for (auto& t : lanes) t.join();
+    return 0;
+}
+
+}  // namespace
+
+extern "C" int emu_launch(const char* kernel, int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
+    const std::string k = kernel;
+    if (k == "quantize_pack_bitplanes") return run(quantize_pack_bitplanes, grid_x, grid_y, block_x, args, count);
+    if (k == "region_map_threshold_then_resize") return run(region_map_threshold_then_resize, grid_x, grid_y, block_x, args, count);
+    if (k == "packed_conv") return run(packed_conv, grid_x, grid_y, block_x, args, count);
+    if (k == "binary_conv") return run(binary_conv, grid_x, grid_y, block_x, args, count);
+    return -1;
+}
