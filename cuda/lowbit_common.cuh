@@ -1,5 +1,5 @@
 // Device helpers shared by the low-bit kernel families (quantize_pack.cu, packed_conv.cu,
-// binary_conv.cu): the PACT code rules, the float epilogue, and the warp-ballot writer of bit planes.
+// binary_conv.cu): the PACT code, the float epilogue, and the warp-ballot writer of bit planes.
 // Every float step uses an explicitly rounded intrinsic so nvcc cannot contract it into an FMA that the
 // Java reference does not perform.
 #pragma once
@@ -10,26 +10,15 @@ namespace lowbit {
 constexpr unsigned FULL_WARP = 0xffffffffu;
 constexpr int WARP = 32;
 
-// The two PACT code rules of the CPU specification (L = 2^bits - 1):
-//  PACT_QUANTIZER (dev.silhouette.quant.Quantizers.pact, docs/QUANTIZATION.md section 2):
-//    scale = alpha / L; code = clamp(rint(x / scale), 0, L), round half to even; NaN gives 0.
-//  PACT_REGION (RegionQuantizer.pactCode, docs/REGION_QUANTIZATION.md section 4):
-//    y = min(max(x, 0), alpha) with NaN as 0; code = round half up of (y * L) / alpha, left to right.
-constexpr int PACT_QUANTIZER = 0;
-constexpr int PACT_REGION = 1;
-
-__device__ __forceinline__ int pact_code(float x, float alpha, int bits, int rule) {
+// The PACT code of the CPU specification, dev.silhouette.quant.Quantizers.code as Quantizers.pact and
+// RegionQuantizer.pactCode use it (docs/QUANTIZATION.md section 2, docs/REGION_QUANTIZATION.md section 4):
+// with L = 2^bits - 1, scale = alpha / L and code = clamp(rint(x / scale), 0, L), round half to even;
+// NaN gives 0.
+__device__ __forceinline__ int pact_code(float x, float alpha, int bits) {
     const int levels = (1 << bits) - 1;
-    if (rule == PACT_QUANTIZER) {
-        const float q = rintf(__fdiv_rn(x, __fdiv_rn(alpha, (float)levels)));
-        if (!(q >= 0.0f)) return 0;  // negative or NaN (Java clamps NaN through (int) NaN = 0)
-        return q >= (float)levels ? levels : (int)q;
-    }
-    const float y = x > 0.0f ? fminf(x, alpha) : 0.0f;
-    const float v = __fdiv_rn(__fmul_rn(y, (float)levels), alpha);
-    // Math.round on v >= 0: floor, plus one when the fraction is at least one half (v - floor(v) is exact).
-    const float f = floorf(v);
-    return (int)f + (__fsub_rn(v, f) >= 0.5f ? 1 : 0);
+    const float q = rintf(__fdiv_rn(x, __fdiv_rn(alpha, (float)levels)));
+    if (!(q >= 0.0f)) return 0;  // negative or NaN (Java clamps NaN through (int) NaN = 0)
+    return q >= (float)levels ? levels : (int)q;
 }
 
 // ChannelAffine.apply: y = scale * acc + shift, two roundings.

@@ -1,6 +1,6 @@
 // Packed low-bit convolution: integer-exact, bit-serial over 64-bit words (docs/KERNELS.md).
 // Specification: dev.silhouette.quant.BitSerialConv (one region) and the per-region accumulators of
-// docs/REGION_QUANTIZATION.md section 6 (RegionConvReference):
+// docs/REGION_QUANTIZATION.md section 6 (dev.silhouette.backend.cpu.Reference.regionConv2d):
 //   A[o][r] = sum over in-image taps whose input pixel is in region r of sum_c a_c w_c
 //           = sum_i sum_j s_j 2^(i+j) popcount(A_i AND W_j),   i < the pixel's region width,
 // where s_j = -1 for the top plane of two's-complement weights, else +1. A pixel of a narrower region
@@ -12,7 +12,7 @@ namespace packed_conv_config {
 // What the launch writes (argument output).
 constexpr int ACCUMULATORS = 0;  // acc_out[((n O + o) OH + oy) OW + ox) R + r] = A[o][r], int32
 constexpr int VALUES = 1;        // y_out[(n O + o) OH + oy) OW + ox] = the epilogue's y
-constexpr int PACKED = 2;        // y PACT-quantized at the output pixel's region, as bit planes
+constexpr int PACKED = 2;        // y PACT-quantized (lowbit::pact_code) at the output pixel's region, as bit planes
 
 // How accumulators become y (argument epilogue); docs/KERNELS.md derives both.
 //  CHANNEL_AFFINE (one region; dev.silhouette.quant.ChannelAffine.apply, the folded GDRQ group steps and
@@ -39,7 +39,7 @@ packed_conv(const packed::word_t* __restrict__ x, const unsigned char* __restric
             int output, int* __restrict__ acc_out,
             int epilogue, const float* __restrict__ channel_scale, const float* __restrict__ channel_shift,
             const float* __restrict__ region_steps, float* __restrict__ y_out,
-            const unsigned char* __restrict__ y_region, unsigned int y_widths, const float* __restrict__ y_alphas, int y_plane_bits, int rule,
+            const unsigned char* __restrict__ y_region, unsigned int y_widths, const float* __restrict__ y_alphas, int y_plane_bits,
             packed::word_t* __restrict__ y_packed) {
     using namespace packed_conv_config;
     const int lane = threadIdx.x % lowbit::WARP;
@@ -109,7 +109,7 @@ packed_conv(const packed::word_t* __restrict__ x, const unsigned char* __restric
     int code = 0;
     if (live) {
         const int r = y_region == nullptr ? 0 : y_region[q];
-        code = lowbit::pact_code(y, y_alphas[r], packed::region_bits(y_widths, r), rule);
+        code = lowbit::pact_code(y, y_alphas[r], packed::region_bits(y_widths, r));
     }
     lowbit::write_code_halves(y_packed, q, first_channel, o_channels, y_plane_bits, code);
 }

@@ -1,7 +1,7 @@
 // Quantize and pack: float NCHW activations to unsigned PACT codes at the width of each pixel's region,
-// written as bit planes (packed_layout.cuh) for the low-bit convolutions. The specification is the
-// CPU's code rule (lowbit::pact_code names both) followed by BitSerialConv.packActivations at
-// plane_bits = the widest region.
+// written as bit planes (packed_layout.cuh) for the low-bit convolutions. The specification is
+// RegionQuantizer.pactCode (lowbit::pact_code) at each pixel's region followed by
+// BitSerialConv.packActivations at plane_bits = the widest region.
 #include "lowbit_common.cuh"
 
 // out: (n * h * w) positions x plane_bits planes x words(c) words. region (n x h x w, may be null: every
@@ -11,7 +11,7 @@
 // registers and writes every word it owns whole (no atomics, no zeroing pass).
 extern "C" __global__ void quantize_pack_bitplanes(const float* __restrict__ x, int n, int c, int h, int w,
                                                    const unsigned char* __restrict__ region, unsigned int widths,
-                                                   const float* __restrict__ alphas, int plane_bits, int rule,
+                                                   const float* __restrict__ alphas, int plane_bits,
                                                    packed::word_t* __restrict__ out) {
     const long long image_pixels = (long long)h * w;
     const long long pixels = (long long)n * image_pixels;
@@ -29,7 +29,7 @@ extern "C" __global__ void quantize_pack_bitplanes(const float* __restrict__ x, 
         const int first = word * packed::WORD_BITS;
         const int last = min(c, first + packed::WORD_BITS);
         for (int ch = first; ch < last; ch++) {
-            const int code = lowbit::pact_code(x[(image * c + ch) * image_pixels + offset], alpha, bits, rule);
+            const int code = lowbit::pact_code(x[(image * c + ch) * image_pixels + offset], alpha, bits);
 #pragma unroll
             for (int p = 0; p < packed::MAX_BITS; p++) {
                 planes[p] |= (packed::word_t)((code >> p) & 1) << (ch - first);

@@ -1,6 +1,6 @@
 // Region masks of a layer: the silhouette brought to the layer's size and the per-pixel region index.
-// The specification is docs/REGION_QUANTIZATION.md section 3 (resizing as CpuOps.interpolate, the
-// thresholds and the region rule of dev.silhouette.quant.SilhouetteThresholds). Thresholds themselves
+// The specification is docs/REGION_QUANTIZATION.md section 3, dev.silhouette.backend.cpu.RegionOps.regionMap
+// (resizing as CpuOps.interpolate, the thresholds and the region rule of SilhouetteThresholds). Thresholds themselves
 // come from silhouette_thresholds (silhouette_threshold.cu); these kernels supply what comes before
 // (resize, for RESIZE_THEN_THRESHOLD) and after (the fused mask resize, for THRESHOLD_THEN_RESIZE).
 #include "packed_layout.cuh"

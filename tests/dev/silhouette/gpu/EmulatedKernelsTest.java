@@ -1,11 +1,12 @@
 package dev.silhouette.gpu;
 
+import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.backend.cuda.KernelLauncher;
-import dev.silhouette.backend.cuda.PactRule;
 import dev.silhouette.backend.cuda.RegionMaskKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.backend.cuda.SilhouetteThresholdKernel;
 import dev.silhouette.graph.Op;
+import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.quant.SilhouetteThresholds;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
@@ -62,8 +63,8 @@ public class EmulatedKernelsTest {
     }
 
     @Test(dataProvider = "quantizePackProblems")
-    public void quantizePack(String name, Shape s, RegionWidths widths, byte[] map, PactRule rule, long seed) {
-        QuantizePackKernelTest.check(device, name, s, widths, map, rule, seed);
+    public void quantizePack(String name, Shape s, RegionWidths widths, byte[] map, long seed) {
+        QuantizePackKernelTest.check(device, name, s, widths, map, seed);
     }
 
     @DataProvider
@@ -92,8 +93,8 @@ public class EmulatedKernelsTest {
     }
 
     @Test(dataProvider = "regionProblems")
-    public void packedConvRegionCombinationAndRequantization(PackedConvKernelTest.Conv c, String map, boolean withBias, PactRule rule, long seed) {
-        PackedConvKernelTest.checkRegion(device, c, map, withBias, rule, seed);
+    public void packedConvRegionCombinationAndRequantization(PackedConvKernelTest.Conv c, String map, boolean withBias, long seed) {
+        PackedConvKernelTest.checkRegion(device, c, map, withBias, seed);
     }
 
     @DataProvider
@@ -109,7 +110,7 @@ public class EmulatedKernelsTest {
     @DataProvider
     public Object[][] maskProblems() {
         // At equal sizes the glue uses silhouette_region_map (silhouette_threshold.cu), not the fused kernel.
-        return where(new RegionMaskKernelTest().problems(), c -> c[5] == RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE
+        return where(new RegionMaskKernelTest().problems(), c -> c[5] == Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE
                 && (((Tensor) c[1]).shape().h() != (int) c[2] || ((Tensor) c[1]).shape().w() != (int) c[3]));
     }
 
@@ -119,9 +120,9 @@ public class EmulatedKernelsTest {
      * answered by its CPU specification (SilhouetteThresholds.thresholds) on the same memory.
      */
     @Test(dataProvider = "maskProblems")
-    public void regionMapThresholdThenResize(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, RegionMaskKernel.Order order,
-                                             int[] shares) {
-        double[] fractions = SilhouetteThresholds.cumulativeFractions(shares);
+    public void regionMapThresholdThenResize(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, Op.RegionQuantize.MaskOrder order,
+                                             RegionPolicy policy) {
+        double[] fractions = policy.cumulativeFractions();
         KernelLauncher launcher = (kernel, gridX, gridY, blockX, sharedBytes, stream, args) -> {
             if (!kernel.equals(SilhouetteThresholdKernel.THRESHOLDS)) {
                 emu.launch(kernel, gridX, gridY, blockX, sharedBytes, stream, args);
@@ -137,9 +138,9 @@ public class EmulatedKernelsTest {
         long region = emu.allocate(pixels + LowBitDevice.Emulated.GUARD);
         kernel.launch(s, emu.put(silhouette.data()), fractions, emu.put(fractions), outH, outW, mode, order, 0,
                 emu.allocate((long) s.n() * Math.max(1, fractions.length) * Float.BYTES), region, null);
-        byte[] actual = emu.bytes(region, pixels), expected = LowBitReference.regionMap(silhouette, fractions, outH, outW, mode, order);
+        byte[] actual = emu.bytes(region, pixels), expected = RegionOps.regionMap(silhouette, policy, outH, outW, mode, order);
         int i = Arrays.mismatch(expected, actual);
-        if (i >= 0) fail(name + " " + s + " -> " + outH + "x" + outW + " " + mode + " " + Arrays.toString(shares) + ": pixel " + i + " is region " + actual[i]
+        if (i >= 0) fail(name + " " + s + " -> " + outH + "x" + outW + " " + mode + " " + policy + ": pixel " + i + " is region " + actual[i]
                 + ", the CPU says " + expected[i]);
         byte[] guard = emu.bytes(region + pixels, LowBitDevice.Emulated.GUARD);
         for (byte b : guard) if (b != (byte) 0xA5) fail(name + ": the region map was written past its end");

@@ -4,7 +4,6 @@ import dev.silhouette.backend.cuda.BinaryConvKernel;
 import dev.silhouette.backend.cuda.CudaContext;
 import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.PackedConvKernel;
-import dev.silhouette.backend.cuda.PactRule;
 import dev.silhouette.backend.cuda.QuantizePackKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.graph.Window;
@@ -22,7 +21,7 @@ import static org.testng.Assert.fail;
  * glue launching ({@link Emulated}). The checks and their CPU answers are the same for both.
  */
 interface LowBitDevice {
-    long[] quantizePack(Tensor x, byte[] map, RegionWidths widths, PactRule rule);
+    long[] quantizePack(Tensor x, byte[] map, RegionWidths widths);
 
     int[] accumulators(PackedConvKernel.Problem p, long[] x, byte[] map, long[] w);
 
@@ -37,8 +36,8 @@ interface LowBitDevice {
     long[] binaryFrozen(Shape in, Shape ws, Window win, long[] x, long[] w, BinaryNet.Frozen frozen);
 
     record Gpu(CudaContext context, KernelModule module) implements LowBitDevice {
-        public long[] quantizePack(Tensor x, byte[] map, RegionWidths widths, PactRule rule) {
-            return new QuantizePackKernel(module).run(context, x, map, widths, rule);
+        public long[] quantizePack(Tensor x, byte[] map, RegionWidths widths) {
+            return new QuantizePackKernel(module).run(context, x, map, widths);
         }
 
         public int[] accumulators(PackedConvKernel.Problem p, long[] x, byte[] map, long[] w) {
@@ -82,10 +81,10 @@ interface LowBitDevice {
             for (int i = 0; i < GUARD; i++) if (guard[i] != (byte) 0xA5) fail(what + ": guard byte " + i + " past the output was written");
         }
 
-        public long[] quantizePack(Tensor x, byte[] map, RegionWidths widths, PactRule rule) {
+        public long[] quantizePack(Tensor x, byte[] map, RegionWidths widths) {
             int words = (int) QuantizePackKernel.outputWords(x.shape(), widths);
             long out = output((long) words * 8);
-            new QuantizePackKernel(emu).launch(x.shape(), emu.put(x.data()), map == null ? 0 : emu.put(map), widths, emu.put(widths.alphas()), rule, out, null);
+            new QuantizePackKernel(emu).launch(x.shape(), emu.put(x.data()), map == null ? 0 : emu.put(map), widths, emu.put(widths.alphas()), out, null);
             checkGuard("quantize_pack_bitplanes", out, (long) words * 8);
             return emu.longs(out, words);
         }
@@ -112,7 +111,7 @@ interface LowBitDevice {
             long out = output((long) words * 8);
             new PackedConvKernel(emu).launch(p, emu.put(x), map == null ? 0 : emu.put(map), emu.put(w), new PackedConvKernel.Target.Packed(e.kind(),
                     emu.put(e.scale()), e.shift() == null ? 0 : emu.put(e.shift()), emu.put(p.activations().steps()), q.widths(),
-                    q.regionMap() == null ? 0 : emu.put(q.regionMap()), emu.put(q.widths().alphas()), q.rule(), out), null);
+                    q.regionMap() == null ? 0 : emu.put(q.regionMap()), emu.put(q.widths().alphas()), out), null);
             checkGuard("packed_conv packed", out, (long) words * 8);
             return emu.longs(out, words);
         }

@@ -1,14 +1,9 @@
 package dev.silhouette.gpu;
 
-import dev.silhouette.backend.cpu.CpuOps;
-import dev.silhouette.backend.cuda.PactRule;
-import dev.silhouette.backend.cuda.RegionMaskKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
-import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Window;
 import dev.silhouette.quant.BitSerialConv;
-import dev.silhouette.quant.Quantizers;
-import dev.silhouette.quant.SilhouetteThresholds;
+import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
@@ -16,75 +11,30 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * The CPU answers the low-bit kernels are compared with, composed from the specification's own pieces
- * (SilhouetteThresholds, CpuOps.interpolate, Quantizers.pact, BitSerialConv.reference), plus the
- * named region maps and silhouettes of the problem lists. Two pieces restate region quantization's
- * specification (docs/REGION_QUANTIZATION.md), whose CPU code (RegionOps.regionMap,
- * RegionQuantizer.pactCode, Reference.regionConv2d) is on the region branch, not yet merged here: they
- * are written from the spec's text and checked on the CPU by LowBitReferenceTest.
+ * The CPU answers the low-bit kernels are compared with, composed from the specification's own code
+ * (RegionOps.regionMap, RegionQuantizer.pactCode, Reference.regionConv2d, BitSerialConv), plus the named
+ * region maps and activations of the problem lists.
  */
 final class LowBitReference {
     private LowBitReference() {}
 
-    // ---- Region maps of a silhouette (docs/REGION_QUANTIZATION.md section 3) ----
-
-    static byte[] regionMap(Tensor silhouette, double[] fractions, int outH, int outW, Op.Interpolate.Mode mode, RegionMaskKernel.Order order) {
-        Shape s = silhouette.shape();
-        int regions = fractions.length + 1;
-        boolean sameSize = s.h() == outH && s.w() == outW;
-        if (order == RegionMaskKernel.Order.RESIZE_THEN_THRESHOLD || sameSize) {
-            Tensor resized = sameSize ? silhouette : CpuOps.interpolate(silhouette, new Op.Interpolate(mode, outH, outW));
-            return SilhouetteThresholds.regionMap(resized, SilhouetteThresholds.thresholds(resized, fractions), regions);
-        }
-        byte[] source = SilhouetteThresholds.regionMap(silhouette, SilhouetteThresholds.thresholds(silhouette, fractions), regions);
-        int pixels = s.h() * s.w();
-        float[] oneHot = new float[s.n() * regions * pixels];
-        for (int i = 0; i < source.length; i++) oneHot[(i / pixels * regions + source[i]) * pixels + i % pixels] = 1f;
-        float[] m = CpuOps.interpolate(new Tensor(Shape.of(s.n(), regions, s.h(), s.w()), oneHot), new Op.Interpolate(mode, outH, outW)).data();
-        int out = outH * outW;
-        byte[] map = new byte[s.n() * out];
-        for (int n = 0; n < s.n(); n++) {
-            for (int p = 0; p < out; p++) {
-                int best = 0;
-                for (int r = 1; r < regions; r++) if (m[(n * regions + r) * out + p] >= m[(n * regions + best) * out + p]) best = r;
-                map[n * out + p] = (byte) best;
-            }
-        }
-        return map;
-    }
-
-    // ---- PACT codes per pixel ----
-
-    /** Region quantization's rule: round half up of min(max(x, 0), alpha) * L / alpha, NaN as 0. */
-    static int regionPactCode(float x, float alpha, int bits) {
-        int levels = (1 << bits) - 1;
-        float y = x > 0f ? Math.min(x, alpha) : 0f;
-        return Math.round(y * levels / alpha);
-    }
-
-    /** NCHW codes of every activation at its pixel's region (regionMap N x H x W, null: region 0). */
-    static int[] codes(Tensor x, byte[] regionMap, RegionWidths widths, PactRule rule) {
+    /** NCHW PACT codes of every activation at its pixel's region (regionMap N x H x W, null: region 0). */
+    static int[] codes(Tensor x, byte[] regionMap, RegionWidths widths) {
         Shape s = x.shape();
         int plane = s.h() * s.w();
-        int[][] perRegion = new int[widths.regions()][];
-        if (rule == PactRule.QUANTIZER) {
-            for (int r = 0; r < widths.regions(); r++) perRegion[r] = Quantizers.pact(x, widths.bits()[r], widths.alphas()[r]).codes();
-        }
         int[] out = new int[x.size()];
         for (int i = 0; i < out.length; i++) {
-            int pixel = i / (s.c() * plane) * plane + i % plane;
-            int r = regionMap == null ? 0 : regionMap[pixel];
-            out[i] = rule == PactRule.QUANTIZER ? perRegion[r][i] : regionPactCode(x.data()[i], widths.alphas()[r], widths.bits()[r]);
+            int r = regionMap == null ? 0 : regionMap[i / (s.c() * plane) * plane + i % plane];
+            out[i] = RegionQuantizer.pactCode(x.data()[i], widths.alphas()[r], widths.bits()[r]);
         }
         return out;
     }
 
-    // ---- Per-region accumulators (docs/REGION_QUANTIZATION.md section 6) ----
-
     /**
-     * A_(o,r), laid out ((n O + o) OH + oy) OW + ox) R + r: the integer convolution of the codes with
-     * every pixel outside region r set to code 0 (zero adds nothing to a product sum, so this is the sum
-     * over the taps reading region r).
+     * A_(o,r), laid out ((n O + o) OH + oy) OW + ox) R + r, for any weight codes the kernel takes
+     * (unsigned, 1-bit, two's complement down to -2^(b-1)), which Reference.regionConv2d's symmetric weight
+     * quantizer cannot produce: BitSerialConv.reference of the codes with every pixel outside region r set
+     * to code 0 (zero adds nothing to a product sum, so this is the sum over the taps reading region r).
      */
     static long[] regionAccumulators(int[] codes, Shape xs, byte[] regionMap, int regions, int[] w, Shape ws, Window win) {
         int plane = xs.h() * xs.w();
@@ -100,19 +50,6 @@ final class LowBitReference {
             for (int i = 0; i < a.length; i++) out[i * regions + r] = a[i];
         }
         return out;
-    }
-
-    /** y = (float) (bias_o + sum_r (sw_o * step_r) * A_r) in double: Reference.regionConv2d's combination for shared weights. */
-    static float[] regionCombine(long[] acc, int regions, Shape out, float[] weightScales, float[] steps, float[] bias) {
-        float[] y = new float[out.size()];
-        int plane = out.h() * out.w();
-        for (int i = 0; i < y.length; i++) {
-            int o = i / plane % out.c();
-            double v = bias == null ? 0 : bias[o];
-            for (int r = 0; r < regions; r++) v += (double) weightScales[o] * steps[r] * acc[i * regions + r];
-            y[i] = (float) v;
-        }
-        return y;
     }
 
     // ---- Named problems ----

@@ -1,11 +1,9 @@
 package dev.silhouette.gpu;
 
-import dev.silhouette.backend.cuda.PactRule;
-import dev.silhouette.backend.cuda.RegionMaskKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
-import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Window;
 import dev.silhouette.quant.BitSerialConv;
+import dev.silhouette.quant.Quantizers;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
@@ -14,7 +12,6 @@ import org.testng.annotations.Test;
 import java.util.SplittableRandom;
 
 import static org.testng.Assert.assertEquals;
-import static org.testng.Assert.assertTrue;
 
 /** The GPU tests' CPU answers, checked here on the CPU (not in the gpu group): properties they must have. */
 public class LowBitReferenceTest {
@@ -50,35 +47,17 @@ public class LowBitReferenceTest {
     }
 
     @Test
-    public void nearestThresholdThenResizeCopiesTheSourceRegion() {
-        Tensor s = Tensor.uniform(Shape.of(2, 1, 7, 9), 0, 1, 4);
-        double[] f = RegionPolicy.parse("2:50,3:30,4:20").cumulativeFractions();
-        byte[] source = LowBitReference.regionMap(s, f, 7, 9, Op.Interpolate.Mode.NEAREST, RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE);
-        byte[] up = LowBitReference.regionMap(s, f, 21, 27, Op.Interpolate.Mode.NEAREST, RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE);
-        for (int n = 0; n < 2; n++)
-            for (int y = 0; y < 21; y++)
-                for (int x = 0; x < 27; x++) assertEquals(up[(n * 21 + y) * 27 + x], source[(n * 7 + y / 3) * 9 + x / 3], "pixel " + n + "," + y + "," + x);
-        // Bilinear masks: every region that appears upsampled appears at the source too, and the top region survives.
-        byte[] bilinear = LowBitReference.regionMap(s, f, 21, 27, Op.Interpolate.Mode.BILINEAR, RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE);
-        boolean top = false;
-        for (byte b : bilinear) top |= b == 2;
-        assertTrue(top, "the top 20% region survives bilinear upsampling");
-    }
-
-    @Test
-    public void theTwoPactRulesDifferOnlyNearHalves() {
-        RegionWidths widths = RegionWidths.uniform(3, 2.5f);
-        Tensor x = LowBitReference.activations(Shape.of(1, 1, 100, 100), 2.5f, 5);
-        int[] q = LowBitReference.codes(x, null, widths, PactRule.QUANTIZER), r = LowBitReference.codes(x, null, widths, PactRule.REGION);
-        int differ = 0;
-        for (int i = 0; i < q.length; i++) {
-            float v = x.data()[i];
-            assertTrue(q[i] >= 0 && q[i] <= 7 && r[i] >= 0 && r[i] <= 7, "codes in range at " + i);
-            double position = Math.min(Math.max(v, 0), 2.5f) * 7 / 2.5;
-            if (Float.isNaN(v)) assertEquals(q[i], 0, "NaN is code 0");
-            if (Math.abs(position - Math.floor(position) - 0.5) > 1e-4 && !Float.isNaN(v)) assertEquals(q[i], r[i], "value " + v + " away from a half");
-            if (q[i] != r[i]) differ++;
+    public void codesAreTheLibrarysPactAtEachPixelsRegion() {
+        RegionWidths widths = RegionWidths.of(RegionPolicy.parse("2:50,3:30,4:20"), new float[] {0.7f, 1.9f, 2.5f});
+        Shape s = Shape.of(2, 5, 6, 7);
+        Tensor x = LowBitReference.activations(s, 2.5f, 5);
+        byte[] map = LowBitReference.namedMap("random", 2, 6, 7, 3, 11);
+        int[] codes = LowBitReference.codes(x, map, widths);
+        int[][] library = new int[3][];
+        for (int r = 0; r < 3; r++) library[r] = Quantizers.pact(x, widths.bits()[r], widths.alphas()[r]).codes();
+        for (int i = 0; i < codes.length; i++) {
+            int r = map[i / (5 * 42) * 42 + i % 42];
+            assertEquals(codes[i], library[r][i], "activation " + i + " (" + x.data()[i] + ") in region " + r);
         }
-        assertTrue(differ > 0, "the activations include exact halves, where the rules differ");
     }
 }

@@ -1,16 +1,18 @@
 package dev.silhouette.gpu;
 
+import dev.silhouette.backend.cpu.Reference;
 import dev.silhouette.backend.cuda.CudaAvailability;
 import dev.silhouette.backend.cuda.CudaContext;
 import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.PackedConvKernel;
-import dev.silhouette.backend.cuda.PactRule;
 import dev.silhouette.backend.cuda.RegionWidths;
+import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Window;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.ChannelAffine;
 import dev.silhouette.quant.Gdrq;
 import dev.silhouette.quant.RegionPolicy;
+import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.AfterClass;
@@ -19,6 +21,7 @@ import org.testng.annotations.DataProvider;
 import org.testng.annotations.Test;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -27,8 +30,9 @@ import static org.testng.Assert.fail;
 /**
  * The packed low-bit convolution against the CPU, exactly: accumulators against BitSerialConv.reference
  * (the plain integer convolution; per region, over the pixels of that region), the GDRQ epilogue against
- * ChannelAffine.apply of Gdrq.fold, the region combination against the double formula of the region
- * spec, and requantized outputs against PACT codes of those values packed by the CPU. Problem list
+ * ChannelAffine.apply of Gdrq.fold, the region form against Reference.regionConv2d (accumulators and
+ * combined values), and requantized outputs against RegionQuantizer.pactCode of those values packed by
+ * the CPU. Problem list
  * (CUTLASS style): awkward shapes first (channels 1..130 around the word boundary, 1x1, strided,
  * dilated, kernels larger than the image, output channels around 32 and 64) at every one of the 64
  * (weight, activation) width pairs, then real ResNet-18 and ResNet-50 layers.
@@ -146,7 +150,7 @@ public class PackedConvKernelTest {
 
     static float[] ones(int n) {
         float[] a = new float[n];
-        java.util.Arrays.fill(a, 1f);
+        Arrays.fill(a, 1f);
         return a;
     }
 
@@ -197,40 +201,50 @@ public class PackedConvKernelTest {
         List<Object[]> cases = new ArrayList<>();
         int k = 0;
         for (String map : LowBitReference.MAP_NAMES) {
-            for (Conv c : ODD) cases.add(new Object[] {c, map, k % 3 == 0, PactRule.values()[k % 2], (long) k++});
+            for (Conv c : ODD) cases.add(new Object[] {c, map, k % 3 == 0, (long) k++});
         }
-        cases.add(new Object[] {RESNET[2], "random", true, PactRule.REGION, (long) k++});
-        cases.add(new Object[] {RESNET[5], "checkerboard", false, PactRule.QUANTIZER, (long) k++});
+        cases.add(new Object[] {RESNET[2], "random", true, (long) k++});
+        cases.add(new Object[] {RESNET[5], "checkerboard", false, (long) k++});
         return cases.toArray(Object[][]::new);
     }
 
     /**
-     * Region policy 2:50,3:30,4:20 with its own clip levels, shared 4-bit weights: the combined floats, and
-     * the same floats requantized for a next layer at 2:50,3:30,4:20 over an output region map.
+     * Region policy 2:50,3:30,4:20 with its own clip levels, shared 4-bit weights, against
+     * Reference.regionConv2d of the same floats: its accumulators, its combined floats, and those floats
+     * requantized for a next layer at 2:50,3:30,4:20 over an output region map.
      */
     @Test(dataProvider = "regionProblems")
-    public void regionCombinationAndRequantizationAreTheCpus(Conv c, String mapName, boolean withBias, PactRule rule, long seed) {
+    public void regionCombinationAndRequantizationAreTheCpus(Conv c, String mapName, boolean withBias, long seed) {
         GpuGuard.requireCuda();
-        checkRegion(device, c, mapName, withBias, rule, seed);
+        checkRegion(device, c, mapName, withBias, seed);
     }
 
-    static void checkRegion(LowBitDevice device, Conv c, String mapName, boolean withBias, PactRule rule, long seed) {
-        SplittableRandom rnd = new SplittableRandom(seed);
+    static void checkRegion(LowBitDevice device, Conv c, String mapName, boolean withBias, long seed) {
         Shape xs = c.input(), ws = c.weights();
+        int outChannels = c.outChannels();
         RegionPolicy policy = RegionPolicy.parse("2:50,3:30,4:20");
         RegionWidths widths = RegionWidths.of(policy, new float[] {0.6f, 1.3f, 2.9f});
         byte[] map = LowBitReference.namedMap(mapName, xs.n(), xs.h(), xs.w(), 3, seed);
-        int[] x = regionCodes(rnd, xs, map, widths, false);
-        int[] w = LowBitReference.randomCodes(rnd, ws.size(), 4, true, false);
-        float[] weightScales = uniformFloats(rnd, c.outChannels(), 0.001, 0.1);
-        float[] bias = withBias ? uniformFloats(rnd, c.outChannels(), -0.5, 0.5) : null;
+        Tensor x = LowBitReference.activations(xs, 2.9f, seed);
+        Tensor weights = Tensor.uniform(ws, -1, 1, seed);
+        Tensor bias = withBias ? Tensor.uniform(Shape.of(outChannels), -0.5f, 0.5f, seed + 1) : null;
+        Reference.RegionConv cpu = Reference.regionConv2d(x, map, widths.bits(), widths.alphas(), new int[] {4, 4, 4}, weights, bias,
+                new Op.Conv2d(xs.c(), outChannels, c.window(), 1, withBias));
+        // The shared form's weight codes and scales, as regionConv2d quantizes them.
+        float[] weightScales = RegionQuantizer.weightScales(weights.data(), outChannels, 4);
+        int[] w = new int[ws.size()];
+        int row = w.length / outChannels;
+        for (int i = 0; i < w.length; i++) w[i] = RegionQuantizer.weightCode(weights.data()[i], weightScales[i / row], 4);
         PackedConvKernel.Problem p = new PackedConvKernel.Problem(xs, ws, c.window(), widths, 4, true);
-        long[] acc = LowBitReference.regionAccumulators(x, xs, map, 3, w, ws, c.window());
-        float[] expected = LowBitReference.regionCombine(acc, 3, p.output(), weightScales, widths.steps(), bias);
-        long[] xPacked = BitSerialConv.packActivations(x, xs, widths.planeBits());
+        long[] xPacked = BitSerialConv.packActivations(LowBitReference.codes(x, map, widths), xs, widths.planeBits());
         long[] wPacked = BitSerialConv.packWeights(w, ws, 4, true);
-        PackedConvKernel.Epilogue epilogue = PackedConvKernel.Epilogue.regionCombine(weightScales, bias);
-        compareFloats(c.name() + " map " + mapName, expected, device.values(p, xPacked, map, wPacked, epilogue));
+        String where = c.name() + " map " + mapName;
+        int[] acc = device.accumulators(p, xPacked, map, wPacked);
+        int i = Arrays.mismatch(cpu.accumulators(), acc);
+        if (i >= 0) fail(where + ": accumulator " + i + " is " + acc[i] + ", the CPU gives " + cpu.accumulators()[i]);
+        PackedConvKernel.Epilogue epilogue = PackedConvKernel.Epilogue.regionCombine(weightScales, bias == null ? null : bias.data());
+        float[] expected = cpu.output().data();
+        compareFloats(where, expected, device.values(p, xPacked, map, wPacked, epilogue));
 
         Shape out = p.output();
         // The next layer's clip levels near the values' spread, so every code of every width occurs.
@@ -238,10 +252,10 @@ public class PackedConvKernelTest {
         for (float v : expected) spread = Math.max(spread, Math.abs(v));
         RegionWidths next = RegionWidths.of(policy, new float[] {spread / 4 + 1e-3f, spread / 2 + 1e-3f, spread + 1e-3f});
         byte[] outMap = LowBitReference.namedMap(mapName, out.n(), out.h(), out.w(), 3, seed + 1);
-        long[] expectedPacked = BitSerialConv.packActivations(LowBitReference.codes(new Tensor(out, expected), outMap, next, rule), out, next.planeBits());
-        long[] actualPacked = device.packed(p, xPacked, map, wPacked, epilogue, new PackedConvKernel.Requantize(next, outMap, rule));
+        long[] expectedPacked = BitSerialConv.packActivations(LowBitReference.codes(cpu.output(), outMap, next), out, next.planeBits());
+        long[] actualPacked = device.packed(p, xPacked, map, wPacked, epilogue, new PackedConvKernel.Requantize(next, outMap));
         String d = LowBitReference.firstDifference(expectedPacked, actualPacked);
-        if (d != null) fail(c.name() + " map " + mapName + " requantized " + next + " " + rule + ": packed word " + d);
+        if (d != null) fail(where + " requantized " + next + ": packed word " + d);
     }
 
     static void compareFloats(String where, float[] expected, float[] actual) {

@@ -3,7 +3,6 @@ package dev.silhouette.gpu;
 import dev.silhouette.backend.cuda.CudaAvailability;
 import dev.silhouette.backend.cuda.CudaContext;
 import dev.silhouette.backend.cuda.KernelModule;
-import dev.silhouette.backend.cuda.PactRule;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.RegionPolicy;
@@ -20,8 +19,8 @@ import java.util.List;
 import static org.testng.Assert.fail;
 
 /**
- * Quantize-and-pack against the CPU, word for word: the codes of Quantizers.pact (round half to even) or
- * of region quantization's rule (round half up) at each pixel's region, packed by
+ * Quantize-and-pack against the CPU, word for word: RegionQuantizer.pactCode (round half to even, the
+ * library's Quantizers.code) at each pixel's region, packed by
  * BitSerialConv.packActivations at the widest region's planes. Channels around word boundaries, named
  * region maps, every uniform width 1..8 and the policies 2:50,3:30,4:20 and 1:25,2:25,4:25,8:25.
  */
@@ -50,40 +49,38 @@ public class QuantizePackKernelTest {
         List<Object[]> cases = new ArrayList<>();
         int[] channels = {1, 3, 63, 64, 65, 130, 256};
         long seed = 1;
-        for (PactRule rule : PactRule.values()) {
-            for (int bits = 1; bits <= 8; bits++) {
-                int c = channels[bits % channels.length];
-                cases.add(new Object[] {"uniform", Shape.of(2, c, 5, 7), RegionWidths.uniform(bits, 1.5f + bits), null, rule, seed++});
-            }
-            for (String policy : new String[] {"2:50,3:30,4:20", "1:25,2:25,4:25,8:25"}) {
-                RegionPolicy p = RegionPolicy.parse(policy);
-                float[] alphas = new float[p.regions().size()];
-                for (int r = 0; r < alphas.length; r++) alphas[r] = 0.75f + r;
-                RegionWidths widths = RegionWidths.of(p, alphas);
-                for (String map : LowBitReference.MAP_NAMES) {
-                    for (int c : channels) {
-                        Shape s = Shape.of(1 + (int) (seed % 3), c, 6, 9);
-                        cases.add(new Object[] {map, s, widths, LowBitReference.namedMap(map, s.n(), s.h(), s.w(), widths.regions(), seed), rule, seed++});
-                    }
+        for (int bits = 1; bits <= 8; bits++) {
+            int c = channels[bits % channels.length];
+            cases.add(new Object[] {"uniform", Shape.of(2, c, 5, 7), RegionWidths.uniform(bits, 1.5f + bits), null, seed++});
+        }
+        for (String policy : new String[] {"2:50,3:30,4:20", "1:25,2:25,4:25,8:25"}) {
+            RegionPolicy p = RegionPolicy.parse(policy);
+            float[] alphas = new float[p.regions().size()];
+            for (int r = 0; r < alphas.length; r++) alphas[r] = 0.75f + r;
+            RegionWidths widths = RegionWidths.of(p, alphas);
+            for (String map : LowBitReference.MAP_NAMES) {
+                for (int c : channels) {
+                    Shape s = Shape.of(1 + (int) (seed % 3), c, 6, 9);
+                    cases.add(new Object[] {map, s, widths, LowBitReference.namedMap(map, s.n(), s.h(), s.w(), widths.regions(), seed), seed++});
                 }
             }
-            cases.add(new Object[] {"ResNet-18 layer2 input", Shape.of(4, 128, 28, 28), RegionWidths.of(RegionPolicy.parse("2:50,3:30,4:20"), new float[] {1, 2, 3}),
-                    LowBitReference.namedMap("random", 4, 28, 28, 3, 99), rule, seed++});
         }
+        cases.add(new Object[] {"ResNet-18 layer2 input", Shape.of(4, 128, 28, 28), RegionWidths.of(RegionPolicy.parse("2:50,3:30,4:20"), new float[] {1, 2, 3}),
+                LowBitReference.namedMap("random", 4, 28, 28, 3, 99), seed++});
         return cases.toArray(Object[][]::new);
     }
 
     @Test(dataProvider = "problems")
-    public void packedCodesAreTheCpus(String name, Shape s, RegionWidths widths, byte[] map, PactRule rule, long seed) {
+    public void packedCodesAreTheCpus(String name, Shape s, RegionWidths widths, byte[] map, long seed) {
         GpuGuard.requireCuda();
-        check(device, name, s, widths, map, rule, seed);
+        check(device, name, s, widths, map, seed);
     }
 
-    static void check(LowBitDevice device, String name, Shape s, RegionWidths widths, byte[] map, PactRule rule, long seed) {
+    static void check(LowBitDevice device, String name, Shape s, RegionWidths widths, byte[] map, long seed) {
         Tensor x = LowBitReference.activations(s, widths.alphas()[widths.regions() - 1], seed);
-        long[] expected = BitSerialConv.packActivations(LowBitReference.codes(x, map, widths, rule), s, widths.planeBits());
-        long[] actual = device.quantizePack(x, map, widths, rule);
+        long[] expected = BitSerialConv.packActivations(LowBitReference.codes(x, map, widths), s, widths.planeBits());
+        long[] actual = device.quantizePack(x, map, widths);
         String d = LowBitReference.firstDifference(expected, actual);
-        if (d != null) fail(name + " " + s + " " + widths + " " + rule + ": packed word " + d);
+        if (d != null) fail(name + " " + s + " " + widths + ": packed word " + d);
     }
 }

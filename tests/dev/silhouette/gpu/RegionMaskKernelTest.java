@@ -1,11 +1,12 @@
 package dev.silhouette.gpu;
 
+import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.backend.cuda.CudaAvailability;
 import dev.silhouette.backend.cuda.CudaContext;
 import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.RegionMaskKernel;
 import dev.silhouette.graph.Op;
-import dev.silhouette.quant.SilhouetteThresholds;
+import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.AfterClass;
@@ -20,8 +21,8 @@ import java.util.List;
 import static org.testng.Assert.fail;
 
 /**
- * Region maps on the device against the CPU specification (docs/REGION_QUANTIZATION.md section 3), byte
- * for byte: named silhouettes (all low, all high, one hot pixel, checkerboard, random, constant,
+ * Region maps on the device against the CPU specification, RegionOps.regionMap (docs/REGION_QUANTIZATION.md
+ * section 3), byte for byte: named silhouettes (all low, all high, one hot pixel, checkerboard, random, constant,
  * saturated) x layer sizes (same, down to the network's feature maps, up, odd) x nearest and bilinear x
  * both orders of thresholding and resizing x policies of 1, 3 and 4 regions.
  */
@@ -69,12 +70,12 @@ public class RegionMaskKernelTest {
         List<Object[]> cases = new ArrayList<>();
         String[] names = {"all-low", "all-high", "single pixel", "checkerboard", "random", "constant", "saturated"};
         int[][] sizes = {{28, 28, 28, 28}, {28, 28, 14, 14}, {28, 28, 7, 7}, {28, 28, 56, 56}, {13, 31, 7, 5}, {7, 7, 28, 28}, {1, 1, 4, 4}};
-        int[][] policies = {{50, 30, 20}, {10, 20, 30, 40}, {100}};
+        RegionPolicy[] policies = {RegionPolicy.parse("2:50,3:30,4:20"), RegionPolicy.parse("1:10,2:20,3:30,4:40"), RegionPolicy.parse("8:100")};
         for (String name : names) {
             for (int[] size : sizes) {
                 for (Op.Interpolate.Mode mode : Op.Interpolate.Mode.values()) {
-                    for (RegionMaskKernel.Order order : RegionMaskKernel.Order.values()) {
-                        int[] policy = policies[(cases.size()) % policies.length];
+                    for (Op.RegionQuantize.MaskOrder order : Op.RegionQuantize.MaskOrder.values()) {
+                        RegionPolicy policy = policies[(cases.size()) % policies.length];
                         int batch = size[0] == 1 ? 3 : 1 + cases.size() % 4;
                         cases.add(new Object[] {name, silhouette(name, Shape.of(batch, 1, size[0], size[1])), size[2], size[3], mode, order, policy});
                     }
@@ -85,14 +86,14 @@ public class RegionMaskKernelTest {
     }
 
     @Test(dataProvider = "problems")
-    public void regionMapIsTheCpuSpecification(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, RegionMaskKernel.Order order, int[] shares) {
+    public void regionMapIsTheCpuSpecification(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, Op.RegionQuantize.MaskOrder order,
+                                              RegionPolicy policy) {
         GpuGuard.requireCuda();
-        double[] fractions = SilhouetteThresholds.cumulativeFractions(shares);
-        byte[] expected = LowBitReference.regionMap(silhouette, fractions, outH, outW, mode, order);
-        byte[] actual = kernel.run(context, silhouette, fractions, outH, outW, mode, order);
+        byte[] expected = RegionOps.regionMap(silhouette, policy, outH, outW, mode, order);
+        byte[] actual = kernel.run(context, silhouette, policy.cumulativeFractions(), outH, outW, mode, order);
         int i = Arrays.mismatch(expected, actual);
         if (i >= 0) {
-            fail(name + " " + silhouette.shape() + " -> " + outH + "x" + outW + " " + mode + " " + order + " " + Arrays.toString(shares) + ": pixel " + i
+            fail(name + " " + silhouette.shape() + " -> " + outH + "x" + outW + " " + mode + " " + order + " " + policy + ": pixel " + i
                     + " (image " + i / (outH * outW) + ", y " + i / outW % outH + ", x " + i % outW + ") is region " + actual[i] + ", the CPU says " + expected[i]);
         }
     }

@@ -222,18 +222,18 @@ public final class LowBitBenchmark {
         }
         QuantizePackKernel pack = new QuantizePackKernel(module);
         rows.add(time(timer, s, l, batch, "quantize-pack-a4", 0, (long) in.size() * 4 + inPixels * 4 * inWords * 8, 0,
-                r -> pack.launch(in, xFloat[r], 0, a4, alphas, PactRule.QUANTIZER, xPacked4[(r + 1) % ROTATIONS], stream)));
+                r -> pack.launch(in, xFloat[r], 0, a4, alphas, xPacked4[(r + 1) % ROTATIONS], stream)));
         PackedConvKernel conv = new PackedConvKernel(module);
         long w4Bytes = (long) l.o() * l.k() * l.k() * 4 * inWords * 8;
         PackedConvKernel.Problem uniform = new PackedConvKernel.Problem(in, weights, win, a4, 4, true);
         rows.add(time(timer, s, l, batch, "w4a4", macs, inPixels * 4 * inWords * 8 + outPixels * 4 * outWords * 8, w4Bytes,
                 r -> conv.launch(uniform, xPacked4[r], 0, w4, new PackedConvKernel.Target.Packed(PackedConvKernel.Epilogue.Kind.CHANNEL_AFFINE, scale, shift,
-                        regionSteps, a4, 0, alphas, PactRule.QUANTIZER, yPacked), stream)));
+                        regionSteps, a4, 0, alphas, yPacked), stream)));
         PackedConvKernel.Problem regional = new PackedConvKernel.Problem(in, weights, win, region, 4, true);
         rows.add(time(timer, s, l, batch, "w4-region " + POLICY, macs,
                 (long) Math.ceil(inPixels * averageBits * inWords * 8 + outPixels * averageBits * outWords * 8 + inPixels + outPixels), w4Bytes,
                 r -> conv.launch(regional, xPacked4[r], xRegion[r], w4, new PackedConvKernel.Target.Packed(PackedConvKernel.Epilogue.Kind.REGION_COMBINE, scale,
-                        shift, regionSteps, region, outRegion, alphas, PactRule.REGION, yPacked), stream)));
+                        shift, regionSteps, region, outRegion, alphas, yPacked), stream)));
         BinaryConvKernel binary = new BinaryConvKernel(module);
         rows.add(time(timer, s, l, batch, "w1a1", macs, inPixels * inWords * 8 + outPixels * outWords * 8, (long) l.o() * l.k() * l.k() * inWords * 8,
                 r -> binary.launchFrozen(in, weights, win, xPacked1[r], w1, threshold, flip, yPacked, stream)));

@@ -103,7 +103,7 @@ public final class PackedConvKernel {
     }
 
     /** Requantization of the epilogue's values for the next layer: PACT at each output pixel's region. */
-    public record Requantize(RegionWidths widths, byte[] regionMap, PactRule rule) {}
+    public record Requantize(RegionWidths widths, byte[] regionMap) {}
 
     /** Device addresses of what a launch writes. */
     public sealed interface Target {
@@ -114,7 +114,7 @@ public final class PackedConvKernel {
         record Values(Epilogue.Kind kind, long scale, long shift, long steps, long out) implements Target {}
 
         /** Bit planes of the output, {@code widths.planeBits()} planes over O channels; {@code region} 0 for one region. */
-        record Packed(Epilogue.Kind kind, long scale, long shift, long steps, RegionWidths widths, long region, long alphas, PactRule rule,
+        record Packed(Epilogue.Kind kind, long scale, long shift, long steps, RegionWidths widths, long region, long alphas,
                       long out) implements Target {}
     }
 
@@ -175,7 +175,7 @@ public final class PackedConvKernel {
         int gridX = (int) ((pixels + PIXELS_PER_BLOCK - 1) / PIXELS_PER_BLOCK);
         int gridY = 2 * new PackedLayout.BitPlanes(1, p.outChannels()).words();
         long acc = 0, scale = 0, shift = 0, steps = 0, values = 0, yRegion = 0, yAlphas = 0, packed = 0;
-        int output, epilogue = 0, yWidths = 0, yPlanes = 0, rule = 0;
+        int output, epilogue = 0, yWidths = 0, yPlanes = 0;
         switch (target) {
             case Target.Accumulators a -> {
                 output = 0;
@@ -201,7 +201,6 @@ public final class PackedConvKernel {
                 yWidths = k.widths().packed();
                 yAlphas = k.alphas();
                 yPlanes = k.widths().planeBits();
-                rule = k.rule().id();
                 packed = k.out();
             }
         }
@@ -211,7 +210,7 @@ public final class PackedConvKernel {
                 x, xRegion, p.activations().packed(), p.activations().planeBits(), p.activations().regions(), w, p.weightBits(), p.signedWeights() ? 1 : 0,
                 in.n(), in.c(), in.h(), in.w(), p.outChannels(), win.kernelH(), win.kernelW(), win.strideH(), win.strideW(), win.padH(), win.padW(),
                 win.dilationH(), win.dilationW(), out.h(), out.w(),
-                output, acc, epilogue, scale, shift, steps, values, yRegion, yWidths, yAlphas, yPlanes, rule, packed);
+                output, acc, epilogue, scale, shift, steps, values, yRegion, yWidths, yAlphas, yPlanes, packed);
     }
 
     // Synchronous host forms (conformance tests, tools).
@@ -254,7 +253,7 @@ public final class PackedConvKernel {
             long region = q.regionMap() == null ? 0 : s.upload(q.regionMap(), "output region map");
             long alphas = s.upload(q.widths().alphas(), "output clip levels");
             long y = s.allocate((long) words * Long.BYTES, "packed output");
-            launch(p, in[0], in[1], in[2], new Target.Packed(e.kind(), ep[0], ep[1], ep[2], q.widths(), region, alphas, q.rule(), y), stream);
+            launch(p, in[0], in[1], in[2], new Target.Packed(e.kind(), ep[0], ep[1], ep[2], q.widths(), region, alphas, y), stream);
             s.synchronize(KERNEL + " (packed) on " + p);
             return s.downloadLongs(y, words, "packed output");
         }

@@ -6,7 +6,7 @@ import dev.silhouette.tensor.Tensor;
 
 /**
  * Quantize-and-pack ({@code quantize_pack_bitplanes}, quantize_pack.cu): float NCHW activations to
- * unsigned PACT codes at each pixel's region width and clip level, written as
+ * unsigned PACT codes ({@code RegionQuantizer.pactCode}) at each pixel's region width and clip level, written as
  * {@link PackedLayout.BitPlanes} with the widest region's width as the plane count (a narrower pixel's
  * upper planes are 0). The result equals {@code BitSerialConv.packActivations} of the CPU codes.
  */
@@ -43,7 +43,7 @@ public final class QuantizePackKernel {
      * Queues the kernel. Device addresses: {@code x} NCHW floats, {@code region} N x H x W bytes or 0
      * (every pixel in region 0), {@code alphas} one float per region, {@code out} {@link #outputWords} words.
      */
-    public void launch(Shape xs, long x, long region, RegionWidths widths, long alphas, PactRule rule, long out, CudaStream stream) {
+    public void launch(Shape xs, long x, long region, RegionWidths widths, long alphas, long out, CudaStream stream) {
         supports(xs, widths).require(KERNEL);
         KernelSupport.addresses(KERNEL, "activations", x, "clip levels", alphas, "packed output", out);
         if (region == 0 && widths.regions() != 1) throw new IllegalArgumentException(KERNEL + ": " + widths.regions() + " regions need a region map");
@@ -51,11 +51,11 @@ public final class QuantizePackKernel {
         if (threads == 0) return;
         int blocks = (int) Math.min(MAX_BLOCKS, (threads + BLOCK - 1) / BLOCK);
         launcher.launch(KERNEL, blocks, 1, BLOCK, 0, stream, x, xs.n(), xs.c(), xs.h(), xs.w(), region, widths.packed(), alphas,
-                widths.planeBits(), rule.id(), out);
+                widths.planeBits(), out);
     }
 
     /** Packed bit planes of host activations; {@code regionMap} N x H x W or null for one region. */
-    public long[] run(CudaContext context, Tensor x, byte[] regionMap, RegionWidths widths, PactRule rule) {
+    public long[] run(CudaContext context, Tensor x, byte[] regionMap, RegionWidths widths) {
         Shape s = x.shape();
         checkRegionMap(s, regionMap, widths);
         supports(s, widths).require(KERNEL);
@@ -65,7 +65,7 @@ public final class QuantizePackKernel {
             long region = regionMap == null ? 0 : scratch.upload(regionMap, "region map");
             long alphas = scratch.upload(widths.alphas(), "clip levels");
             long out = scratch.allocate((long) words * Long.BYTES, "packed activations");
-            launch(s, in, region, widths, alphas, rule, out, stream);
+            launch(s, in, region, widths, alphas, out, stream);
             scratch.synchronize(KERNEL + " on " + s);
             return scratch.downloadLongs(out, words, "packed activations");
         }

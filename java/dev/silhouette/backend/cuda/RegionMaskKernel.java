@@ -7,13 +7,14 @@ import dev.silhouette.tensor.Tensor;
 
 /**
  * The region map of a layer on the device: a silhouette B x 1 x h x w brought to the layer's H x W and
- * split into regions by each image's thresholds (docs/REGION_QUANTIZATION.md section 3).
+ * split into regions by each image's thresholds (docs/REGION_QUANTIZATION.md section 3): the device form of
+ * {@code RegionOps.regionMap}, in the IR's two orders of thresholding and resizing.
  * <ul>
- *   <li>{@link Order#RESIZE_THEN_THRESHOLD}: the built-in interpolation kernel (ops_resize.cu) resizes
+ *   <li>{@link Op.RegionQuantize.MaskOrder#RESIZE_THEN_THRESHOLD}: the built-in interpolation kernel (ops_resize.cu) resizes
  *       the silhouette, then {@code silhouette_thresholds} and {@code silhouette_region_map}
  *       (silhouette_threshold.cu, through {@link SilhouetteThresholdKernel}'s launch sizes) threshold it
  *       at the layer's size; at equal sizes the resize is skipped.</li>
- *   <li>{@link Order#THRESHOLD_THEN_RESIZE}: thresholds at the silhouette's own size, then one fused pass
+ *   <li>{@link Op.RegionQuantize.MaskOrder#THRESHOLD_THEN_RESIZE}: thresholds at the silhouette's own size, then one fused pass
  *       ({@code region_map_threshold_then_resize}, region_masks.cu) that thresholds the source pixels and
  *       resizes the regions' 0/1 masks on the fly, writing only the byte map.</li>
  * </ul>
@@ -22,9 +23,6 @@ public final class RegionMaskKernel {
     public static final String FUSED = "region_map_threshold_then_resize";
     static final int BLOCK = 256;
     static final int MAX_BLOCKS = 8192;
-
-    /** Where the silhouette is thresholded: at the layer's size or at its own. */
-    public enum Order { RESIZE_THEN_THRESHOLD, THRESHOLD_THEN_RESIZE }
 
     private final KernelLauncher launcher;
     private final KernelLauncher.Resize builtins;
@@ -52,8 +50,8 @@ public final class RegionMaskKernel {
     }
 
     /** Floats of device work memory {@link #launch} needs: the resized silhouette, when it is resized before thresholding. */
-    public static long workFloats(Shape silhouette, int outH, int outW, Order order) {
-        boolean resized = order == Order.RESIZE_THEN_THRESHOLD && (silhouette.h() != outH || silhouette.w() != outW);
+    public static long workFloats(Shape silhouette, int outH, int outW, Op.RegionQuantize.MaskOrder order) {
+        boolean resized = order == Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD && (silhouette.h() != outH || silhouette.w() != outW);
         return resized ? (long) silhouette.n() * outH * outW : 0;
     }
 
@@ -64,7 +62,7 @@ public final class RegionMaskKernel {
      * B x outH x outW bytes.
      */
     public void launch(Shape silhouette, long address, double[] cumulativeFractions, long fractions, int outH, int outW, Op.Interpolate.Mode resize,
-                       Order order, long work, long thresholds, long region, CudaStream stream) {
+                       Op.RegionQuantize.MaskOrder order, long work, long thresholds, long region, CudaStream stream) {
         validate(silhouette, cumulativeFractions, outH, outW);
         int batch = silhouette.n(), h = silhouette.h(), w = silhouette.w(), count = cumulativeFractions.length;
         if (batch == 0) return;
@@ -72,7 +70,7 @@ public final class RegionMaskKernel {
         if (count > 0) KernelSupport.addresses(SilhouetteThresholdKernel.THRESHOLDS, "cumulative fractions", fractions);
         if (workFloats(silhouette, outH, outW, order) > 0) KernelSupport.addresses("silhouette resize", "work", work);
         boolean sameSize = h == outH && w == outW;
-        if (order == Order.RESIZE_THEN_THRESHOLD || sameSize) {
+        if (order == Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD || sameSize) {
             long source = address;
             if (!sameSize) {
                 builtins.interpolate(address, work, batch, h, w, outH, outW, resize == Op.Interpolate.Mode.BILINEAR, stream);
@@ -100,7 +98,7 @@ public final class RegionMaskKernel {
     }
 
     /** The region map B x outH x outW of a host silhouette, synchronously (tests and tools). */
-    public byte[] run(CudaContext context, Tensor silhouette, double[] cumulativeFractions, int outH, int outW, Op.Interpolate.Mode resize, Order order) {
+    public byte[] run(CudaContext context, Tensor silhouette, double[] cumulativeFractions, int outH, int outW, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order) {
         Shape s = silhouette.shape();
         int pixels = validate(s, cumulativeFractions, outH, outW);
         if (s.n() == 0) return new byte[0];

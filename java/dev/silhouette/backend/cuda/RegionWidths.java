@@ -1,6 +1,7 @@
 package dev.silhouette.backend.cuda;
 
 import dev.silhouette.quant.RegionPolicy;
+import dev.silhouette.quant.RegionQuantizer;
 
 import java.util.Arrays;
 
@@ -64,10 +65,10 @@ public record RegionWidths(int[] bits, float[] alphas) {
         return packed;
     }
 
-    /** PACT steps alpha_r / (2^b_r - 1) in float, the per-region scales of the accumulator combination. */
+    /** PACT steps alpha_r / (2^b_r - 1) in float ({@link RegionQuantizer#pactStep}), the per-region scales of the accumulator combination. */
     public float[] steps() {
         float[] steps = new float[bits.length];
-        for (int r = 0; r < steps.length; r++) steps[r] = alphas[r] / ((1 << bits[r]) - 1);
+        for (int r = 0; r < steps.length; r++) steps[r] = RegionQuantizer.pactStep(alphas[r], bits[r]);
         return steps;
     }
 

@@ -90,15 +90,15 @@ public class LowBitKernelsTest {
     public void quantizePackPassesItsParameters() throws IOException {
         Recorder r = new Recorder();
         RegionWidths widths = new RegionWidths(new int[] {2, 3, 4}, new float[] {1, 2, 3});
-        new QuantizePackKernel(r).launch(Shape.of(2, 70, 5, 3), 0x1000, 0x2000, widths, 0x3000, PactRule.REGION, 0x4000, null);
+        new QuantizePackKernel(r).launch(Shape.of(2, 70, 5, 3), 0x1000, 0x2000, widths, 0x3000, 0x4000, null);
         checkLaunches(r, 1);
         List<Object> a = r.launches.getFirst().args();
         assertEquals(a.get(6), 0x432, "packed widths");
         assertEquals(a.get(8), 4, "planes: the widest region");
-        assertEquals(a.get(9), PactRule.REGION.id());
+        assertEquals(a.get(9), 0x4000L, "packed output");
         // One thread per (pixel, word): 30 pixels x 2 words.
         assertEquals(r.launches.getFirst().gridX(), 1);
-        assertThrows(IllegalArgumentException.class, () -> new QuantizePackKernel(r).launch(Shape.of(1, 8, 2, 2), 1, 0, widths, 1, PactRule.REGION, 1, null));
+        assertThrows(IllegalArgumentException.class, () -> new QuantizePackKernel(r).launch(Shape.of(1, 8, 2, 2), 1, 0, widths, 1, 1, null));
     }
 
     @Test
@@ -110,7 +110,7 @@ public class LowBitKernelsTest {
         k.launch(p, 0x10, 0x20, 0x30, new PackedConvKernel.Target.Accumulators(0x40), null);
         k.launch(p, 0x10, 0x20, 0x30, new PackedConvKernel.Target.Values(PackedConvKernel.Epilogue.Kind.REGION_COMBINE, 0x50, 0, 0x60, 0x70), null);
         k.launch(p, 0x10, 0x20, 0x30, new PackedConvKernel.Target.Packed(PackedConvKernel.Epilogue.Kind.REGION_COMBINE, 0x50, 0x58, 0x60,
-                RegionWidths.uniform(3, 6f), 0, 0x80, PactRule.QUANTIZER, 0x90), null);
+                RegionWidths.uniform(3, 6f), 0, 0x80, 0x90), null);
         checkLaunches(r, 3);
         // 3 x 5 x 5 output pixels, 8 a block; 100 channels = 2 words = 4 warps of 32 on grid y.
         assertEquals(r.launches.getFirst().gridX(), 10);
@@ -149,38 +149,35 @@ public class LowBitKernelsTest {
         RegionMaskKernel k = new RegionMaskKernel(r, r::resize);
         Shape s = Shape.of(4, 1, 28, 28);
         double[] fractions = RegionPolicy.parse("2:50,3:30,4:20").cumulativeFractions();
-        k.launch(s, 0x100, fractions, 0x200, 14, 14, Op.Interpolate.Mode.BILINEAR, RegionMaskKernel.Order.RESIZE_THEN_THRESHOLD, 0x300, 0x400, 0x500, null);
+        k.launch(s, 0x100, fractions, 0x200, 14, 14, Op.Interpolate.Mode.BILINEAR, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD, 0x300, 0x400, 0x500, null);
         assertEquals(r.resizes, List.of("4x28x28->14x14 bilinear"));
         assertEquals(r.launches.stream().map(Launch::kernel).toList(), List.of(SilhouetteThresholdKernel.THRESHOLDS, SilhouetteThresholdKernel.REGION_MAP));
         assertEquals(r.launches.getFirst().args().getFirst(), 0x300L, "thresholds of the resized silhouette");
         assertEquals(r.launches.getFirst().args().get(2), 14 * 14);
         r.launches.clear();
         r.resizes.clear();
-        k.launch(s, 0x100, fractions, 0x200, 28, 28, Op.Interpolate.Mode.BILINEAR, RegionMaskKernel.Order.RESIZE_THEN_THRESHOLD, 0, 0x400, 0x500, null);
+        k.launch(s, 0x100, fractions, 0x200, 28, 28, Op.Interpolate.Mode.BILINEAR, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD, 0, 0x400, 0x500, null);
         assertEquals(r.resizes, List.of(), "same size: no resize");
         assertEquals(r.launches.getFirst().args().getFirst(), 0x100L);
         r.launches.clear();
-        k.launch(s, 0x100, fractions, 0x200, 56, 56, Op.Interpolate.Mode.NEAREST, RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE, 0, 0x400, 0x500, null);
+        k.launch(s, 0x100, fractions, 0x200, 56, 56, Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE, 0, 0x400, 0x500, null);
         assertEquals(r.resizes, List.of());
         assertEquals(r.launches.stream().map(Launch::kernel).toList(), List.of(SilhouetteThresholdKernel.THRESHOLDS, RegionMaskKernel.FUSED));
         assertEquals(r.launches.getFirst().args().get(2), 28 * 28, "thresholds at the silhouette's own size");
         checkLaunches(r, 2);
         r.launches.clear();
-        k.launch(s, 0x100, new double[0], 0, 7, 7, Op.Interpolate.Mode.NEAREST, RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE, 0, 0x400, 0x500, null);
+        k.launch(s, 0x100, new double[0], 0, 7, 7, Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE, 0, 0x400, 0x500, null);
         assertEquals(r.launches.stream().map(Launch::kernel).toList(), List.of(RegionMaskKernel.FUSED), "one region: no thresholds");
-        assertEquals(RegionMaskKernel.workFloats(s, 14, 14, RegionMaskKernel.Order.RESIZE_THEN_THRESHOLD), 4 * 14 * 14);
-        assertEquals(RegionMaskKernel.workFloats(s, 14, 14, RegionMaskKernel.Order.THRESHOLD_THEN_RESIZE), 0);
+        assertEquals(RegionMaskKernel.workFloats(s, 14, 14, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 4 * 14 * 14);
+        assertEquals(RegionMaskKernel.workFloats(s, 14, 14, Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE), 0);
     }
 
     /** Constants the glue restates from the kernels. */
     @Test
     public void sharedConstantsAgree() throws IOException {
         Path cuda = BuiltinKernelsTest.root().resolve("cuda");
-        String common = Files.readString(cuda.resolve("lowbit_common.cuh"));
         String conv = Files.readString(cuda.resolve("packed_conv.cu"));
         String binary = Files.readString(cuda.resolve("binary_conv.cu"));
-        assertEquals(constant(common, "PACT_QUANTIZER"), PactRule.QUANTIZER.id());
-        assertEquals(constant(common, "PACT_REGION"), PactRule.REGION.id());
         assertEquals(constant(conv, "PIXELS_PER_BLOCK"), PackedConvKernel.PIXELS_PER_BLOCK);
         assertEquals(constant(binary, "PIXELS_PER_BLOCK"), BinaryConvKernel.PIXELS_PER_BLOCK);
         assertEquals(constant(conv, "CHANNEL_AFFINE"), PackedConvKernel.Epilogue.Kind.CHANNEL_AFFINE.ordinal());
@@ -244,7 +241,7 @@ public class LowBitKernelsTest {
         assertMessage(() -> QuantizePackKernel.checkRegionMap(Shape.of(1, 4, 2, 2), new byte[3], a4), "has 3 entries");
         assertMessage(() -> new PackedConvKernel.Epilogue(PackedConvKernel.Epilogue.Kind.CHANNEL_AFFINE, new float[2], null), "one shift per scale");
         LowBitKernelsTest.Recorder r = new Recorder();
-        assertMessage(() -> new QuantizePackKernel(r).launch(Shape.of(1, 8, 2, 2), 0x10, 0, a4, 0x20, PactRule.QUANTIZER, 0, null), "packed output is null");
+        assertMessage(() -> new QuantizePackKernel(r).launch(Shape.of(1, 8, 2, 2), 0x10, 0, a4, 0x20, 0, null), "packed output is null");
         PackedConvKernel.Problem p = new PackedConvKernel.Problem(Shape.of(1, 8, 7, 7), Shape.of(8, 8, 3, 3), w3, a4, 4, true);
         assertMessage(() -> new PackedConvKernel(r).launch(p, 0x10, 0, 0x20,
                 new PackedConvKernel.Target.Values(PackedConvKernel.Epilogue.Kind.CHANNEL_AFFINE, 0x30, 0, 0, 0x40), null), "shifts is null");
