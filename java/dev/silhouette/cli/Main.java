@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The `silhouette` command line. */
 @Command(name = "silhouette", mixinStandardHelpOptions = true, version = "silhouette 0.1.0",
         description = "Region-based low-bit CNN inference driven by a global silhouette.",
-        subcommands = {RunCommand.class, InspectCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {RunCommand.class, InspectCommand.class, BenchCommand.class, TrainCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {
