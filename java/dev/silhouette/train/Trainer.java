@@ -18,6 +18,11 @@ import java.util.Map;
  * The training loop: mini-batch SGD over epochs with a schedule per step, evaluation after each epoch,
  * checkpoints (weights, optimizer state, position and history) and exact resume. Given the same seed,
  * data and settings, two runs produce bitwise the same weights, interrupted or not.
+ *
+ * <p>The loss is cross-entropy on the logits output only. The silhouette branch of the zoo's models is
+ * therefore not trained here (no gradient reaches it, so the optimizer skips it; its BatchNorm running
+ * statistics still follow the data): it is trained once region quantization routes its mask into the
+ * network's forward, and with it into this loss.
  */
 public final class Trainer {
     /** One finished epoch: mean training loss and accuracy over its batches, test accuracy after it. */
