@@ -64,6 +64,11 @@ public final class Network {
         return graph;
     }
 
+    /** The attached quantizers by node, in a stable order (empty text for a float network). */
+    public String quantization() {
+        return new java.util.TreeMap<>(weightQuantizers) + " " + new java.util.TreeMap<>(activationQuantizers);
+    }
+
     /** All live values: the graph's parameters and buffers, then the quantizers' parameters. Mutated by training. */
     public Map<String, Tensor> parameters() {
         return parameters;

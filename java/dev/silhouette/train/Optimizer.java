@@ -29,6 +29,9 @@ public sealed interface Optimizer permits Optimizer.Sgd, Optimizer.AdamW {
 
     String name();
 
+    /** Name and hyperparameters, e.g. for refusing to resume a checkpoint under other settings. */
+    String describe();
+
     /**
      * SGD: g = grad + wd * p; buf = momentum * buf + g (buf = g at the first step); with Nesterov
      * g = g + momentum * buf, else g = buf; p -= lr * g.
@@ -89,6 +92,11 @@ public sealed interface Optimizer permits Optimizer.Sgd, Optimizer.AdamW {
         @Override
         public String name() {
             return "sgd";
+        }
+
+        @Override
+        public String describe() {
+            return "sgd(momentum=" + momentum + ", nesterov=" + nesterov + ", weight_decay=" + weightDecay + ")";
         }
     }
 
@@ -158,6 +166,11 @@ public sealed interface Optimizer permits Optimizer.Sgd, Optimizer.AdamW {
         @Override
         public String name() {
             return "adamw";
+        }
+
+        @Override
+        public String describe() {
+            return "adamw(betas=" + beta1 + "/" + beta2 + ", eps=" + eps + ", weight_decay=" + weightDecay + ")";
         }
     }
 }

@@ -42,7 +42,7 @@ public final class Trainer {
     }
 
     static final String META_EPOCH = "silhouette.train.epoch", META_STEP = "silhouette.train.step",
-            META_OPTIMIZER = "silhouette.train.optimizer", META_CONFIG = "silhouette.train.config", META_HISTORY = "silhouette.train.history";
+            META_OPTIMIZER = "silhouette.train.optimizer", META_CONFIG = "silhouette.train.config", META_RECIPE = "silhouette.train.recipe", META_HISTORY = "silhouette.train.history";
     private static final String PARAM = "param.", OPTIM = "optimizer.";
 
     private final Network network;
@@ -154,6 +154,7 @@ public final class Trainer {
         meta.put(META_STEP, Long.toString(step));
         meta.put(META_OPTIMIZER, optimizer.name());
         meta.put(META_CONFIG, new Gson().toJson(config));
+        meta.put(META_RECIPE, recipe());
         meta.put(META_HISTORY, new Gson().toJson(new Object[] {history, epochLossSum, epochCorrect}));
         SafeTensors.write(path, tensors, meta);
     }
@@ -169,6 +170,9 @@ public final class Trainer {
         String saved = meta.get(META_CONFIG), mine = new Gson().toJson(config);
         if (!mine.equals(saved)) {
             throw new IllegalArgumentException("checkpoint " + path + " was made with settings " + saved + ", this run has " + mine + "; resume with the same settings");
+        }
+        if (!recipe().equals(meta.get(META_RECIPE))) {
+            throw new IllegalArgumentException("checkpoint " + path + " was made with " + meta.get(META_RECIPE) + ", this run has " + recipe() + "; resume with the same settings");
         }
         Map<String, Tensor> tensors = SafeTensors.read(path);
         Map<String, Tensor> params = new LinkedHashMap<>(), state = new LinkedHashMap<>();
@@ -188,6 +192,11 @@ public final class Trainer {
         history.addAll(records);
         epochLossSum = ((Number) h[1]).doubleValue();
         epochCorrect = ((Number) h[2]).longValue();
+    }
+
+    /** Optimizer, schedule and quantizers: what besides the config must match for an exact resume. */
+    private String recipe() {
+        return optimizer.describe() + " " + schedule + " quantizers " + network.quantization();
     }
 
     /** The trained weights as a model file ModelLoader reads (graph parameters only, with the model's metadata). */

@@ -111,6 +111,10 @@ public class TrainerTest {
         Trainer other = trainer(data, 10);
         IllegalArgumentException e = expectThrows(() -> other.resume(dir.resolve("a.safetensors")));
         assertTrue(e.getMessage().contains("same settings"), e.getMessage());
+        Trainer otherLr = new Trainer(new Network(tinyNet(9, 3)), new Optimizer.Sgd(0.9, true, 5e-4), new Schedule.Constant(0.1), data,
+                new Trainer.Config(2, 8, 9, Batches.Augmentation.CROP_FLIP, "fc"));
+        e = expectThrows(() -> otherLr.resume(dir.resolve("a.safetensors")));
+        assertTrue(e.getMessage().contains("Constant[lr=0.1]") && e.getMessage().contains("same settings"), e.getMessage());
         assertTrue(expectThrows(() -> a.resume(dir.resolve("missing.safetensors"))).getMessage().contains("does not exist"));
         Trainer.saveModel(a.network(), dir.resolve("model.safetensors"), Map.of());
         assertTrue(expectThrows(() -> a.resume(dir.resolve("model.safetensors"))).getMessage().contains("not a training checkpoint"));
