@@ -11,7 +11,7 @@ import java.util.stream.IntStream;
  * contiguously when enough rows reuse them, so the 4 x 2-vector micro-kernel streams them from L1 while
  * eight accumulators stay in registers. Independent column blocks (and row chunks when columns are few) run in parallel.
  */
-final class Gemm {
+public final class Gemm {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int V = S.length();
     private static final int PANEL = 2 * V;
@@ -22,13 +22,13 @@ final class Gemm {
 
     private Gemm() {}
 
-    static void multiply(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+    public static void multiply(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                          float[] c, int cOff, int ldc) {
         multiply(m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, true);
     }
 
     /** @param parallel false when the caller already runs one multiplication per core */
-    static void multiply(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+    public static void multiply(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                          float[] c, int cOff, int ldc, boolean parallel) {
         int colBlocks = (n + NC - 1) / NC;
         int cores = Runtime.getRuntime().availableProcessors();

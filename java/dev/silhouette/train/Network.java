@@ -1,0 +1,369 @@
+package dev.silhouette.train;
+
+import dev.silhouette.backend.cpu.CpuOps;
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.Node;
+import dev.silhouette.graph.Op;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A graph made trainable: its parameters copied into mutable tensors, a forward pass that records what
+ * the backward pass needs, and reverse-mode differentiation over the nodes in reverse order. The graph
+ * is static, so the "tape" is simply the node list; values feeding several nodes (residual shortcuts)
+ * sum their gradients.
+ *
+ * <p>Quantizers sit on the edges: a {@link SteQuantizers.WeightQuantizer} replaces a node's weight in the
+ * forward and passes the gradient straight through (or through its window) to the float weight; a
+ * {@link SteQuantizers.ActivationQuantizer} replaces a node's output. Their own learned values (PACT's
+ * alpha) are parameters of the network like any other.
+ */
+public final class Network {
+    /** PyTorch's default BatchNorm momentum: running = 0.9 running + 0.1 batch. */
+    public static final float BN_MOMENTUM = 0.1f;
+
+    private final Graph graph;
+    private final Map<String, Tensor> parameters;
+    private final Map<String, SteQuantizers.WeightQuantizer> weightQuantizers;
+    private final Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers;
+
+    public Network(Graph graph) {
+        this(graph, Map.of(), Map.of());
+    }
+
+    /**
+     * @param weightQuantizers     by node name (Conv2d or Linear): fake-quantizes that node's weight
+     * @param activationQuantizers by node name: fake-quantizes that node's output
+     */
+    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
+                   Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers) {
+        List<String> untrainable = new ArrayList<>();
+        for (Node node : graph.nodes()) {
+            if (!hasBackward(node.op())) untrainable.add(node.name() + " (" + Graph.opName(node.op()) + ")");
+        }
+        if (!untrainable.isEmpty()) {
+            throw new IllegalArgumentException("training has no backward yet for " + String.join(", ", untrainable)
+                    + "; train the model before importing or quantizing it");
+        }
+        this.graph = graph;
+        this.parameters = new LinkedHashMap<>();
+        graph.parameters().forEach((name, t) -> parameters.put(name, t.copy()));
+        for (String node : weightQuantizers.keySet()) {
+            Op op = graph.node(node).op();
+            if (!(op instanceof Op.Conv2d) && !(op instanceof Op.Linear)) {
+                throw new IllegalArgumentException("weight quantizer on node '" + node + "' (" + Graph.opName(op) + "): only Conv2d and Linear have weights");
+            }
+        }
+        for (var e : activationQuantizers.entrySet()) {
+            graph.node(e.getKey());
+            e.getValue().parameters(e.getKey()).forEach((name, t) -> parameters.put(name, t.copy()));
+        }
+        this.weightQuantizers = Map.copyOf(weightQuantizers);
+        this.activationQuantizers = Map.copyOf(activationQuantizers);
+    }
+
+    public Graph graph() {
+        return graph;
+    }
+
+    /** Whether this class differentiates {@code op}: the catalog's ops do; imported-model and quantization ops not yet. */
+    static boolean hasBackward(Op op) {
+        return switch (op) {
+            case Op.Conv2d o -> true;
+            case Op.BatchNorm o -> true;
+            case Op.Relu o -> true;
+            case Op.Clip o -> true;
+            case Op.Add o -> true;
+            case Op.MaxPool o -> true;
+            case Op.AvgPool o -> true;
+            case Op.GlobalAvgPool o -> true;
+            case Op.Linear o -> true;
+            case Op.Flatten o -> true;
+            case Op.Sigmoid o -> true;
+            case Op.Softmax o -> true;
+            case Op.Interpolate o -> true;
+            case Op.Concat o -> true;
+            case Op.Elementwise o -> false;
+            case Op.ElementwiseConstant o -> false;
+            case Op.HardSigmoid o -> false;
+            case Op.HardSwish o -> false;
+            case Op.Reshape o -> false;
+            case Op.Pad o -> false;
+            case Op.PactQuantize o -> false;
+            case Op.RegionQuantize o -> false;
+            case Op.DrqQuantize o -> false;
+            case Op.ChannelSqueeze o -> false;
+            case Op.NoiseSilhouette o -> false;
+        };
+    }
+
+    private static IllegalStateException refused(Node node) {
+        return new IllegalStateException("node '" + node.name() + "' has no backward; the constructor refuses such graphs");
+    }
+
+    /** The attached quantizers by node, in a stable order (empty text for a float network). */
+    public String quantization() {
+        return new java.util.TreeMap<>(weightQuantizers) + " " + new java.util.TreeMap<>(activationQuantizers);
+    }
+
+    /** All live values: the graph's parameters and buffers, then the quantizers' parameters. Mutated by training. */
+    public Map<String, Tensor> parameters() {
+        return parameters;
+    }
+
+    /** Names an optimizer updates: everything but BatchNorm running statistics. */
+    public List<String> trainable() {
+        List<String> names = new ArrayList<>();
+        for (String name : parameters.keySet()) if (!isBuffer(name)) names.add(name);
+        return names;
+    }
+
+    static boolean isBuffer(String name) {
+        return name.substring(name.lastIndexOf('.') + 1).startsWith("running_");
+    }
+
+    /** The graph with the current parameter values (copies), ready for inference or saving. */
+    public Graph toGraph() {
+        Map<String, Tensor> p = new LinkedHashMap<>();
+        for (String name : graph.parameters().keySet()) p.put(name, parameters.get(name).copy());
+        return graph.withParameters(p);
+    }
+
+    /** Overwrites parameter values by name (e.g. from a checkpoint); shapes must match. */
+    public void load(Map<String, Tensor> values) {
+        values.forEach((name, t) -> {
+            Tensor mine = parameters.get(name);
+            if (mine == null) return;
+            if (!mine.shape().equals(t.shape())) {
+                throw new IllegalArgumentException("parameter '" + name + "' has shape " + t.shape() + ", the network needs " + mine.shape());
+            }
+            System.arraycopy(t.data(), 0, mine.data(), 0, t.size());
+        });
+    }
+
+    /** Everything one forward pass leaves for its backward pass. */
+    public static final class Pass {
+        final boolean training;
+        final Map<String, Tensor> values = new HashMap<>();
+        final Map<String, Tensor> beforeQuant = new HashMap<>();
+        final Map<String, Tensor> quantizedWeights = new HashMap<>();
+        final Map<String, OpGradients.BatchStats> batchStats = new HashMap<>();
+
+        Pass(boolean training) {
+            this.training = training;
+        }
+
+        public Tensor value(String name) {
+            Tensor t = values.get(name);
+            if (t == null) throw new IllegalArgumentException("no value named '" + name + "' in this pass");
+            return t;
+        }
+    }
+
+    /**
+     * Runs the graph. In training mode BatchNorm normalises with the batch's statistics and updates its
+     * running statistics (as PyTorch's train()); otherwise it uses the running statistics.
+     */
+    public Pass forward(Map<String, Tensor> inputs, boolean training) {
+        Pass pass = new Pass(training);
+        for (Graph.Input in : graph.inputs()) {
+            Tensor t = inputs.get(in.name());
+            if (t == null) throw new IllegalArgumentException("missing graph input '" + in.name() + "'");
+            int[] dims = t.shape().dims();
+            if (!Shape.of(java.util.Arrays.copyOfRange(dims, 1, dims.length)).equals(in.sampleShape())) {
+                throw new IllegalArgumentException("input '" + in.name() + "' has shape " + t.shape() + ", the model takes N x " + in.sampleShape());
+            }
+            pass.values.put(in.name(), t);
+        }
+        for (Node node : graph.nodes()) {
+            List<Tensor> xs = new ArrayList<>(node.inputs().size());
+            for (String i : node.inputs()) xs.add(pass.values.get(i));
+            Tensor y = forwardNode(node, xs, pass);
+            SteQuantizers.ActivationQuantizer q = activationQuantizers.get(node.name());
+            if (q != null) {
+                pass.beforeQuant.put(node.name(), y);
+                y = q.forward(y, parameters, node.name());
+            }
+            pass.values.put(node.name(), y);
+        }
+        return pass;
+    }
+
+    private Tensor param(Node node, String suffix) {
+        return parameters.get(node.name() + "." + suffix);
+    }
+
+    private Tensor weight(Node node, Pass pass) {
+        Tensor w = param(node, "weight");
+        SteQuantizers.WeightQuantizer q = weightQuantizers.get(node.name());
+        if (q == null) return w;
+        Tensor wq = q.forward(w);
+        pass.quantizedWeights.put(node.name(), wq);
+        return wq;
+    }
+
+    private Tensor forwardNode(Node node, List<Tensor> xs, Pass pass) {
+        Tensor x = xs.getFirst();
+        return switch (node.op()) {
+            case Op.Conv2d op -> CpuOps.conv2d(x, weight(node, pass), op.bias() ? param(node, "bias") : null, op);
+            case Op.BatchNorm op -> {
+                if (!pass.training) {
+                    yield CpuOps.batchNorm(x, param(node, "weight"), param(node, "bias"), param(node, "running_mean"), param(node, "running_var"), op);
+                }
+                OpGradients.BatchStats stats = OpGradients.batchStats(x, op.eps());
+                pass.batchStats.put(node.name(), stats);
+                OpGradients.updateRunningStats(param(node, "running_mean"), param(node, "running_var"), stats, BN_MOMENTUM);
+                yield OpGradients.batchNormTrain(x, param(node, "weight"), param(node, "bias"), stats);
+            }
+            case Op.Relu op -> CpuOps.relu(x);
+            case Op.Clip op -> CpuOps.clip(x, op);
+            case Op.Add op -> CpuOps.add(x, xs.get(1));
+            case Op.MaxPool op -> CpuOps.maxPool(x, op);
+            case Op.AvgPool op -> CpuOps.avgPool(x, op);
+            case Op.GlobalAvgPool op -> CpuOps.globalAvgPool(x);
+            case Op.Linear op -> CpuOps.linear(x, weight(node, pass), op.bias() ? param(node, "bias") : null, op);
+            case Op.Flatten op -> CpuOps.flatten(x);
+            case Op.Sigmoid op -> CpuOps.sigmoid(x);
+            case Op.Softmax op -> CpuOps.softmax(x);
+            case Op.Interpolate op -> CpuOps.interpolate(x, op);
+            case Op.Concat op -> {
+                int[] dims = x.shape().dims();
+                for (int i = 1; i < xs.size(); i++) dims[op.axis()] += xs.get(i).shape().dim(op.axis());
+                yield CpuOps.concat(xs, Shape.of(dims), op);
+            }
+            case Op.Elementwise op -> throw refused(node);
+            case Op.ElementwiseConstant op -> throw refused(node);
+            case Op.HardSigmoid op -> throw refused(node);
+            case Op.HardSwish op -> throw refused(node);
+            case Op.Reshape op -> throw refused(node);
+            case Op.Pad op -> throw refused(node);
+            case Op.PactQuantize op -> throw refused(node);
+            case Op.RegionQuantize op -> throw refused(node);
+            case Op.DrqQuantize op -> throw refused(node);
+            case Op.ChannelSqueeze op -> throw refused(node);
+            case Op.NoiseSilhouette op -> throw refused(node);
+        };
+    }
+
+    /**
+     * Gradients of the loss with respect to every parameter the given output gradients reach. Parameters
+     * no gradient reaches (e.g. a branch whose output feeds no loss) are absent, so optimizers leave
+     * them alone, as PyTorch does with parameters whose grad is None.
+     */
+    public Map<String, Tensor> backward(Pass pass, Map<String, Tensor> outputGrads) {
+        return backward(pass, outputGrads, false);
+    }
+
+    /** As {@link #backward(Pass, Map)}; with {@code inputGrads} the graph inputs' gradients are included under their names. */
+    public Map<String, Tensor> backward(Pass pass, Map<String, Tensor> outputGrads, boolean inputGrads) {
+        if (!pass.training) {
+            // Inference-mode BatchNorm is differentiable too, but training code should not mix them up silently.
+            throw new IllegalStateException("backward needs a training-mode forward pass");
+        }
+        Map<String, Tensor> grads = new HashMap<>();
+        outputGrads.forEach((name, g) -> addGrad(grads, name, g));
+        Map<String, Tensor> paramGrads = new LinkedHashMap<>();
+        List<Node> nodes = graph.nodes();
+        for (int i = nodes.size() - 1; i >= 0; i--) {
+            Node node = nodes.get(i);
+            Tensor dy = grads.remove(node.name());
+            if (dy == null) continue;
+            SteQuantizers.ActivationQuantizer q = activationQuantizers.get(node.name());
+            if (q != null) dy = q.backward(pass.beforeQuant.get(node.name()), dy, parameters, node.name(), paramGrads);
+            backwardNode(node, pass, dy, grads, paramGrads, inputGrads);
+        }
+        if (inputGrads) {
+            for (Graph.Input in : graph.inputs()) if (grads.containsKey(in.name())) paramGrads.put(in.name(), grads.get(in.name()));
+        }
+        return paramGrads;
+    }
+
+    private static void addGrad(Map<String, Tensor> grads, String name, Tensor g) {
+        Tensor existing = grads.get(name);
+        if (existing == null) grads.put(name, g);
+        else {
+            Tensor sum = existing.copy();
+            OpGradients.accumulate(sum.data(), g.data());
+            grads.put(name, sum);
+        }
+    }
+
+    private boolean isGraphInput(String name) {
+        for (Graph.Input in : graph.inputs()) if (in.name().equals(name)) return true;
+        return false;
+    }
+
+    private void backwardNode(Node node, Pass pass, Tensor dy, Map<String, Tensor> grads, Map<String, Tensor> paramGrads, boolean inputGrads) {
+        String in0 = node.inputs().getFirst();
+        Tensor x = pass.values.get(in0);
+        Tensor y = pass.beforeQuant.getOrDefault(node.name(), pass.values.get(node.name()));
+        boolean needInput = inputGrads || !isGraphInput(in0);
+        String prefix = node.name() + ".";
+        switch (node.op()) {
+            case Op.Conv2d op -> {
+                Tensor w = pass.quantizedWeights.getOrDefault(node.name(), param(node, "weight"));
+                OpGradients.ConvGrads g = OpGradients.conv2d(x, w, dy, op, needInput);
+                paramGrads.put(prefix + "weight", weightGrad(node, g.weight()));
+                if (g.bias() != null) paramGrads.put(prefix + "bias", g.bias());
+                if (needInput) addGrad(grads, in0, g.input());
+            }
+            case Op.BatchNorm op -> {
+                OpGradients.BatchNormGrads g = OpGradients.batchNormTrain(x, param(node, "weight"), pass.batchStats.get(node.name()), dy);
+                paramGrads.put(prefix + "weight", g.gamma());
+                paramGrads.put(prefix + "bias", g.beta());
+                if (needInput) addGrad(grads, in0, g.input());
+            }
+            case Op.Relu op -> addGrad(grads, in0, OpGradients.relu(y, dy));
+            case Op.Clip op -> addGrad(grads, in0, OpGradients.clip(x, dy, op));
+            case Op.Add op -> {
+                addGrad(grads, in0, dy);
+                addGrad(grads, node.inputs().get(1), dy);
+            }
+            case Op.MaxPool op -> addGrad(grads, in0, OpGradients.maxPool(x, dy, op));
+            case Op.AvgPool op -> addGrad(grads, in0, OpGradients.avgPool(x, dy, op));
+            case Op.GlobalAvgPool op -> addGrad(grads, in0, OpGradients.globalAvgPool(x.shape(), dy));
+            case Op.Linear op -> {
+                Tensor w = pass.quantizedWeights.getOrDefault(node.name(), param(node, "weight"));
+                OpGradients.LinearGrads g = OpGradients.linear(x, w, dy, op, needInput);
+                paramGrads.put(prefix + "weight", weightGrad(node, g.weight()));
+                if (g.bias() != null) paramGrads.put(prefix + "bias", g.bias());
+                if (needInput) addGrad(grads, in0, g.input());
+            }
+            case Op.Flatten op -> addGrad(grads, in0, dy.reshape(x.shape()));
+            case Op.Sigmoid op -> addGrad(grads, in0, OpGradients.sigmoid(y, dy));
+            case Op.Softmax op -> addGrad(grads, in0, OpGradients.softmax(y, dy));
+            case Op.Interpolate op -> addGrad(grads, in0, OpGradients.interpolate(x.shape(), dy, op));
+            case Op.Concat op -> {
+                List<Shape> shapes = new ArrayList<>();
+                for (String i : node.inputs()) shapes.add(pass.values.get(i).shape());
+                List<Tensor> parts = OpGradients.concat(shapes, dy, op);
+                for (int i = 0; i < parts.size(); i++) {
+                    if (inputGrads || !isGraphInput(node.inputs().get(i))) addGrad(grads, node.inputs().get(i), parts.get(i));
+                }
+            }
+            case Op.Elementwise op -> throw refused(node);
+            case Op.ElementwiseConstant op -> throw refused(node);
+            case Op.HardSigmoid op -> throw refused(node);
+            case Op.HardSwish op -> throw refused(node);
+            case Op.Reshape op -> throw refused(node);
+            case Op.Pad op -> throw refused(node);
+            case Op.PactQuantize op -> throw refused(node);
+            case Op.RegionQuantize op -> throw refused(node);
+            case Op.DrqQuantize op -> throw refused(node);
+            case Op.ChannelSqueeze op -> throw refused(node);
+            case Op.NoiseSilhouette op -> throw refused(node);
+        }
+    }
+
+    /** The gradient reaching the float weight: through the weight quantizer's straight-through estimator if any. */
+    private Tensor weightGrad(Node node, Tensor dQuantized) {
+        SteQuantizers.WeightQuantizer q = weightQuantizers.get(node.name());
+        return q == null ? dQuantized : q.backward(param(node, "weight"), dQuantized);
+    }
+}

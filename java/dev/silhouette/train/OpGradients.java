@@ -1,0 +1,445 @@
+package dev.silhouette.train;
+
+import dev.silhouette.backend.cpu.Gemm;
+import dev.silhouette.graph.Op;
+import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.IntStream;
+
+/**
+ * Backward passes of the IR's ops on the CPU (and BatchNorm's training-mode forward, whose batch
+ * statistics the backward needs). Each takes the forward's inputs (or outputs, where cheaper) and the
+ * gradient of the loss with respect to the op's output, and returns the gradients of its inputs and
+ * parameters. Work is split over the batch in a fixed number of chunks, so results do not depend on
+ * thread scheduling or the core count: training is bitwise reproducible from a seed.
+ */
+public final class OpGradients {
+    private OpGradients() {}
+
+    /** Batch chunks for parameter-gradient partial sums; fixed so the summation order never changes. */
+    static final int CHUNKS = 16;
+
+    public record ConvGrads(Tensor input, Tensor weight, Tensor bias) {}
+
+    /**
+     * Convolution backward as GEMMs per image and group, on the forward's im2col matrix:
+     * dW += dY * col^T and dcol = W^T * dY, then col2im scatters dcol into dX.
+     *
+     * @param needInput false for the first layer, whose input gradient nobody reads
+     */
+    public static ConvGrads conv2d(Tensor x, Tensor weight, Tensor dy, Op.Conv2d op, boolean needInput) {
+        Shape in = x.shape();
+        Window win = op.window();
+        int oh = win.outH(in.h()), ow = win.outW(in.w());
+        int groups = op.groups();
+        int cg = op.inChannels() / groups, og = op.outChannels() / groups;
+        int k = cg * win.kernelH() * win.kernelW();
+        int pixels = oh * ow;
+        int batch = in.n();
+        float[] w = weight.data();
+        // W^T per group, [k x og], formed once.
+        float[] wt = new float[groups * k * og];
+        for (int g = 0; g < groups; g++)
+            for (int o = 0; o < og; o++)
+                for (int j = 0; j < k; j++) wt[g * k * og + j * og + o] = w[(g * og + o) * k + j];
+        float[] dx = needInput ? new float[x.size()] : null;
+        int chunks = Math.min(CHUNKS, batch);
+        float[][] partialW = new float[chunks][];
+        float[][] partialB = new float[chunks][];
+        IntStream.range(0, chunks).parallel().forEach(chunk -> {
+            float[] dw = new float[w.length];
+            float[] db = op.bias() ? new float[op.outChannels()] : null;
+            float[] colT = new float[pixels * k];
+            float[] dcol = needInput ? new float[k * pixels] : null;
+            for (int n = chunk * batch / chunks; n < (chunk + 1) * batch / chunks; n++) {
+                for (int g = 0; g < groups; g++) {
+                    int dyOff = (n * op.outChannels() + g * og) * pixels;
+                    im2colTransposed(x.data(), in, n, g * cg, cg, win, oh, ow, colT);
+                    Gemm.multiply(og, k, pixels, dy.data(), dyOff, pixels, colT, 0, k, dw, g * og * k, k, false);
+                    if (needInput) {
+                        Arrays.fill(dcol, 0f);
+                        Gemm.multiply(k, pixels, og, wt, g * k * og, og, dy.data(), dyOff, pixels, dcol, 0, pixels, false);
+                        col2im(dcol, in, n, g * cg, cg, win, oh, ow, dx);
+                    }
+                }
+                if (db != null) {
+                    for (int o = 0; o < op.outChannels(); o++) {
+                        double s = 0;
+                        int off = (n * op.outChannels() + o) * pixels;
+                        for (int p = 0; p < pixels; p++) s += dy.data()[off + p];
+                        db[o] += (float) s;
+                    }
+                }
+            }
+            partialW[chunk] = dw;
+            partialB[chunk] = db;
+        });
+        return new ConvGrads(needInput ? new Tensor(in, dx) : null, new Tensor(weight.shape(), sum(partialW)),
+                op.bias() ? new Tensor(Shape.of(op.outChannels()), sum(partialB)) : null);
+    }
+
+    /** Row p (output pixel) of the result holds the taps (c, ky, kx) that pixel reads, 0 in padding. */
+    static void im2colTransposed(float[] x, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] colT) {
+        int kh = win.kernelH(), kw = win.kernelW(), k = channels * kh * kw;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                int row = (oy * ow + ox) * k;
+                for (int c = 0; c < channels; c++) {
+                    int plane = (n * in.c() + c0 + c) * in.h() * in.w();
+                    for (int ky = 0; ky < kh; ky++) {
+                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        for (int kx = 0; kx < kw; kx++) {
+                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            colT[row + (c * kh + ky) * kw + kx] = iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w() ? 0f : x[plane + iy * in.w() + ix];
+                        }
+                    }
+                }
+            }
+    }
+
+    /** The adjoint of im2col: adds every tap's column gradient to the input pixel it read. */
+    static void col2im(float[] col, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] dx) {
+        int kh = win.kernelH(), kw = win.kernelW();
+        for (int c = 0; c < channels; c++) {
+            int plane = (n * in.c() + c0 + c) * in.h() * in.w();
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++) {
+                    int row = ((c * kh + ky) * kw + kx) * oh * ow;
+                    for (int oy = 0; oy < oh; oy++) {
+                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        if (iy < 0 || iy >= in.h()) continue;
+                        for (int ox = 0; ox < ow; ox++) {
+                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            if (ix >= 0 && ix < in.w()) dx[plane + iy * in.w() + ix] += col[row + oy * ow + ox];
+                        }
+                    }
+                }
+        }
+    }
+
+    /** Batch statistics of a training-mode BatchNorm: per-channel mean and 1/sqrt(biased var + eps). */
+    public record BatchStats(float[] mean, float[] invStd, float[] unbiasedVar) {}
+
+    /** Mean and variance over N, H, W per channel, accumulated in double. */
+    public static BatchStats batchStats(Tensor x, float eps) {
+        int batch = x.shape().dim(0), channels = x.shape().dim(1), plane = planeSize(x.shape());
+        float[] data = x.data();
+        float[] mean = new float[channels], invStd = new float[channels], unbiased = new float[channels];
+        long count = (long) batch * plane;
+        IntStream.range(0, channels).parallel().forEach(c -> {
+            double s = 0;
+            for (int n = 0; n < batch; n++) {
+                int off = (n * channels + c) * plane;
+                for (int i = 0; i < plane; i++) s += data[off + i];
+            }
+            double m = s / count, ss = 0;
+            for (int n = 0; n < batch; n++) {
+                int off = (n * channels + c) * plane;
+                for (int i = 0; i < plane; i++) {
+                    double d = data[off + i] - m;
+                    ss += d * d;
+                }
+            }
+            double var = ss / count;
+            mean[c] = (float) m;
+            invStd[c] = (float) (1 / Math.sqrt(var + eps));
+            unbiased[c] = (float) (count > 1 ? ss / (count - 1) : var);
+        });
+        return new BatchStats(mean, invStd, unbiased);
+    }
+
+    /** y = (x - mean) * invStd * gamma + beta with the batch's statistics. */
+    public static Tensor batchNormTrain(Tensor x, Tensor gamma, Tensor beta, BatchStats stats) {
+        int channels = x.shape().dim(1), plane = planeSize(x.shape());
+        float[] in = x.data(), out = new float[in.length];
+        IntStream.range(0, in.length / plane).parallel().forEach(p -> {
+            int c = p % channels;
+            float scale = stats.invStd()[c] * gamma.data()[c], shift = beta.data()[c] - stats.mean()[c] * scale;
+            for (int i = p * plane; i < (p + 1) * plane; i++) out[i] = in[i] * scale + shift;
+        });
+        return new Tensor(x.shape(), out);
+    }
+
+    /** PyTorch's update: running = (1 - momentum) * running + momentum * batch (unbiased variance). */
+    public static void updateRunningStats(Tensor runningMean, Tensor runningVar, BatchStats stats, float momentum) {
+        for (int c = 0; c < runningMean.size(); c++) {
+            runningMean.data()[c] = (1 - momentum) * runningMean.data()[c] + momentum * stats.mean()[c];
+            runningVar.data()[c] = (1 - momentum) * runningVar.data()[c] + momentum * stats.unbiasedVar()[c];
+        }
+    }
+
+    public record BatchNormGrads(Tensor input, Tensor gamma, Tensor beta) {}
+
+    /**
+     * Training-mode BatchNorm backward (the batch statistics depend on x):
+     * dx = gamma * invStd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = N * H * W.
+     */
+    public static BatchNormGrads batchNormTrain(Tensor x, Tensor gamma, BatchStats stats, Tensor dy) {
+        int batch = x.shape().dim(0), channels = x.shape().dim(1), plane = planeSize(x.shape());
+        float[] in = x.data(), g = dy.data(), dx = new float[in.length];
+        float[] dGamma = new float[channels], dBeta = new float[channels];
+        long count = (long) batch * plane;
+        IntStream.range(0, channels).parallel().forEach(c -> {
+            double sumDy = 0, sumDyXhat = 0;
+            float mean = stats.mean()[c], invStd = stats.invStd()[c];
+            for (int n = 0; n < batch; n++) {
+                int off = (n * channels + c) * plane;
+                for (int i = 0; i < plane; i++) {
+                    sumDy += g[off + i];
+                    sumDyXhat += g[off + i] * ((in[off + i] - mean) * invStd);
+                }
+            }
+            dGamma[c] = (float) sumDyXhat;
+            dBeta[c] = (float) sumDy;
+            float scale = gamma.data()[c] * invStd;
+            float meanDy = (float) (sumDy / count), meanDyXhat = (float) (sumDyXhat / count);
+            for (int n = 0; n < batch; n++) {
+                int off = (n * channels + c) * plane;
+                for (int i = 0; i < plane; i++) {
+                    float xhat = (in[off + i] - mean) * invStd;
+                    dx[off + i] = scale * (g[off + i] - meanDy - xhat * meanDyXhat);
+                }
+            }
+        });
+        return new BatchNormGrads(new Tensor(x.shape(), dx), new Tensor(Shape.of(channels), dGamma), new Tensor(Shape.of(channels), dBeta));
+    }
+
+    /** Inference-mode BatchNorm backward (fixed running statistics): an affine map per channel. */
+    public static BatchNormGrads batchNormEval(Tensor x, Tensor gamma, Tensor mean, Tensor var, float eps, Tensor dy) {
+        int channels = x.shape().dim(1);
+        float[] invStd = new float[channels];
+        for (int c = 0; c < channels; c++) invStd[c] = (float) (1 / Math.sqrt((double) var.data()[c] + eps));
+        int batch = x.shape().dim(0), plane = planeSize(x.shape());
+        float[] dx = new float[x.size()], dGamma = new float[channels], dBeta = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            double sg = 0, sb = 0;
+            for (int n = 0; n < batch; n++) {
+                int off = (n * channels + c) * plane;
+                for (int i = 0; i < plane; i++) {
+                    float d = dy.data()[off + i];
+                    sb += d;
+                    sg += d * (x.data()[off + i] - mean.data()[c]) * invStd[c];
+                    dx[off + i] = d * gamma.data()[c] * invStd[c];
+                }
+            }
+            dGamma[c] = (float) sg;
+            dBeta[c] = (float) sb;
+        }
+        return new BatchNormGrads(new Tensor(x.shape(), dx), new Tensor(Shape.of(channels), dGamma), new Tensor(Shape.of(channels), dBeta));
+    }
+
+    /** ReLU passes the gradient where its output is positive (x > 0). */
+    public static Tensor relu(Tensor y, Tensor dy) {
+        float[] out = y.data(), g = dy.data(), dx = new float[g.length];
+        IntStream.range(0, chunksOf(g.length)).parallel().forEach(ch -> {
+            for (int i = ch * ELEMENT_CHUNK; i < Math.min(g.length, (ch + 1) * ELEMENT_CHUNK); i++) dx[i] = out[i] > 0f ? g[i] : 0f;
+        });
+        return new Tensor(dy.shape(), dx);
+    }
+
+    /** Clamp passes the gradient inside [min, max] (PyTorch's clamp convention at the bounds). */
+    public static Tensor clip(Tensor x, Tensor dy, Op.Clip op) {
+        float[] in = x.data(), g = dy.data(), dx = new float[g.length];
+        for (int i = 0; i < g.length; i++) dx[i] = in[i] >= op.min() && in[i] <= op.max() ? g[i] : 0f;
+        return new Tensor(dy.shape(), dx);
+    }
+
+    /** d sigmoid = y (1 - y), from the output. */
+    public static Tensor sigmoid(Tensor y, Tensor dy) {
+        float[] out = y.data(), g = dy.data(), dx = new float[g.length];
+        for (int i = 0; i < g.length; i++) dx[i] = g[i] * out[i] * (1 - out[i]);
+        return new Tensor(dy.shape(), dx);
+    }
+
+    /** Softmax over axis 1: dx = y * (dy - sum_c dy * y), per position. */
+    public static Tensor softmax(Tensor y, Tensor dy) {
+        Shape s = y.shape();
+        int classes = s.dim(1), inner = s.size() / (s.dim(0) * classes);
+        float[] out = y.data(), g = dy.data(), dx = new float[g.length];
+        for (int n = 0; n < s.dim(0); n++)
+            for (int i = 0; i < inner; i++) {
+                int base = n * classes * inner + i;
+                double dot = 0;
+                for (int c = 0; c < classes; c++) dot += (double) g[base + c * inner] * out[base + c * inner];
+                for (int c = 0; c < classes; c++) dx[base + c * inner] = (float) (out[base + c * inner] * (g[base + c * inner] - dot));
+            }
+        return new Tensor(s, dx);
+    }
+
+    /** Max pooling routes each output's gradient to the first input that attained the maximum. */
+    public static Tensor maxPool(Tensor x, Tensor dy, Op.MaxPool op) {
+        Shape s = x.shape();
+        Window win = op.window();
+        int oh = win.outH(s.h()), ow = win.outW(s.w());
+        float[] in = x.data(), g = dy.data(), dx = new float[in.length];
+        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+            int src = p * s.h() * s.w(), dst = p * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    float best = Float.NEGATIVE_INFINITY;
+                    int arg = -1;
+                    for (int ky = 0; ky < win.kernelH(); ky++) {
+                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        if (iy < 0 || iy >= s.h()) continue;
+                        for (int kx = 0; kx < win.kernelW(); kx++) {
+                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            if (ix < 0 || ix >= s.w()) continue;
+                            float v = in[src + iy * s.w() + ix];
+                            if (arg < 0 || v > best) {
+                                best = v;
+                                arg = src + iy * s.w() + ix;
+                            }
+                        }
+                    }
+                    if (arg >= 0) dx[arg] += g[dst + oy * ow + ox];
+                }
+        });
+        return new Tensor(s, dx);
+    }
+
+    /** Average pooling spreads each output's gradient evenly over its divisor's taps. */
+    public static Tensor avgPool(Tensor x, Tensor dy, Op.AvgPool op) {
+        Shape s = x.shape();
+        Window win = op.window();
+        int oh = win.outH(s.h()), ow = win.outW(s.w());
+        float[] g = dy.data(), dx = new float[x.size()];
+        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+            int src = p * s.h() * s.w(), dst = p * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    int taps = 0;
+                    for (int ky = 0; ky < win.kernelH(); ky++) {
+                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        for (int kx = 0; kx < win.kernelW(); kx++) {
+                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            if (iy >= 0 && iy < s.h() && ix >= 0 && ix < s.w()) taps++;
+                        }
+                    }
+                    float share = g[dst + oy * ow + ox] / (op.countIncludePad() ? win.kernelH() * win.kernelW() : taps);
+                    for (int ky = 0; ky < win.kernelH(); ky++) {
+                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        if (iy < 0 || iy >= s.h()) continue;
+                        for (int kx = 0; kx < win.kernelW(); kx++) {
+                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            if (ix >= 0 && ix < s.w()) dx[src + iy * s.w() + ix] += share;
+                        }
+                    }
+                }
+        });
+        return new Tensor(s, dx);
+    }
+
+    /** Global average pooling: every pixel of a plane gets the plane's gradient / (H * W). */
+    public static Tensor globalAvgPool(Shape inShape, Tensor dy) {
+        int plane = inShape.h() * inShape.w();
+        float[] g = dy.data(), dx = new float[inShape.size()];
+        for (int p = 0; p < g.length; p++) Arrays.fill(dx, p * plane, (p + 1) * plane, g[p] / plane);
+        return new Tensor(inShape, dx);
+    }
+
+    public record LinearGrads(Tensor input, Tensor weight, Tensor bias) {}
+
+    /** y = x W^T + b: dx = dy W, dW = dy^T x, db = column sums of dy. */
+    public static LinearGrads linear(Tensor x, Tensor weight, Tensor dy, Op.Linear op, boolean needInput) {
+        int batch = x.shape().dim(0), in = op.inFeatures(), out = op.outFeatures();
+        float[] dyT = new float[out * batch];
+        for (int n = 0; n < batch; n++)
+            for (int o = 0; o < out; o++) dyT[o * batch + n] = dy.data()[n * out + o];
+        float[] dw = new float[out * in];
+        Gemm.multiply(out, in, batch, dyT, 0, batch, x.data(), 0, in, dw, 0, in);
+        Tensor dx = null;
+        if (needInput) {
+            float[] d = new float[batch * in];
+            Gemm.multiply(batch, in, out, dy.data(), 0, out, weight.data(), 0, in, d, 0, in);
+            dx = new Tensor(x.shape(), d);
+        }
+        Tensor db = null;
+        if (op.bias()) {
+            float[] b = new float[out];
+            for (int o = 0; o < out; o++) {
+                double s = 0;
+                for (int n = 0; n < batch; n++) s += dyT[o * batch + n];
+                b[o] = (float) s;
+            }
+            db = new Tensor(Shape.of(out), b);
+        }
+        return new LinearGrads(dx, new Tensor(weight.shape(), dw), db);
+    }
+
+    /** The adjoint of {@code CpuOps.interpolate}: each output's gradient goes back to the taps it read, with their weights. */
+    public static Tensor interpolate(Shape inShape, Tensor dy, Op.Interpolate op) {
+        Shape s = inShape;
+        int oh = op.outH(), ow = op.outW();
+        float[] g = dy.data(), dx = new float[s.size()];
+        double sy = (double) s.h() / oh, sx = (double) s.w() / ow;
+        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+            int src = p * s.h() * s.w(), dst = p * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    float d = g[dst + oy * ow + ox];
+                    if (op.mode() == Op.Interpolate.Mode.NEAREST) {
+                        int iy = Math.min((int) Math.floor(oy * sy), s.h() - 1);
+                        int ix = Math.min((int) Math.floor(ox * sx), s.w() - 1);
+                        dx[src + iy * s.w() + ix] += d;
+                    } else {
+                        double fy = Math.max(0, (oy + 0.5) * sy - 0.5), fx = Math.max(0, (ox + 0.5) * sx - 0.5);
+                        int y0 = Math.min((int) fy, s.h() - 1), x0 = Math.min((int) fx, s.w() - 1);
+                        int y1 = Math.min(y0 + 1, s.h() - 1), x1 = Math.min(x0 + 1, s.w() - 1);
+                        double ly = fy - y0, lx = fx - x0;
+                        dx[src + y0 * s.w() + x0] += (float) (d * (1 - ly) * (1 - lx));
+                        dx[src + y0 * s.w() + x1] += (float) (d * (1 - ly) * lx);
+                        dx[src + y1 * s.w() + x0] += (float) (d * ly * (1 - lx));
+                        dx[src + y1 * s.w() + x1] += (float) (d * ly * lx);
+                    }
+                }
+        });
+        return new Tensor(s, dx);
+    }
+
+    /** Concat backward: the output gradient cut back into the inputs' slices along the axis. */
+    public static List<Tensor> concat(List<Shape> inShapes, Tensor dy, Op.Concat op) {
+        Shape outShape = dy.shape();
+        int axis = op.axis();
+        int outer = 1;
+        for (int d = 0; d < axis; d++) outer *= outShape.dim(d);
+        int inner = outShape.size() / outer / outShape.dim(axis);
+        int rowLength = outShape.dim(axis) * inner;
+        List<Tensor> grads = new ArrayList<>();
+        int offset = 0;
+        for (Shape s : inShapes) {
+            int chunk = s.dim(axis) * inner;
+            float[] d = new float[s.size()];
+            for (int o = 0; o < outer; o++) System.arraycopy(dy.data(), o * rowLength + offset, d, o * chunk, chunk);
+            grads.add(new Tensor(s, d));
+            offset += chunk;
+        }
+        return grads;
+    }
+
+    /** Adds b into a, in place. */
+    static void accumulate(float[] a, float[] b) {
+        for (int i = 0; i < a.length; i++) a[i] += b[i];
+    }
+
+    /** Sum of per-chunk partials, in chunk order (deterministic). */
+    private static float[] sum(float[][] parts) {
+        float[] total = parts[0].clone();
+        for (int i = 1; i < parts.length; i++) accumulate(total, parts[i]);
+        return total;
+    }
+
+    private static int planeSize(Shape s) {
+        return s.rank() > 2 ? s.size() / (s.dim(0) * s.dim(1)) : 1;
+    }
+
+    private static final int ELEMENT_CHUNK = 1 << 15;
+
+    private static int chunksOf(int length) {
+        return Math.max(1, (length + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK);
+    }
+}
