@@ -11,7 +11,6 @@ import dev.silhouette.graph.RegionQuantization;
 import dev.silhouette.graph.RegionQuantization.Plan;
 import dev.silhouette.graph.RegionQuantization.Scheme;
 import dev.silhouette.graph.RegionQuantization.WeightForm;
-import dev.silhouette.quant.ClipCalibration;
 import dev.silhouette.quant.LayerCost;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
@@ -98,9 +97,7 @@ final class MainJob {
     private final String input;
     private final RegionQuantization.Layers layers;
     private final Map<String, Shape> shapes;
-    private final Map<String, ClipCalibration> histograms = new LinkedHashMap<>();
-    private final Map<String, Map<Integer, Float>> clips = new LinkedHashMap<>();
-    private final Map<String, float[]> blockMeans = new HashMap<>();
+    private ActivationCalibration calibrated;
     private final int classes;
     private Graph trainingFree;
     private String trainingFreeChoiceName;
@@ -136,9 +133,7 @@ final class MainJob {
     }
 
     private Set<String> convInputs(List<Node> nodes) {
-        Set<String> values = new LinkedHashSet<>();
-        for (Node n : nodes) values.add(n.inputs().getFirst());
-        return values;
+        return ActivationCalibration.convInputs(nodes);
     }
 
     Result run(ProgressBar bar) {
@@ -184,7 +179,7 @@ final class MainJob {
                 r.bitOpsVsW8A8() / w8a8, r.receivingBitOpsVsW8A8() / w8a8Receiving, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(),
                 r.layers())).toList();
         views = new Views(test.images().slice(0, Math.min(8, limit())), silhouettes(fp32), silhouettes(trainingFree), layerSizes());
-        return new Result(relative, trials, trainingFreeChoiceName, RegionQuantization.branchPoint(fp32), clips, drq27, drq48);
+        return new Result(relative, trials, trainingFreeChoiceName, RegionQuantization.branchPoint(fp32), calibrated.clipLevels(), drq27, drq48);
     }
 
     /** Number of configurations {@link #run} evaluates on the test split (for the progress bar). */
@@ -227,43 +222,11 @@ final class MainJob {
     // ---- calibration (training images only) ----
 
     private void calibrate() {
-        Set<String> values = convInputs(convs());
-        List<String> requested = new ArrayList<>(values);
-        Map<String, Float> max = new HashMap<>();
-        forEachBatch(calibration, fp32, requested, (from, out) -> {
-            for (String v : values) {
-                float m = 0f;
-                for (float x : out.get(v).data()) m = Math.max(m, x);
-                max.merge(v, m, Math::max);
-            }
-        });
-        Set<String> receivingInputs = convInputs(layers.receiving());
-        Map<String, List<float[]>> means = new HashMap<>();
-        for (String v : values) histograms.put(v, new ClipCalibration(max.get(v) > 0 ? max.get(v) : 1f));
-        forEachBatch(calibration, fp32, requested, (from, out) -> {
-            for (String v : values) {
-                Tensor t = out.get(v);
-                histograms.get(v).add(t.data(), 0, t.size());
-                if (receivingInputs.contains(v)) means.computeIfAbsent(v, k -> new ArrayList<>()).add(RegionOps.drqBlockMeans(t, DRQ_BLOCK));
-            }
-        });
-        means.forEach((v, parts) -> {
-            int total = parts.stream().mapToInt(a -> a.length).sum();
-            float[] all = new float[total];
-            int at = 0;
-            for (float[] a : parts) {
-                System.arraycopy(a, 0, all, at, a.length);
-                at += a.length;
-            }
-            Arrays.sort(all);
-            blockMeans.put(v, all);
-        });
+        calibrated = new ActivationCalibration(fp32, layers, calibration, settings.batch(), DRQ_BLOCK);
     }
 
     float alpha(String value, int bits) {
-        ClipCalibration h = histograms.get(value);
-        if (h == null) throw new IllegalStateException("no calibration for '" + value + "'");
-        return clips.computeIfAbsent(value, k -> new java.util.TreeMap<>()).computeIfAbsent(bits, h::alpha);
+        return calibrated.alpha(value, bits);
     }
 
     /**
@@ -275,7 +238,7 @@ final class MainJob {
     private Map<String, Float> drqThresholds(int high, int low, double targetBits) {
         double share = (targetBits - low) / (high - low);
         Map<String, Float> out = new LinkedHashMap<>();
-        blockMeans.forEach((v, sorted) -> {
+        calibrated.blockMeans().forEach((v, sorted) -> {
             int n = sorted.length;
             int k = (int) Math.round(share * n);
             if (k <= 0) {

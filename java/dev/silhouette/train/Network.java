@@ -1,6 +1,7 @@
 package dev.silhouette.train;
 
 import dev.silhouette.backend.cpu.CpuOps;
+import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
@@ -72,7 +73,11 @@ public final class Network {
         return graph;
     }
 
-    /** Whether this class differentiates {@code op}: the catalog's ops do; imported-model and quantization ops not yet. */
+    /**
+     * Whether this class differentiates {@code op}: the catalog's ops and the region-quantization pass's
+     * PACT and region quantizers (straight-through) do; imported-model ops, DRQ and the training-free
+     * silhouettes not yet.
+     */
     static boolean hasBackward(Op op) {
         return switch (op) {
             case Op.Conv2d o -> true;
@@ -95,8 +100,8 @@ public final class Network {
             case Op.HardSwish o -> false;
             case Op.Reshape o -> false;
             case Op.Pad o -> false;
-            case Op.PactQuantize o -> false;
-            case Op.RegionQuantize o -> false;
+            case Op.PactQuantize o -> true;
+            case Op.RegionQuantize o -> true;
             case Op.DrqQuantize o -> false;
             case Op.ChannelSqueeze o -> false;
             case Op.NoiseSilhouette o -> false;
@@ -243,8 +248,8 @@ public final class Network {
             case Op.HardSwish op -> throw refused(node);
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
-            case Op.PactQuantize op -> throw refused(node);
-            case Op.RegionQuantize op -> throw refused(node);
+            case Op.PactQuantize op -> RegionOps.pactQuantize(x, op);
+            case Op.RegionQuantize op -> RegionOps.regionQuantize(x, xs.get(1), op);
             case Op.DrqQuantize op -> throw refused(node);
             case Op.ChannelSqueeze op -> throw refused(node);
             case Op.NoiseSilhouette op -> throw refused(node);
@@ -353,8 +358,13 @@ public final class Network {
             case Op.HardSwish op -> throw refused(node);
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
-            case Op.PactQuantize op -> throw refused(node);
-            case Op.RegionQuantize op -> throw refused(node);
+            case Op.PactQuantize op -> {
+                if (needInput) addGrad(grads, in0, OpGradients.pactQuantize(x, dy, op));
+            }
+            // The silhouette (input 1) only picks each pixel's region: the hard masks pass it no gradient.
+            case Op.RegionQuantize op -> {
+                if (needInput) addGrad(grads, in0, OpGradients.regionQuantize(x, pass.values.get(node.inputs().get(1)), dy, op));
+            }
             case Op.DrqQuantize op -> throw refused(node);
             case Op.ChannelSqueeze op -> throw refused(node);
             case Op.NoiseSilhouette op -> throw refused(node);

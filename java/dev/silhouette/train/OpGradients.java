@@ -1,6 +1,7 @@
 package dev.silhouette.train;
 
 import dev.silhouette.backend.cpu.Gemm;
+import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Window;
 import dev.silhouette.tensor.Shape;
@@ -246,6 +247,43 @@ public final class OpGradients {
     public static Tensor clip(Tensor x, Tensor dy, Op.Clip op) {
         float[] in = x.data(), g = dy.data(), dx = new float[g.length];
         for (int i = 0; i < g.length; i++) dx[i] = in[i] >= op.min() && in[i] <= op.max() ? g[i] : 0f;
+        return new Tensor(dy.shape(), dx);
+    }
+
+    /**
+     * PACT quantization's straight-through gradient: 1 where the input lies in the clip range
+     * (0 <= x < alpha), 0 where it was clipped (below 0 or at/above alpha), as {@link SteQuantizers.Pact}
+     * passes it to x. The clip level is fixed here (calibrated), so it gets no gradient.
+     */
+    public static Tensor pactQuantize(Tensor x, Tensor dy, Op.PactQuantize op) {
+        float[] in = x.data(), g = dy.data(), dx = new float[g.length];
+        float alpha = op.alpha();
+        for (int i = 0; i < g.length; i++) dx[i] = in[i] >= 0f && in[i] < alpha ? g[i] : 0f;
+        return new Tensor(dy.shape(), dx);
+    }
+
+    /**
+     * Region quantization's straight-through gradient to the activations: per pixel the PACT rule with
+     * that pixel's region clip level; pixels the op zeroes (another region under {@code onlyRegion}) get
+     * 0. The region map is recomputed from the silhouette exactly as the forward found it. The silhouette
+     * itself gets no gradient: it only selects regions through hard thresholds.
+     */
+    public static Tensor regionQuantize(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op) {
+        Shape s = x.shape();
+        byte[] region = RegionOps.regionMap(silhouette, s, op);
+        float[] in = x.data(), g = dy.data(), dx = new float[g.length];
+        float[] alphas = new float[op.alphas().size()];
+        for (int r = 0; r < alphas.length; r++) alphas[r] = op.alphas().get(r);
+        int plane = s.h() * s.w();
+        for (int p = 0; p < s.n() * s.c(); p++) {
+            int mapOffset = p / s.c() * plane;
+            for (int i = 0; i < plane; i++) {
+                int r = region[mapOffset + i];
+                if (op.onlyRegion() >= 0 && r != op.onlyRegion()) continue;
+                float v = in[p * plane + i];
+                if (v >= 0f && v < alphas[r]) dx[p * plane + i] = g[p * plane + i];
+            }
+        }
         return new Tensor(dy.shape(), dx);
     }
 

@@ -21,8 +21,8 @@ import java.util.Map;
  *
  * <p>The loss is cross-entropy on the logits output only. The silhouette branch of the zoo's models is
  * therefore not trained here (no gradient reaches it, so the optimizer skips it; its BatchNorm running
- * statistics still follow the data): it is trained once region quantization routes its mask into the
- * network's forward, and with it into this loss.
+ * statistics still follow the data). Region fine-tuning ({@link RegionFinetune}) routes its mask into the
+ * forward, but through hard thresholds, which pass no gradient either.
  */
 public final class Trainer {
     /** One finished epoch: mean training loss and accuracy over its batches, test accuracy after it. */

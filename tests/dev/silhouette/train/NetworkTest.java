@@ -17,9 +17,9 @@ public class NetworkTest {
         String x = b.input("x", 1, 8, 8);
         String conv = b.add("conv", new Op.Conv2d(1, 4, Window.square(3, 1, 1), 1, true), x);
         String act = b.add("act", new Op.HardSwish(), conv);
-        b.output(b.add("quant", new Op.PactQuantize(4, 2f), act));
+        b.output(b.add("quant", new Op.DrqQuantize(2, 0.5f, 2, 4, 1f, 2f, -1), act));
         Graph g = b.build();
         String message = expectThrows(IllegalArgumentException.class, () -> new Network(g)).getMessage();
-        assertTrue(message.contains("act (HardSwish)") && message.contains("quant (PactQuantize)") && !message.contains("conv ("), message);
+        assertTrue(message.contains("act (HardSwish)") && message.contains("quant (DrqQuantize)") && !message.contains("conv ("), message);
     }
 }

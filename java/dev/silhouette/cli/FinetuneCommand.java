@@ -1,0 +1,164 @@
+package dev.silhouette.cli;
+
+import com.google.gson.Gson;
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.ModelLoader;
+import dev.silhouette.graph.Op;
+import dev.silhouette.graph.Passes;
+import dev.silhouette.graph.RegionQuantization;
+import dev.silhouette.graph.RegionQuantization.Plan;
+import dev.silhouette.graph.RegionQuantization.Scheme;
+import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.quant.RegionPolicy;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.train.Batches;
+import dev.silhouette.train.Network;
+import dev.silhouette.train.Optimizer;
+import dev.silhouette.train.RegionFinetune;
+import dev.silhouette.train.Schedule;
+import dev.silhouette.train.Trainer;
+import dev.silhouette.train.TrainingData;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "finetune", mixinStandardHelpOptions = true,
+        description = "Quantization-aware fine-tuning with region quantization in the loop: the main job's region pass and clip levels "
+                + "(calibrated on training images), straight-through gradients, weights fake-quantized at the policy's shared width; "
+                + "writes a model file for `silhouette run --model FILE`.")
+final class FinetuneCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", defaultValue = ModelLoader.BUNDLED, description = "model file with a silhouette branch (default: ${DEFAULT-VALUE})")
+    String model;
+
+    @Option(names = "--policy", defaultValue = "2:50,3:30,4:20", description = "region policy trained for, bits:percent lowest silhouette first (default: ${DEFAULT-VALUE})")
+    String policy;
+
+    @Option(names = "--data", description = "folder with train-/t10k- images and labels in IDX (default: /usr/share/datasets/fashion-mnist)")
+    Path data = TrainingData.FASHION_MNIST;
+
+    @Option(names = "--epochs", defaultValue = "1", description = "epochs (default: ${DEFAULT-VALUE})")
+    int epochs;
+
+    @Option(names = "--batch", defaultValue = "128", description = "batch size (default: ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--lr", defaultValue = "0.01", description = "initial learning rate, cosine to 0 (default: ${DEFAULT-VALUE})")
+    double lr;
+
+    @Option(names = "--momentum", defaultValue = "0.9", description = "SGD (Nesterov) momentum (default: ${DEFAULT-VALUE})")
+    double momentum;
+
+    @Option(names = "--weight-decay", defaultValue = "5e-4", description = "weight decay (default: ${DEFAULT-VALUE})")
+    double weightDecay;
+
+    @Option(names = "--seed", defaultValue = "0", description = "seed of the data order and augmentation (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--calibration", defaultValue = "500", description = "training images for the clip levels, as the main job (default: ${DEFAULT-VALUE})")
+    int calibrationImages;
+
+    @Option(names = "--resize", defaultValue = "NEAREST", description = "how each layer resizes the silhouette: NEAREST or BILINEAR (default: ${DEFAULT-VALUE})")
+    Op.Interpolate.Mode resize;
+
+    @Option(names = "--mask-order", defaultValue = "RESIZE_THEN_THRESHOLD", description = "RESIZE_THEN_THRESHOLD or THRESHOLD_THEN_RESIZE (default: ${DEFAULT-VALUE})")
+    Op.RegionQuantize.MaskOrder maskOrder;
+
+    @Option(names = "--limit", description = "use only the first N training images (quick runs)")
+    Integer limit;
+
+    @Option(names = "--out", required = true, description = "fine-tuned model file (.safetensors) to write")
+    Path out;
+
+    @Override
+    public Integer call() {
+        if (epochs < 1 || epochs > 1_000) throw new IllegalArgumentException("--epochs " + epochs + " must be between 1 and 1000");
+        if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
+        if (!(lr > 0)) throw new IllegalArgumentException("--lr " + lr + " must be positive");
+        if (limit != null && limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
+        if (!out.getFileName().toString().endsWith(".safetensors")) throw new IllegalArgumentException("--out " + out + " must end in .safetensors");
+        RegionPolicy parsed = RegionPolicy.parse(policy);
+        PrintWriter stdout = spec.commandLine().getOut();
+        ModelLoader.Loaded loaded = ModelLoader.load(model);
+        Graph graph = loaded.graph();
+        TrainingData d = TrainingData.load(data);
+        int n = limit == null ? d.train().labels().length : Math.min(limit, d.train().labels().length);
+        var train = new dev.silhouette.io.Idx.Dataset(d.train().images().slice(0, n), java.util.Arrays.copyOf(d.train().labels(), n));
+        Shape sample = graph.inputs().getFirst().sampleShape(), images = train.images().shape();
+        if (!sample.equals(Shape.of(images.c(), images.h(), images.w()))) {
+            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", the images in " + data + " are "
+                    + Shape.of(images.c(), images.h(), images.w()));
+        }
+
+        // The main job's calibration on the folded graph (the graph it evaluates); the values it names are the same unfolded.
+        Graph folded = Passes.foldBatchNorm(graph);
+        if (!folded.outputs().contains(dev.silhouette.graph.Models.SILHOUETTE)) {
+            throw new IllegalArgumentException("fine-tuning for region quantization needs a model with a silhouette branch; '" + model + "' has outputs "
+                    + folded.outputs());
+        }
+        FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
+        ActivationCalibration clips = new ActivationCalibration(folded, RegionQuantization.layers(folded), calibration, 100, MainJob.DRQ_BLOCK);
+        int weightBits = MainJob.sharedWeightBits(parsed);
+        Plan plan = new Plan(new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder), MainJob.PRE_BRANCH_BITS);
+        Network network = RegionFinetune.network(graph, plan, clips);
+
+        Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.LOGITS);
+        long steps = Trainer.totalSteps(n, config);
+        Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config);
+        int perEpoch = trainer.batchesPerEpoch();
+        Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.LOGITS);
+        stdout.printf("fine-tuning %s for region policy %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
+                        + "SGD lr %s cosine, seed %d; before: test accuracy %.2f%% in the loop%n",
+                loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, seed,
+                100 * before.accuracy());
+        stdout.flush();
+        long start = System.nanoTime();
+        Trainer.EpochRecord last = null;
+        while (!trainer.finished()) {
+            int epoch = trainer.epoch();
+            long epochStart = System.nanoTime();
+            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("epoch " + (epoch + 1) + "/" + epochs).setInitialMax(perEpoch)
+                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).continuousUpdate().build()) {
+                last = trainer.runEpoch(d.test(), (e, b, of, loss, correct, size) -> {
+                    double secs = (System.nanoTime() - epochStart) / 1e9;
+                    bar.stepTo(b);
+                    bar.setExtraMessage(String.format(" loss %.4f %.0f img/s", loss, b * (double) batch / secs));
+                }, s -> {});
+            }
+            stdout.printf("epoch %d/%d loss %.4f train accuracy %.4f test accuracy %.4f in the loop (%.1f s)%n", last.epoch(), epochs, last.trainLoss(),
+                    last.trainAccuracy(), last.testAccuracy(), (System.nanoTime() - epochStart) / 1e9);
+            stdout.flush();
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+
+        Map<String, String> meta = new LinkedHashMap<>(loaded.metadata());
+        Map<String, Object> finetune = new LinkedHashMap<>();
+        finetune.put("command", "silhouette " + String.join(" ", spec.commandLine().getParseResult().originalArgs()));
+        finetune.put("from", loaded.source());
+        finetune.put("policy", parsed.toString());
+        finetune.put("test_accuracy_in_loop_before", before.accuracy());
+        finetune.put("test_accuracy_in_loop", last.testAccuracy());
+        finetune.put("seconds", Math.round(seconds * 10) / 10.0);
+        finetune.put("images_per_second", Math.round((double) trainer.step() * batch / seconds));
+        finetune.put("machine", Machine.current().toString());
+        meta.put("silhouette.trained_by", "silhouette finetune");
+        meta.put("silhouette.finetune", new Gson().toJson(finetune));
+        Trainer.saveModel(network, out, meta);
+        stdout.printf("wrote %s (test accuracy in the loop %.2f%% -> %.2f%%); %.1f s, %.0f images/s on %s%nevaluate it with: bin/silhouette run --model %s --policy '%s'%n",
+                out, 100 * before.accuracy(), 100 * last.testAccuracy(), seconds, (double) trainer.step() * batch / seconds, Machine.current(), out, parsed);
+        stdout.flush();
+        return 0;
+    }
+}

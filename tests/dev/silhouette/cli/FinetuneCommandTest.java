@@ -1,0 +1,54 @@
+package dev.silhouette.cli;
+
+import dev.silhouette.graph.ModelLoader;
+import dev.silhouette.tensor.Tensor;
+import org.testng.annotations.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertFalse;
+import static org.testng.Assert.assertTrue;
+
+/** `silhouette finetune` end to end on small synthetic IDX data, the main job reading its file, and its messages for bad input. */
+public class FinetuneCommandTest {
+
+    @Test
+    public void finetunesTheReceivingWeightsAndWritesAModelTheMainJobEvaluates() throws Exception {
+        Path data = TrainCommandTest.dataset(28, 128, 32), dir = Files.createTempDirectory("finetune");
+        Path model = dir.resolve("ft.safetensors");
+        CliTest.Result r = CliTest.run("finetune", "--data", data.toString(), "--epochs", "1", "--batch", "32", "--lr", "0.05", "--calibration", "64",
+                "--policy", "2:50,3:30,4:20", "--out", model.toString());
+        assertEquals(r.exitCode(), 0, r.err());
+        assertTrue(r.out().contains("epoch 1/1 loss") && r.out().contains("wrote " + model), r.out());
+
+        ModelLoader.Loaded tuned = ModelLoader.load(model.toString()), bundled = ModelLoader.load(ModelLoader.BUNDLED);
+        assertEquals(tuned.architecture(), "fmnist-resnet");
+        assertTrue(tuned.metadata().get("silhouette.finetune").contains("2:50,3:30,4:20"), tuned.metadata().toString());
+        Map<String, Tensor> after = tuned.graph().parameters(), before = bundled.graph().parameters();
+        assertEquals(after.keySet(), before.keySet());
+        // A receiving convolution moved; the silhouette branch, which no gradient reaches through the hard masks, did not.
+        assertFalse(java.util.Arrays.equals(after.get("layer3.0.conv2.weight").data(), before.get("layer3.0.conv2.weight").data()));
+        assertEquals(after.get("silhouette.conv.weight").data(), before.get("silhouette.conv.weight").data());
+
+        CliTest.Result run = CliTest.run("run", "--model", model.toString(), "--data", data.toString(), "--limit", "16", "--calibration", "32",
+                "--policy", "2:50,3:30,4:20", "--backend", "cpu", "--json", "--out", dir.resolve("results").toString());
+        assertEquals(run.exitCode(), 0, run.err());
+        assertTrue(run.out().contains("\"2:50,3:30,4:20 W4\""), run.out());
+    }
+
+    @Test
+    public void badInputIsOneMessageNamingIt() {
+        CliTest.Result r = CliTest.run("finetune", "--policy", "2:50,3:40", "--out", "x.safetensors");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("2:50,3:40") && r.err().contains("90%"), r.err());
+        r = CliTest.run("finetune", "--epochs", "0", "--out", "x.safetensors");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("--epochs 0"), r.err());
+        r = CliTest.run("finetune", "--out", "x.bin");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("--out x.bin"), r.err());
+    }
+}

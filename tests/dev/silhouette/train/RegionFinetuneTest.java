@@ -1,0 +1,139 @@
+package dev.silhouette.train;
+
+import dev.silhouette.backend.cpu.CpuBackend;
+import dev.silhouette.backend.cpu.RegionOps;
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.GraphBuilder;
+import dev.silhouette.graph.ModelLoader;
+import dev.silhouette.graph.Models;
+import dev.silhouette.graph.Node;
+import dev.silhouette.graph.Op;
+import dev.silhouette.graph.Passes;
+import dev.silhouette.graph.RegionQuantization;
+import dev.silhouette.graph.RegionQuantization.Plan;
+import dev.silhouette.graph.RegionQuantization.Scheme;
+import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.quant.RegionPolicy;
+import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
+import org.testng.annotations.Test;
+
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.testng.Assert.assertEquals;
+import static org.testng.Assert.assertFalse;
+import static org.testng.Assert.assertTrue;
+
+/** Straight-through rules of the region-quantization ops (hand-worked values) and the fine-tuning network. */
+public class RegionFinetuneTest {
+    private static final float[] DY = {1, 2, 3, 4, 5, 6, 7, 8};
+
+    @Test
+    public void pactPassesTheGradientInsideZeroToAlphaOnly() {
+        Tensor x = new Tensor(Shape.of(1, 1, 2, 3), new float[] {-0.5f, 0f, 0.3f, 1.99f, 2f, 3f});
+        Tensor dy = new Tensor(x.shape(), new float[] {1, 2, 3, 4, 5, 6});
+        // alpha 2: -0.5 clipped below, 2 and 3 at or above alpha.
+        assertEquals(OpGradients.pactQuantize(x, dy, new Op.PactQuantize(3, 2f)).data(), new float[] {0, 2, 3, 4, 0, 0});
+    }
+
+    /**
+     * Silhouette [0.1, 0.9 / 0.5, 0.2] under 2:50,4:50: its median (linear-interpolated, 0.35) puts pixels 0
+     * and 3 in region 0 (alpha 1) and pixels 1 and 2 in region 1 (alpha 3).
+     */
+    private static final Tensor SILHOUETTE = new Tensor(Shape.of(1, 1, 2, 2), new float[] {0.1f, 0.9f, 0.5f, 0.2f});
+    private static final Tensor X = new Tensor(Shape.of(1, 2, 2, 2), new float[] {1.5f, 1.5f, 0.5f, 0.5f, -0.1f, 3f, 2.9f, 0.99f});
+
+    private static Op.RegionQuantize region(int onlyRegion) {
+        return new Op.RegionQuantize(RegionPolicy.parse("2:50,4:50"), List.of(1f, 3f), Op.Interpolate.Mode.NEAREST,
+                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD, onlyRegion);
+    }
+
+    @Test
+    public void regionQuantizeUsesEachPixelsRegionClipLevel() {
+        assertEquals(RegionOps.regionMap(SILHOUETTE, X.shape(), region(-1)), new byte[] {0, 1, 1, 0});
+        Tensor dy = new Tensor(X.shape(), DY);
+        // channel 0: 1.5 >= alpha 1 in region 0 is clipped, 1.5 < 3 in region 1 passes; channel 1: -0.1 and 3 (= alpha 3) are clipped.
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(-1)).data(), new float[] {0, 2, 3, 4, 0, 0, 7, 8});
+        // The one-region form zeroes (and so passes nothing to) the other region's pixels.
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(0)).data(), new float[] {0, 0, 0, 4, 0, 0, 0, 8});
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(1)).data(), new float[] {0, 2, 3, 0, 0, 0, 7, 0});
+    }
+
+    @Test
+    public void theNetworkRunsRegionQuantizationAndGivesTheSilhouetteNoGradient() {
+        GraphBuilder b = new GraphBuilder(1);
+        String x = b.input("x", 2, 2, 2);
+        String s = b.input("s", 1, 2, 2);
+        b.output(b.add("q", region(-1), x, s));
+        Network net = new Network(b.build());
+        Network.Pass pass = net.forward(Map.of("x", X, "s", SILHOUETTE), true);
+        assertEquals(pass.value("q").data(), RegionOps.regionQuantize(X, SILHOUETTE, region(-1)).data());
+        Map<String, Tensor> grads = net.backward(pass, Map.of("q", new Tensor(X.shape(), DY)), true);
+        assertEquals(grads.get("x").data(), new float[] {0, 2, 3, 4, 0, 0, 7, 8});
+        assertFalse(grads.containsKey("s"), grads.keySet().toString());
+    }
+
+    private static final RegionQuantization.ClipLevels CLIPS = (value, bits) -> 0.5f + 0.25f * bits;
+
+    private static Plan plan() {
+        return new Plan(new Scheme.Region(RegionPolicy.parse("2:50,3:30,4:20"), WeightForm.SHARED, 4, Op.Interpolate.Mode.NEAREST,
+                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8);
+    }
+
+    private static Tensor images(int n) {
+        SplittableRandom rnd = new SplittableRandom(5);
+        float[] v = new float[n * 28 * 28];
+        for (int i = 0; i < v.length; i++) v[i] = (float) rnd.nextDouble();
+        return new Tensor(Shape.of(n, 1, 28, 28), v);
+    }
+
+    @Test
+    public void theFinetuningNetworkKeepsFloatWeightsAndQuantizesThemAtThePlansWidths() {
+        Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
+        Network net = RegionFinetune.network(model, plan(), CLIPS);
+        RegionQuantization.Layers layers = RegionQuantization.layers(model);
+        for (Node n : layers.receiving()) {
+            assertEquals(net.parameters().get(n.name() + ".weight").data(), model.parameters().get(n.name() + ".weight").data(), n.name());
+        }
+        String q = net.quantization();
+        assertTrue(q.contains(layers.receiving().getFirst().name() + "=SymmetricWeights[bits=4]"), q);
+        assertTrue(q.contains(layers.preBranch().getFirst().name() + "=SymmetricWeights[bits=8]"), q);
+        assertTrue(net.graph().nodes().stream().anyMatch(n -> n.op() instanceof Op.RegionQuantize), "region quantizers in the loop");
+    }
+
+    /** On the folded graph the network's forward (STE quantizers on float weights) is the main job's graph (weights quantized by the pass). */
+    @Test
+    public void itsForwardIsTheMainJobsRegionQuantizedGraph() {
+        Graph folded = Passes.foldBatchNorm(ModelLoader.load(ModelLoader.BUNDLED).graph());
+        Tensor in = images(6);
+        String input = folded.inputs().getFirst().name();
+        Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(folded, plan(), CLIPS).forward(Map.of(input, in), false).value(Models.LOGITS);
+        for (int i = 0; i < expected.size(); i++) assertEquals(actual.data()[i], expected.data()[i], 1e-4f, "logit " + i);
+    }
+
+    /** Unfolded (as trained): per-channel symmetric weights commute with BatchNorm's per-channel scale, so the predictions agree. */
+    @Test
+    public void unfoldedItPredictsAsTheFoldedMainJobGraph() {
+        Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
+        Graph folded = Passes.foldBatchNorm(model);
+        Tensor in = images(20);
+        String input = folded.inputs().getFirst().name();
+        Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(model, plan(), CLIPS).forward(Map.of(input, in), false).value(Models.LOGITS);
+        double maxDiff = 0;
+        for (int i = 0; i < expected.size(); i++) maxDiff = Math.max(maxDiff, Math.abs(actual.data()[i] - expected.data()[i]));
+        System.out.println("max logit difference unfolded vs folded: " + maxDiff);
+        assertTrue(maxDiff < 1e-3, "max logit difference " + maxDiff);
+    }
+
+    @Test
+    public void onlyTheSharedRegionSchemeIsFinetuned() {
+        Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
+        Plan uniform = new Plan(new Scheme.Uniform(4), 8);
+        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class, () -> RegionFinetune.network(model, uniform, CLIPS)).getMessage();
+        assertTrue(message.contains("shared-weight region scheme"), message);
+    }
+}
