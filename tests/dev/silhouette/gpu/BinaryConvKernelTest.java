@@ -1,14 +1,9 @@
 package dev.silhouette.gpu;
 
-import dev.silhouette.backend.cuda.CudaAvailability;
-import dev.silhouette.backend.cuda.CudaContext;
-import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.quant.BinaryNet;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.ChannelAffine;
 import dev.silhouette.tensor.Shape;
-import org.testng.annotations.AfterClass;
-import org.testng.annotations.BeforeClass;
 import org.testng.annotations.DataProvider;
 import org.testng.annotations.Test;
 
@@ -25,25 +20,7 @@ import static org.testng.Assert.fail;
  * BinaryNet.Frozen.apply packed by BinaryNet.packActivations. Same problem list as the packed kernel.
  */
 @Test(groups = "gpu")
-public class BinaryConvKernelTest {
-    private CudaContext context;
-    private KernelModule module;
-    private LowBitDevice device;
-
-    @BeforeClass(alwaysRun = true)
-    public void open() {
-        if (CudaAvailability.unavailableReason().isPresent()) return;
-        context = new CudaContext(0);
-        module = new KernelModule(context);
-        device = new LowBitDevice.Gpu(context, module);
-    }
-
-    @AfterClass(alwaysRun = true)
-    public void close() {
-        if (module != null) module.close();
-        if (context != null) context.close();
-    }
-
+public class BinaryConvKernelTest extends LowBitGpuTest {
     @DataProvider
     public Object[][] problems() {
         List<Object[]> cases = new ArrayList<>();
@@ -61,8 +38,7 @@ public class BinaryConvKernelTest {
 
     @Test(dataProvider = "problems")
     public void sumsFoldedAndFrozenAreTheCpus(PackedConvKernelTest.Conv c, long seed) {
-        GpuGuard.requireCuda();
-        check(device, c, seed);
+        check(device(), c, seed);
     }
 
     static void check(LowBitDevice device, PackedConvKernelTest.Conv c, long seed) {

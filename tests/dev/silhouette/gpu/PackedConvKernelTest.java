@@ -1,9 +1,6 @@
 package dev.silhouette.gpu;
 
 import dev.silhouette.backend.cpu.Reference;
-import dev.silhouette.backend.cuda.CudaAvailability;
-import dev.silhouette.backend.cuda.CudaContext;
-import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.PackedConvKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.graph.Op;
@@ -15,8 +12,6 @@ import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import org.testng.annotations.AfterClass;
-import org.testng.annotations.BeforeClass;
 import org.testng.annotations.DataProvider;
 import org.testng.annotations.Test;
 
@@ -38,25 +33,7 @@ import static org.testng.Assert.fail;
  * (weight, activation) width pairs, then real ResNet-18 and ResNet-50 layers.
  */
 @Test(groups = "gpu")
-public class PackedConvKernelTest {
-    private CudaContext context;
-    private KernelModule module;
-    private LowBitDevice device;
-
-    @BeforeClass(alwaysRun = true)
-    public void open() {
-        if (CudaAvailability.unavailableReason().isPresent()) return;
-        context = new CudaContext(0);
-        module = new KernelModule(context);
-        device = new LowBitDevice.Gpu(context, module);
-    }
-
-    @AfterClass(alwaysRun = true)
-    public void close() {
-        if (module != null) module.close();
-        if (context != null) context.close();
-    }
-
+public class PackedConvKernelTest extends LowBitGpuTest {
     /** A convolution shape: input N x C x H x W, O filters, the window. */
     record Conv(String name, Shape input, int outChannels, Window window) {
         Shape weights() {
@@ -128,8 +105,7 @@ public class PackedConvKernelTest {
 
     @Test(dataProvider = "accumulatorProblems")
     public void accumulatorsAreTheIntegerConvolution(Conv c, RegionWidths widths, String mapName, int wBits, boolean signed, boolean extremes, long seed) {
-        GpuGuard.requireCuda();
-        checkAccumulators(device, c, widths, mapName, wBits, signed, extremes, seed);
+        checkAccumulators(device(), c, widths, mapName, wBits, signed, extremes, seed);
     }
 
     static void checkAccumulators(LowBitDevice device, Conv c, RegionWidths widths, String mapName, int wBits, boolean signed, boolean extremes, long seed) {
@@ -173,8 +149,7 @@ public class PackedConvKernelTest {
 
     @Test(dataProvider = "gdrqProblems")
     public void gdrqEpilogueIsFoldedChannelAffine(Conv c, int wBits, int aBits, long seed) {
-        GpuGuard.requireCuda();
-        checkGdrq(device, c, wBits, aBits, seed);
+        checkGdrq(device(), c, wBits, aBits, seed);
     }
 
     static void checkGdrq(LowBitDevice device, Conv c, int wBits, int aBits, long seed) {
@@ -215,8 +190,7 @@ public class PackedConvKernelTest {
      */
     @Test(dataProvider = "regionProblems")
     public void regionCombinationAndRequantizationAreTheCpus(Conv c, String mapName, boolean withBias, long seed) {
-        GpuGuard.requireCuda();
-        checkRegion(device, c, mapName, withBias, seed);
+        checkRegion(device(), c, mapName, withBias, seed);
     }
 
     static void checkRegion(LowBitDevice device, Conv c, String mapName, boolean withBias, long seed) {

@@ -1,15 +1,10 @@
 package dev.silhouette.gpu;
 
-import dev.silhouette.backend.cuda.CudaAvailability;
-import dev.silhouette.backend.cuda.CudaContext;
-import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import org.testng.annotations.AfterClass;
-import org.testng.annotations.BeforeClass;
 import org.testng.annotations.DataProvider;
 import org.testng.annotations.Test;
 
@@ -25,25 +20,7 @@ import static org.testng.Assert.fail;
  * region maps, every uniform width 1..8 and the policies 2:50,3:30,4:20 and 1:25,2:25,4:25,8:25.
  */
 @Test(groups = "gpu")
-public class QuantizePackKernelTest {
-    private CudaContext context;
-    private KernelModule module;
-    private LowBitDevice device;
-
-    @BeforeClass(alwaysRun = true)
-    public void open() {
-        if (CudaAvailability.unavailableReason().isPresent()) return;
-        context = new CudaContext(0);
-        module = new KernelModule(context);
-        device = new LowBitDevice.Gpu(context, module);
-    }
-
-    @AfterClass(alwaysRun = true)
-    public void close() {
-        if (module != null) module.close();
-        if (context != null) context.close();
-    }
-
+public class QuantizePackKernelTest extends LowBitGpuTest {
     @DataProvider
     public Object[][] problems() {
         List<Object[]> cases = new ArrayList<>();
@@ -72,8 +49,7 @@ public class QuantizePackKernelTest {
 
     @Test(dataProvider = "problems")
     public void packedCodesAreTheCpus(String name, Shape s, RegionWidths widths, byte[] map, long seed) {
-        GpuGuard.requireCuda();
-        check(device, name, s, widths, map, seed);
+        check(device(), name, s, widths, map, seed);
     }
 
     static void check(LowBitDevice device, String name, Shape s, RegionWidths widths, byte[] map, long seed) {
