@@ -288,7 +288,7 @@ final class MainJob {
             Graph q = RegionQuantization.apply(g, new Plan(new Scheme.Region(main, WeightForm.SHARED, weightBits, settings.resize(), settings.order()),
                     PRE_BRANCH_BITS), this::alpha);
             int[] correct = {0};
-            forEachBatch(calibration, q, List.of(Models.LOGITS), (from, out) -> correct[0] += countCorrect(out.get(Models.LOGITS), calibration.labels(), from));
+            forEachBatch(calibration, q, List.of(Models.logits(q)), (from, out) -> correct[0] += countCorrect(out.get(Models.logits(q)), calibration.labels(), from));
             double accuracy = (double) correct[0] / calibration.labels().length;
             trials.add(new SqueezeTrial(featureMap, describe(c), accuracy));
             if (accuracy > best) {
@@ -331,7 +331,7 @@ final class MainJob {
         }
         Set<String> receiving = new java.util.HashSet<>();
         split.receiving().forEach(n -> receiving.add(n.name()));
-        List<String> requested = new ArrayList<>(List.of(Models.LOGITS, Models.SILHOUETTE));
+        List<String> requested = new ArrayList<>(List.of(Models.logits(graph), Models.SILHOUETTE));
         if (drq) requested.addAll(convInputs(layers.receiving()));
         Map<String, Op.DrqQuantize> drqOps = new HashMap<>();
         for (Node n : graph.nodes()) if (n.op() instanceof Op.DrqQuantize d) drqOps.put(n.inputs().getFirst(), d);
@@ -345,7 +345,7 @@ final class MainJob {
             long start = System.nanoTime();
             Map<String, Tensor> out = runner.run(graph, Map.of(input, images), requested);
             nanos += System.nanoTime() - start;
-            correct += countCorrect(out.get(Models.LOGITS), test.labels(), from);
+            correct += countCorrect(out.get(Models.logits(graph)), test.labels(), from);
             int count = to - from;
             for (Node n : convs()) {
                 LayerCost cost = costs.get(n.name());
