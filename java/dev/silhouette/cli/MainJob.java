@@ -318,9 +318,10 @@ final class MainJob {
     private Row evaluate(String name, String silhouette, Graph graph, RegionQuantization.Layers split, Scheme.Region scheme, int uniformBits,
                          int uniformWeightBits, ProgressBar bar) {
         boolean drq = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.DrqQuantize);
-        boolean quantized = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize || n.op() instanceof Op.RegionQuantize
-                || n.op() instanceof Op.DrqQuantize);
-        Backend runner = quantized ? cpu : backend;
+        // Silhouette's own ops (quantizers, squeezes, the attention branch's blend) run on the CPU reference only.
+        boolean cpuOnly = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize || n.op() instanceof Op.RegionQuantize
+                || n.op() instanceof Op.DrqQuantize || n.op() instanceof Op.ChannelSqueeze || n.op() instanceof Op.LogitBlend);
+        Backend runner = cpuOnly ? cpu : backend;
         Map<String, LayerCost> costs = new LinkedHashMap<>();
         for (Node n : convs()) {
             Op.Conv2d conv = (Op.Conv2d) n.op();
