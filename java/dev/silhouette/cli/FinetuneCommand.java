@@ -114,11 +114,11 @@ final class FinetuneCommand implements Callable<Integer> {
         Plan plan = new Plan(new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder), MainJob.PRE_BRANCH_BITS);
         Network network = RegionFinetune.network(graph, plan, clips);
 
-        Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.LOGITS);
+        Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
         long steps = Trainer.totalSteps(n, config);
         Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config);
         int perEpoch = trainer.batchesPerEpoch();
-        Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.LOGITS);
+        Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
         stdout.printf("fine-tuning %s for region policy %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
                         + "SGD lr %s cosine, seed %d; before: test accuracy %.2f%% in the loop%n",
                 loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, seed,

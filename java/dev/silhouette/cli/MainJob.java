@@ -288,7 +288,7 @@ final class MainJob {
             Graph q = RegionQuantization.apply(g, new Plan(new Scheme.Region(main, WeightForm.SHARED, weightBits, settings.resize(), settings.order()),
                     PRE_BRANCH_BITS), this::alpha);
             int[] correct = {0};
-            forEachBatch(calibration, q, List.of(Models.LOGITS), (from, out) -> correct[0] += countCorrect(out.get(Models.LOGITS), calibration.labels(), from));
+            forEachBatch(calibration, q, List.of(Models.logits(q)), (from, out) -> correct[0] += countCorrect(out.get(Models.logits(q)), calibration.labels(), from));
             double accuracy = (double) correct[0] / calibration.labels().length;
             trials.add(new SqueezeTrial(featureMap, describe(c), accuracy));
             if (accuracy > best) {
@@ -318,9 +318,10 @@ final class MainJob {
     private Row evaluate(String name, String silhouette, Graph graph, RegionQuantization.Layers split, Scheme.Region scheme, int uniformBits,
                          int uniformWeightBits, ProgressBar bar) {
         boolean drq = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.DrqQuantize);
-        boolean quantized = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize || n.op() instanceof Op.RegionQuantize
-                || n.op() instanceof Op.DrqQuantize);
-        Backend runner = quantized ? cpu : backend;
+        // Silhouette's own ops (quantizers, squeezes, the attention branch's blend) run on the CPU reference only.
+        boolean cpuOnly = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize || n.op() instanceof Op.RegionQuantize
+                || n.op() instanceof Op.DrqQuantize || n.op() instanceof Op.ChannelSqueeze || n.op() instanceof Op.LogitBlend);
+        Backend runner = cpuOnly ? cpu : backend;
         Map<String, LayerCost> costs = new LinkedHashMap<>();
         for (Node n : convs()) {
             Op.Conv2d conv = (Op.Conv2d) n.op();
@@ -331,7 +332,7 @@ final class MainJob {
         }
         Set<String> receiving = new java.util.HashSet<>();
         split.receiving().forEach(n -> receiving.add(n.name()));
-        List<String> requested = new ArrayList<>(List.of(Models.LOGITS, Models.SILHOUETTE));
+        List<String> requested = new ArrayList<>(List.of(Models.logits(graph), Models.SILHOUETTE));
         if (drq) requested.addAll(convInputs(layers.receiving()));
         Map<String, Op.DrqQuantize> drqOps = new HashMap<>();
         for (Node n : graph.nodes()) if (n.op() instanceof Op.DrqQuantize d) drqOps.put(n.inputs().getFirst(), d);
@@ -345,7 +346,7 @@ final class MainJob {
             long start = System.nanoTime();
             Map<String, Tensor> out = runner.run(graph, Map.of(input, images), requested);
             nanos += System.nanoTime() - start;
-            correct += countCorrect(out.get(Models.LOGITS), test.labels(), from);
+            correct += countCorrect(out.get(Models.logits(graph)), test.labels(), from);
             int count = to - from;
             for (Node n : convs()) {
                 LayerCost cost = costs.get(n.name());

@@ -204,8 +204,8 @@ final class QuantCommands {
                 for (int from = 0; from < total; from += batch) {
                     int to = Math.min(total, from + batch);
                     Tensor images = test.images().slice(from, to);
-                    Tensor logits = runner == null ? backend.run(folded, Map.of(input, images), List.of(Models.LOGITS)).get(Models.LOGITS)
-                            : runner.run(images, List.of(Models.LOGITS)).get(Models.LOGITS);
+                    Tensor logits = runner == null ? backend.run(folded, Map.of(input, images), List.of(Models.logits(folded))).get(Models.logits(folded))
+                            : runner.run(images, List.of(Models.logits(folded))).get(Models.logits(folded));
                     for (int i = 0; i < to - from; i++) if (argmax(logits.data(), i * classes, classes) == test.labels()[from + i]) correct++;
                     bar.stepTo(to);
                 }

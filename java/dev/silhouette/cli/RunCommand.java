@@ -117,7 +117,7 @@ final class RunCommand implements Callable<Integer> {
             start = System.nanoTime();
             for (int from = 0; from < total; from += batch) {
                 int to = Math.min(total, from + batch);
-                Tensor logits = backend.run(graph, Map.of(graph.inputs().getFirst().name(), test.images().slice(from, to)), List.of(Models.LOGITS)).get(Models.LOGITS);
+                Tensor logits = backend.run(graph, Map.of(graph.inputs().getFirst().name(), test.images().slice(from, to)), List.of(Models.logits(graph))).get(Models.logits(graph));
                 for (int i = 0; i < to - from; i++) {
                     int predicted = argmax(logits.data(), i * classes, classes);
                     int label = test.labels()[from + i];

@@ -83,6 +83,14 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--quant", defaultValue = "fp32", description = "fp32, pact:W/A (e.g. pact:4/4) or binary (default: ${DEFAULT-VALUE})")
     String quant;
 
+    @Option(names = "--branch", defaultValue = "1x1", description = "silhouette branch: 1x1 (the method's), attention-max or attention-mean "
+            + "(the original code's attention branch, which learns through its auxiliary logits blended into the prediction) (default: ${DEFAULT-VALUE})")
+    String branch;
+
+    @Option(names = "--init", description = "start from this model file's weights (or 'bundled'), matched by parameter name; parameters it lacks "
+            + "(e.g. a new branch) keep the seeded initialisation")
+    String init;
+
     @Option(names = "--checkpoint", description = "checkpoint file, written every --checkpoint-every steps and after each epoch")
     Path checkpoint;
 
@@ -109,7 +117,8 @@ final class TrainCommand implements Callable<Integer> {
         var train = limit == null ? d.train() : new dev.silhouette.io.Idx.Dataset(d.train().images().slice(0, Math.min(limit, d.train().labels().length)),
                 java.util.Arrays.copyOf(d.train().labels(), Math.min(limit, d.train().labels().length)));
         Models.Options defaults = Models.defaults(model);
-        Graph graph = Models.build(model, new Models.Options(defaults.numClasses(), defaults.inputSize(), defaults.silhouetteAfter(), seed));
+        Graph graph = Models.build(model, new Models.Options(defaults.numClasses(), defaults.inputSize(), defaults.silhouetteAfter(), seed,
+                Models.parseBranch(branch)));
         Shape sample = graph.inputs().getFirst().sampleShape();
         Shape images = train.images().shape();
         if (!sample.equals(Shape.of(images.c(), images.h(), images.w()))) {
@@ -124,7 +133,8 @@ final class TrainCommand implements Callable<Integer> {
         }
         QuantMode q = QuantMode.parse(quant);
         Network network = q.apply(graph);
-        Trainer.Config config = new Trainer.Config(epochs, batch, seed, noAugment ? Batches.Augmentation.NONE : Batches.Augmentation.CROP_FLIP, Models.LOGITS);
+        if (init != null) initialise(network, init, out);
+        Trainer.Config config = new Trainer.Config(epochs, batch, seed, noAugment ? Batches.Augmentation.NONE : Batches.Augmentation.CROP_FLIP, Models.logits(graph));
         long total = Trainer.totalSteps(train.labels().length, config);
         Optimizer opt = switch (optimizer) {
             case "sgd" -> new Optimizer.Sgd(momentum, nesterov, weightDecay);
@@ -225,11 +235,26 @@ final class TrainCommand implements Callable<Integer> {
         if (!out.getFileName().toString().endsWith(".safetensors")) throw new IllegalArgumentException("--out " + out + " must end in .safetensors");
     }
 
+    /** Copies the --init model's parameters of the same name and shape; says which of the network's it did not have. */
+    private static void initialise(Network network, String init, PrintWriter out) {
+        Map<String, dev.silhouette.tensor.Tensor> from = ModelLoader.load(init).graph().parameters(), shared = new LinkedHashMap<>();
+        List<String> kept = new java.util.ArrayList<>();
+        for (var e : network.parameters().entrySet()) {
+            dev.silhouette.tensor.Tensor t = from.get(e.getKey());
+            if (t != null && t.shape().equals(e.getValue().shape())) shared.put(e.getKey(), t);
+            else kept.add(e.getKey());
+        }
+        if (shared.isEmpty()) throw new IllegalArgumentException("--init " + init + " shares no parameter (by name and shape) with the model being trained");
+        network.load(shared);
+        out.printf("initialised %d parameters from %s; seeded initialisation kept for %s%n", shared.size(), init, kept);
+    }
+
     private Map<String, String> metadata(Graph graph) {
         Models.Options o = Models.defaults(model);
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put(ModelLoader.META_MODEL, model);
         if (o.silhouetteAfter() != null) meta.put(ModelLoader.META_SILHOUETTE_AFTER, o.silhouetteAfter());
+        if (!branch.equals("1x1")) meta.put(ModelLoader.META_BRANCH, branch);
         meta.put(ModelLoader.META_CLASSES, Integer.toString(o.numClasses()));
         meta.put(ModelLoader.META_INPUT_SIZE, Integer.toString(o.inputSize()));
         return meta;

@@ -90,6 +90,7 @@ public final class GraphBuilder {
                 float bound = (float) (1 / Math.sqrt(lin.inFeatures()));
                 yield Tensor.uniform(shape, -bound, bound, s);
             }
+            case Op.LogitBlend blend -> Tensor.filled(shape, Op.LogitBlend.INITIAL_GATE);
             case Op.BatchNorm bn when p.suffix().equals("weight") || p.suffix().equals("running_var") -> Tensor.filled(shape, 1f);
             default -> Tensor.zeros(shape);
         };

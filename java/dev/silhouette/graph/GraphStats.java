@@ -64,6 +64,7 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             case Op.DrqQuantize q -> q.lowBits() + "/" + q.highBits() + " bits, " + q.block() + "x" + q.block() + " blocks >= " + q.threshold()
                     + (q.onlyRegion() >= 0 ? " region " + q.onlyRegion() : "");
             case Op.NoiseSilhouette q -> "seed " + q.seed();
+            case Op.LogitBlend q -> "";
             case Op.ChannelSqueeze q -> q.mode().name().toLowerCase() + (q.mode().name().startsWith("TOP_K") ? " k=" + q.k() : "");
         };
     }

@@ -28,6 +28,8 @@ public final class ModelLoader {
     public static final String META_SILHOUETTE_AFTER = "silhouette.silhouette_after";
     public static final String META_CLASSES = "silhouette.num_classes";
     public static final String META_INPUT_SIZE = "silhouette.input_size";
+    /** The silhouette branch's form ({@link Models#parseBranch}); absent means the 1x1 branch. */
+    public static final String META_BRANCH = "silhouette.branch";
 
     private ModelLoader() {}
 
@@ -78,7 +80,7 @@ public final class ModelLoader {
         Models.Options d = Models.defaults(arch);
         Models.Options options = new Models.Options(
                 intMeta(meta, META_CLASSES, d.numClasses(), path), intMeta(meta, META_INPUT_SIZE, d.inputSize(), path),
-                meta.getOrDefault(META_SILHOUETTE_AFTER, d.silhouetteAfter()), 0);
+                meta.getOrDefault(META_SILHOUETTE_AFTER, d.silhouetteAfter()), 0, Models.parseBranch(meta.getOrDefault(META_BRANCH, "1x1")));
         return new Loaded(arch, path.toString(), withWeights(Models.build(arch, options), tensors, path.toString()), meta);
     }
 

@@ -16,15 +16,56 @@ public final class Models {
     /** The graph output holding the silhouette (B x 1 x H x W, values in (0, 1)). */
     public static final String SILHOUETTE = "silhouette";
     public static final String LOGITS = "fc";
+    /** With the attention branch: the prediction, {@link Op.LogitBlend} of {@link #LOGITS} and the branch's auxiliary logits. */
+    public static final String BLENDED_LOGITS = "logits";
+    /** Side of the attention branch's convolution (the original code's kxk, padded to keep the map's size). */
+    public static final int ATTENTION_KERNEL = 3;
+
+    /** The output a model's prediction is read from: the blended logits with an attention branch, else {@link #LOGITS}. */
+    public static String logits(Graph graph) {
+        return graph.outputs().contains(BLENDED_LOGITS) ? BLENDED_LOGITS : LOGITS;
+    }
+
+    /** The branch forms by name, for command lines and model-file metadata: "1x1" and "attention-max" / "attention-mean". */
+    public static Op.ChannelSqueeze parseBranch(String name) {
+        return switch (name) {
+            case "1x1" -> null;
+            case "attention-max" -> new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1);
+            case "attention-mean" -> new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MEAN, 1);
+            default -> throw new IllegalArgumentException("silhouette branch '" + name + "' is unknown; expected 1x1, attention-max or attention-mean");
+        };
+    }
+
+    /** The name {@link #parseBranch} reads back. */
+    public static String branchName(Op.ChannelSqueeze attention) {
+        if (attention == null) return "1x1";
+        return switch (attention.mode()) {
+            case MAX -> "attention-max";
+            case MEAN -> "attention-mean";
+            case TOP_K_BY_MEAN, TOP_K_BY_STD -> throw new IllegalArgumentException("the attention branch squeezes by max or mean, not " + attention.mode());
+        };
+    }
 
     /**
      * @param silhouetteAfter block after which the silhouette branch reads its input ("stem", "layer1",
      *                        "layer2.0", ...), or null for none
+     * @param attention       null for the method's 1x1 branch; else the attention branch (the original code's
+     *                        form), whose attention map this squeeze turns into the silhouette
      */
-    public record Options(int numClasses, int inputSize, String silhouetteAfter, long seed) {
+    public record Options(int numClasses, int inputSize, String silhouetteAfter, long seed, Op.ChannelSqueeze attention) {
         public Options {
             if (numClasses < 1) throw new IllegalArgumentException("number of classes " + numClasses + " must be positive");
             if (inputSize < 8) throw new IllegalArgumentException("input size " + inputSize + " is below the minimum of 8");
+            if (attention != null) branchName(attention);
+        }
+
+        /** The 1x1 branch (or none). */
+        public Options(int numClasses, int inputSize, String silhouetteAfter, long seed) {
+            this(numClasses, inputSize, silhouetteAfter, seed, null);
+        }
+
+        public Options withAttention(Op.ChannelSqueeze squeeze) {
+            return new Options(numClasses, inputSize, silhouetteAfter, seed, squeeze);
         }
     }
 
@@ -124,6 +165,7 @@ public final class Models {
         final String input;
         final List<String> blockNames = new ArrayList<>();
         boolean silhouetteAdded;
+        String auxLogits;
 
         Net(Options o, int channels) {
             this.options = o;
@@ -138,7 +180,8 @@ public final class Models {
         void block(String name, String output) {
             blockNames.add(name);
             if (name.equals(options.silhouetteAfter())) {
-                silhouetteBranch(output);
+                if (options.attention() == null) silhouetteBranch(output);
+                else attentionBranch(output);
             }
         }
 
@@ -150,6 +193,21 @@ public final class Models {
             String conv = b.conv(SILHOUETTE + ".conv", from, 1, Window.square(1, 1, 0), 1, false);
             String bn = b.batchNorm(SILHOUETTE + ".bn", conv);
             b.add(SILHOUETTE, new Op.Sigmoid(), bn);
+            silhouetteAdded = true;
+        }
+
+        /**
+         * The attention branch of the original code (Attention Branch Network form): a kxk convolution to one
+         * channel per class (the attention map), global average pooling to auxiliary class logits, which
+         * {@link #head} blends into the prediction (the branch learns from the classification loss that way),
+         * and the map squeezed across channels as the silhouette. Without the original's optional max-pool.
+         */
+        void attentionBranch(String from) {
+            String map = b.conv(SILHOUETTE + ".attention", from, options.numClasses(),
+                    Window.square(ATTENTION_KERNEL, 1, ATTENTION_KERNEL / 2), 1, true);
+            String pooled = b.add(SILHOUETTE + ".avgpool", new Op.GlobalAvgPool(), map);
+            auxLogits = b.add(SILHOUETTE + ".logits", new Op.Flatten(), pooled);
+            b.add(SILHOUETTE, options.attention(), map);
             silhouetteAdded = true;
         }
 
@@ -183,7 +241,9 @@ public final class Models {
             }
             x = b.add("avgpool", new Op.GlobalAvgPool(), x);
             x = b.add("flatten", new Op.Flatten(), x);
-            b.output(b.linear(LOGITS, x, options.numClasses()));
+            String logits = b.linear(LOGITS, x, options.numClasses());
+            if (auxLogits != null) logits = b.add(BLENDED_LOGITS, new Op.LogitBlend(), logits, auxLogits);
+            b.output(logits);
             if (silhouetteAdded) b.output(SILHOUETTE);
             return b.build();
         }

@@ -253,6 +253,25 @@ public sealed interface Op {
      */
     record NoiseSilhouette(long seed) implements Op {}
 
+    /**
+     * The attention branch's blend of two N x K logit tensors (inputs 0 main, 1 auxiliary):
+     * y = g main + (1 - g) aux with g = sigmoid(w), w the learned scalar parameter "gate" [1], which
+     * starts at {@link #INITIAL_GATE} (g = 0.95), as in the original research code.
+     */
+    record LogitBlend() implements Op {
+        public static final float INITIAL_GATE = 3.0f;
+
+        @Override
+        public List<Parameter> parameters() {
+            return List.of(new Parameter("gate", 1));
+        }
+
+        @Override
+        public int arity() {
+            return 2;
+        }
+    }
+
     /** Argument checks shared by the quantization ops, so they refuse bad values with the same words. */
     final class RegionSettings {
         private RegionSettings() {}

@@ -105,6 +105,9 @@ public final class RegionQuantization {
     private static Set<String> mainPath(Graph graph) {
         Set<String> main = new HashSet<>();
         for (String out : graph.outputs()) if (!out.equals(Models.SILHOUETTE)) main.addAll(ancestors(graph, out));
+        // The attention branch reaches the prediction through its auxiliary logits, but it is the branch, not
+        // the main path: its nodes are named "silhouette.*" (Models), and they stay unquantized like the 1x1 branch.
+        main.removeIf(name -> name.startsWith(Models.SILHOUETTE + "."));
         return main;
     }
 

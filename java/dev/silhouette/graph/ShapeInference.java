@@ -129,6 +129,13 @@ public final class ShapeInference {
                 requireRank(node, x, 4);
                 yield Shape.of(x.n(), 1, x.h(), x.w());
             }
+            case Op.LogitBlend q -> {
+                requireRank(node, x, 2);
+                if (!in.get(1).equals(x)) {
+                    throw fail(node, "blends logits of different shapes: " + node.inputs().get(0) + " " + x + " and " + node.inputs().get(1) + " " + in.get(1));
+                }
+                yield x;
+            }
         };
     }
 

@@ -169,6 +169,7 @@ public final class OnnxExporter {
             case Op.DrqQuantize q -> throw notExportable(n);
             case Op.ChannelSqueeze q -> throw notExportable(n);
             case Op.NoiseSilhouette q -> throw notExportable(n);
+            case Op.LogitBlend q -> throw notExportable(n);
         }
     }
 

@@ -103,8 +103,11 @@ public final class Network {
             case Op.PactQuantize o -> true;
             case Op.RegionQuantize o -> true;
             case Op.DrqQuantize o -> false;
-            case Op.ChannelSqueeze o -> false;
+            // Forward only: the attention branch's squeeze feeds only RegionQuantize's silhouette input, which
+            // passes no gradient (hard thresholds), so no gradient ever reaches it; backwardNode refuses one.
+            case Op.ChannelSqueeze o -> true;
             case Op.NoiseSilhouette o -> false;
+            case Op.LogitBlend o -> true;
         };
     }
 
@@ -251,8 +254,9 @@ public final class Network {
             case Op.PactQuantize op -> RegionOps.pactQuantize(x, op);
             case Op.RegionQuantize op -> RegionOps.regionQuantize(x, xs.get(1), op);
             case Op.DrqQuantize op -> throw refused(node);
-            case Op.ChannelSqueeze op -> throw refused(node);
+            case Op.ChannelSqueeze op -> RegionOps.channelSqueeze(x, op);
             case Op.NoiseSilhouette op -> throw refused(node);
+            case Op.LogitBlend op -> CpuOps.logitBlend(x, xs.get(1), param(node, "gate"));
         };
     }
 
@@ -366,8 +370,18 @@ public final class Network {
                 if (needInput) addGrad(grads, in0, OpGradients.regionQuantize(x, pass.values.get(node.inputs().get(1)), dy, op));
             }
             case Op.DrqQuantize op -> throw refused(node);
-            case Op.ChannelSqueeze op -> throw refused(node);
+            // Its per-image min-max rescale and top-k choice are not differentiated: the silhouette only picks
+            // regions through RegionQuantize, which passes it no gradient, so a gradient here is a caller's mistake.
+            case Op.ChannelSqueeze op -> throw new IllegalArgumentException("node '" + node.name()
+                    + "' (channel squeeze, a silhouette) is not differentiated; request gradients of the logits, not of the silhouette");
             case Op.NoiseSilhouette op -> throw refused(node);
+            case Op.LogitBlend op -> {
+                String in1 = node.inputs().get(1);
+                OpGradients.BlendGrads g = OpGradients.logitBlend(x, pass.values.get(in1), param(node, "gate"), dy);
+                paramGrads.put(prefix + "gate", g.gate());
+                if (needInput) addGrad(grads, in0, g.main());
+                if (inputGrads || !isGraphInput(in1)) addGrad(grads, in1, g.aux());
+            }
         }
     }
 

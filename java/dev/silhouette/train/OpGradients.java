@@ -294,6 +294,23 @@ public final class OpGradients {
         return new Tensor(dy.shape(), dx);
     }
 
+    /** Gradients of {@link dev.silhouette.graph.Op.LogitBlend}: main, aux and the gate scalar. */
+    public record BlendGrads(Tensor main, Tensor aux, Tensor gate) {}
+
+    /** dmain = g dy, daux = (1 - g) dy, dw = g (1 - g) sum dy (main - aux), with g = sigmoid(w). */
+    public static BlendGrads logitBlend(Tensor main, Tensor aux, Tensor gate, Tensor dy) {
+        double g = 1.0 / (1.0 + Math.exp(-gate.data()[0]));
+        float[] m = main.data(), a = aux.data(), d = dy.data(), dm = new float[d.length], da = new float[d.length];
+        double dw = 0;
+        for (int i = 0; i < d.length; i++) {
+            dm[i] = (float) (g * d[i]);
+            da[i] = (float) ((1 - g) * d[i]);
+            dw += (double) d[i] * (m[i] - a[i]);
+        }
+        return new BlendGrads(new Tensor(main.shape(), dm), new Tensor(aux.shape(), da),
+                new Tensor(gate.shape(), new float[] {(float) (dw * g * (1 - g))}));
+    }
+
     /** Softmax over axis 1: dx = y * (dy - sum_c dy * y), per position. */
     public static Tensor softmax(Tensor y, Tensor dy) {
         Shape s = y.shape();

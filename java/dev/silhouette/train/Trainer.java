@@ -19,9 +19,10 @@ import java.util.Map;
  * checkpoints (weights, optimizer state, position and history) and exact resume. Given the same seed,
  * data and settings, two runs produce bitwise the same weights, interrupted or not.
  *
- * <p>The loss is cross-entropy on the logits output only. The silhouette branch of the zoo's models is
+ * <p>The loss is cross-entropy on the logits output only. The 1x1 silhouette branch of the zoo's models is
  * therefore not trained here (no gradient reaches it, so the optimizer skips it; its BatchNorm running
- * statistics still follow the data). Region fine-tuning ({@link RegionFinetune}) routes its mask into the
+ * statistics still follow the data); the attention branch is, through its auxiliary logits blended into
+ * the prediction ({@link dev.silhouette.graph.Op.LogitBlend}). Region fine-tuning ({@link RegionFinetune}) routes its mask into the
  * forward, but through hard thresholds, which pass no gradient either.
  */
 public final class Trainer {

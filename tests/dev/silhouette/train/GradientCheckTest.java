@@ -231,6 +231,15 @@ public class GradientCheckTest {
     }
 
     @Test
+    public void logitBlend() {
+        Network net = single(new Op.LogitBlend(), new int[] {5}, new int[] {5});
+        check(net, inputs(random(1, 3, 5), random(2, 3, 5)), "logit blend, random gate");
+        // The initial gate (g = 0.95), where the auxiliary logits get only a twentieth of the gradient.
+        net.parameters().get("y.gate").data()[0] = Op.LogitBlend.INITIAL_GATE;
+        check(net, inputs(random(3, 4, 5), random(4, 4, 5)), "logit blend, initial gate");
+    }
+
+    @Test
     public void concat() {
         check(single(new Op.Concat(1), new int[] {2, 3, 3}, new int[] {1, 3, 3}, new int[] {3, 3, 3}),
                 inputs(random(1, 2, 2, 3, 3), random(2, 2, 1, 3, 3), random(3, 2, 3, 3, 3)), "concat channels");

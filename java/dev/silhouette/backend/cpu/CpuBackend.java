@@ -84,6 +84,7 @@ public final class CpuBackend implements Backend {
             case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
             case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);
             case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(x, q);
+            case Op.LogitBlend q -> CpuOps.logitBlend(x, in.get(1), graph.parameter(node, "gate"));
         };
     }
 }

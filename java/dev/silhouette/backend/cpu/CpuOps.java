@@ -115,6 +115,14 @@ public final class CpuOps {
         return map(x, v -> (float) (1.0 / (1.0 + Math.exp(-v))));
     }
 
+    /** {@link Op.LogitBlend}: g main + (1 - g) aux with g = sigmoid(gate[0]), g rounded once to float. */
+    public static Tensor logitBlend(Tensor main, Tensor aux, Tensor gate) {
+        float g = (float) (1.0 / (1.0 + Math.exp(-gate.data()[0])));
+        float[] m = main.data(), a = aux.data(), out = new float[m.length];
+        for (int i = 0; i < m.length; i++) out[i] = g * m[i] + (1 - g) * a[i];
+        return new Tensor(main.shape(), out);
+    }
+
     public static Tensor add(Tensor a, Tensor b) {
         float[] x = a.data(), y = b.data(), out = new float[x.length];
         parallelChunks(x.length, (from, to) -> {

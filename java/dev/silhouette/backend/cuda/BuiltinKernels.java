@@ -134,6 +134,7 @@ public final class BuiltinKernels {
             case Op.DrqQuantize q -> notYet(op);
             case Op.ChannelSqueeze q -> notYet(op);
             case Op.NoiseSilhouette q -> notYet(op);
+            case Op.LogitBlend q -> notYet(op);
         };
     }
 

@@ -300,6 +300,7 @@ public final class CudaBackend implements Backend {
             case Op.DrqQuantize q -> throw notYet(q);
             case Op.ChannelSqueeze q -> throw notYet(q);
             case Op.NoiseSilhouette q -> throw notYet(q);
+            case Op.LogitBlend q -> throw notYet(q);
         }
     }
 
