@@ -102,7 +102,13 @@ public final class CpuOps {
     }
 
     public static Tensor relu(Tensor x) {
-        return map(x, v -> v > 0f ? v : 0f);
+        // Its own loop rather than map(): map's call site is shared by many lambdas, so C2 cannot inline
+        // this one, and ReLU follows every convolution (ResNet-18 batch 8: 23 -> 19-20 ms per run).
+        float[] in = x.data(), out = new float[in.length];
+        parallelChunks(in.length, (from, to) -> {
+            for (int i = from; i < to; i++) out[i] = in[i] > 0f ? in[i] : 0f;
+        });
+        return new Tensor(x.shape(), out);
     }
 
     public static Tensor clip(Tensor x, Op.Clip op) {

@@ -36,6 +36,17 @@ public class CpuOpsTest {
     }
 
     @Test
+    public void reluOverManyParallelChunksKeepsPositivesAndZeroesTheRest() {
+        // Large enough to split into many parallel chunks, with a length that is not a multiple of a chunk.
+        Tensor x = Tensor.uniform(Shape.of(3, 7, 61, 53), -1, 1, 5);
+        float[] expected = new float[x.size()];
+        for (int i = 0; i < expected.length; i++) expected[i] = Math.max(0f, x.data()[i]);
+        assertClose(CpuOps.relu(x), expected, 0, "relu");
+        Tensor nan = t(new int[] {1, 2}, Float.NaN, -Float.MIN_VALUE);
+        assertClose(CpuOps.relu(nan), new float[] {0, 0}, 0, "relu of NaN and the smallest negative");
+    }
+
+    @Test
     public void addIsElementwiseOverLargeTensors() {
         Tensor a = Tensor.uniform(Shape.of(3, 7, 50, 50), -1, 1, 1), b = Tensor.uniform(Shape.of(3, 7, 50, 50), -1, 1, 2);
         Tensor sum = CpuOps.add(a, b);
