@@ -15,6 +15,9 @@ import java.util.stream.IntStream;
 public final class CpuOps {
     private CpuOps() {}
 
+    /** Column-matrix floats per core (half of a 1 MB L2) when images are convolved one per core. */
+    private static final int COLUMN_FLOATS = 1 << 17;
+
     /** Convolution as im2col + blocked GEMM per image and group; 1x1/stride-1/unpadded skips im2col. */
     public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op) {
         Shape in = x.shape();
@@ -35,7 +38,13 @@ public final class CpuOps {
         // few groups) the pairs run in turn and each GEMM splits its own tiles across the cores.
         int units = in.n() * groups;
         boolean acrossUnits = units >= 2 * Runtime.getRuntime().availableProcessors();
-        ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> direct ? null : new float[k * pixels]);
+        // Sequential per unit, the column matrix is built and multiplied a stretch of pixels at a time,
+        // so the stretch is still in this core's L2 when the GEMM packs it (a whole image's column
+        // matrix is 7 MB for ResNet's first layers and would be written to and read back from memory).
+        // Stretches are whole GEMM column blocks and not under 256 pixels, so the weights (re-read
+        // per stretch) stay amortised.
+        int span = acrossUnits ? Math.min(pixels, Math.max(256, COLUMN_FLOATS / k / 256 * 256)) : pixels;
+        ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> direct ? null : new float[k * span]);
         IntStream all = IntStream.range(0, units);
         (acrossUnits ? all.parallel() : all).forEach(u -> {
             int n = u / groups, g = u % groups;
@@ -45,40 +54,51 @@ public final class CpuOps {
                         x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels, !acrossUnits);
             } else {
                 float[] columns = scratch.get();
-                im2col(x.data(), in, n, g * cg, cg, win, oh, ow, columns, !acrossUnits);
-                Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k, columns, 0, pixels, out, cOff, pixels, !acrossUnits);
+                for (int p0 = 0; p0 < pixels; p0 += span) {
+                    int p1 = Math.min(pixels, p0 + span);
+                    im2col(x.data(), in, n, g * cg, cg, win, ow, p0, p1, columns, !acrossUnits);
+                    Gemm.multiply(og, p1 - p0, k, weight.data(), g * og * k, k, columns, 0, p1 - p0,
+                            out, cOff + p0, pixels, !acrossUnits);
+                }
             }
         });
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
     }
 
-    /** Row (c, ky, kx) of the column matrix holds that tap's input for every output pixel, 0 in padding. */
-    private static void im2col(float[] x, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] col, boolean parallel) {
-        int kh = win.kernelH(), kw = win.kernelW();
+    /**
+     * Row (c, ky, kx) of the column matrix holds that tap's input for output pixels p0..p1 (row-major
+     * over oh x ow), 0 in padding; rows are p1 - p0 apart.
+     */
+    private static void im2col(float[] x, Shape in, int n, int c0, int channels, Window win, int ow, int p0, int p1,
+                               float[] col, boolean parallel) {
+        int kh = win.kernelH(), kw = win.kernelW(), span = p1 - p0;
         IntStream rows = IntStream.range(0, channels * kh * kw);
         (parallel ? rows.parallel() : rows).forEach(row -> {
             int c = row / (kh * kw), ky = (row / kw) % kh, kx = row % kw;
             int plane = ((n * in.c()) + c0 + c) * in.h() * in.w();
-            int dst = row * oh * ow;
-            for (int oy = 0; oy < oh; oy++) {
+            int shift = kx * win.dilationW() - win.padW();
+            // One output row's stretch [ox0, ox1) at a time: the range may start and end mid-row.
+            for (int p = p0; p < p1; ) {
+                int oy = p / ow, ox0 = p % ow, ox1 = Math.min(ow, ox0 + p1 - p);
+                int dst = row * span + (p - p0) - ox0;
+                p += ox1 - ox0;
                 int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
                 if (iy < 0 || iy >= in.h()) {
-                    java.util.Arrays.fill(col, dst + oy * ow, dst + (oy + 1) * ow, 0f);
+                    java.util.Arrays.fill(col, dst + ox0, dst + ox1, 0f);
                     continue;
                 }
                 int srcRow = plane + iy * in.w();
-                int shift = kx * win.dilationW() - win.padW();
                 if (win.strideW() == 1) {
                     // Unit stride: the valid taps of a row are one contiguous run of the input row.
-                    int from = Math.clamp(-shift, 0, ow), to = Math.clamp(in.w() - shift, from, ow);
-                    java.util.Arrays.fill(col, dst + oy * ow, dst + oy * ow + from, 0f);
-                    System.arraycopy(x, srcRow + from + shift, col, dst + oy * ow + from, to - from);
-                    java.util.Arrays.fill(col, dst + oy * ow + to, dst + (oy + 1) * ow, 0f);
+                    int from = Math.clamp(-shift, ox0, ox1), to = Math.clamp(in.w() - shift, from, ox1);
+                    java.util.Arrays.fill(col, dst + ox0, dst + from, 0f);
+                    System.arraycopy(x, srcRow + from + shift, col, dst + from, to - from);
+                    java.util.Arrays.fill(col, dst + to, dst + ox1, 0f);
                     continue;
                 }
-                for (int ox = 0; ox < ow; ox++) {
+                for (int ox = ox0; ox < ox1; ox++) {
                     int ix = ox * win.strideW() + shift;
-                    col[dst + oy * ow + ox] = ix < 0 || ix >= in.w() ? 0f : x[srcRow + ix];
+                    col[dst + ox] = ix < 0 || ix >= in.w() ? 0f : x[srcRow + ix];
                 }
             }
         });
