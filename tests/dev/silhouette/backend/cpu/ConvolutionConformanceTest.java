@@ -36,6 +36,11 @@ public class ConvolutionConformanceTest {
         list.add(new Problem("depthwise", 2, 8, 11, 13, new Op.Conv2d(8, 8, Window.square(3, 2, 1), 8, false)));
         list.add(new Problem("dilated asymmetric", 1, 4, 17, 10, new Op.Conv2d(4, 6, new Window(3, 2, 2, 1, 2, 1, 2, 3), 2, true)));
         list.add(new Problem("K above one block", 1, 40, 6, 6, new Op.Conv2d(40, 9, Window.square(3, 1, 1), 1, false)));
+        // Two images per core, so each image is convolved on one core a stretch of pixels at a time;
+        // these stretches (768 and 256 pixels) end mid-row, one strided, one padded at unit stride.
+        int perCore = 2 * Runtime.getRuntime().availableProcessors();
+        list.add(new Problem("stretches, 7x7/2 stem", perCore, 3, 62, 62, new Op.Conv2d(3, 5, Window.square(7, 2, 3), 1, true)));
+        list.add(new Problem("stretches, 3x3 unit stride", perCore, 64, 19, 19, new Op.Conv2d(64, 6, Window.square(3, 1, 1), 1, false)));
         // Real layers (batch 1, smaller spatial size where the reference would be slow).
         list.add(new Problem("resnet18 conv1", 1, 3, 64, 64, new Op.Conv2d(3, 64, Window.square(7, 2, 3), 1, false)));
         list.add(new Problem("resnet18 layer2.0.conv1", 1, 64, 28, 28, new Op.Conv2d(64, 128, Window.square(3, 2, 1), 1, false)));
