@@ -18,7 +18,7 @@ public final class CpuOps {
     /** Column-matrix floats per core (half of a 1 MB L2) when images are convolved one per core. */
     private static final int COLUMN_FLOATS = 1 << 17;
 
-    /** Convolution as im2col + blocked GEMM per image and group; 1x1/stride-1/unpadded skips im2col. */
+    /** Convolution as im2col + blocked GEMM per image and group (and pixel stretch); 1x1/stride-1/unpadded skips im2col. */
     public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op) {
         Shape in = x.shape();
         Window win = op.window();
@@ -41,8 +41,8 @@ public final class CpuOps {
         // Sequential per unit, the column matrix is built and multiplied a stretch of pixels at a time,
         // so the stretch is still in this core's L2 when the GEMM packs it (a whole image's column
         // matrix is 7 MB for ResNet's first layers and would be written to and read back from memory).
-        // Stretches are whole GEMM column blocks and not under 256 pixels, so the weights (re-read
-        // per stretch) stay amortised.
+        // Stretches are multiples of 256 pixels (whole 16- or 32-column GEMM panels) and never fewer,
+        // so the weights, re-read once per stretch, stay amortised.
         int span = acrossUnits ? Math.min(pixels, Math.max(256, COLUMN_FLOATS / k / 256 * 256)) : pixels;
         ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> direct ? null : new float[k * span]);
         IntStream all = IntStream.range(0, units);
