@@ -10,7 +10,6 @@ import dev.silhouette.graph.RegionQuantization.Plan;
 import dev.silhouette.graph.RegionQuantization.Scheme;
 import dev.silhouette.graph.RegionQuantization.WeightForm;
 import dev.silhouette.quant.RegionPolicy;
-import dev.silhouette.tensor.Shape;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
 import dev.silhouette.train.Optimizer;
@@ -94,13 +93,9 @@ final class FinetuneCommand implements Callable<Integer> {
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         Graph graph = loaded.graph();
         TrainingData d = TrainingData.load(data);
-        int n = limit == null ? d.train().labels().length : Math.min(limit, d.train().labels().length);
-        var train = new dev.silhouette.io.Idx.Dataset(d.train().images().slice(0, n), java.util.Arrays.copyOf(d.train().labels(), n));
-        Shape sample = graph.inputs().getFirst().sampleShape(), images = train.images().shape();
-        if (!sample.equals(Shape.of(images.c(), images.h(), images.w()))) {
-            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", the images in " + data + " are "
-                    + Shape.of(images.c(), images.h(), images.w()));
-        }
+        var train = limit == null ? d.train() : d.train().first(limit);
+        int n = train.labels().length;
+        d.requireInput(graph, loaded.architecture());
 
         // The main job's calibration on the folded graph (the graph it evaluates); the values it names are the same unfolded.
         Graph folded = Passes.foldBatchNorm(graph);

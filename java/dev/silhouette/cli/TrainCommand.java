@@ -4,7 +4,6 @@ import com.google.gson.Gson;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
-import dev.silhouette.tensor.Shape;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
 import dev.silhouette.train.Optimizer;
@@ -114,17 +113,11 @@ final class TrainCommand implements Callable<Integer> {
         validate();
         PrintWriter err = spec.commandLine().getErr(), out = spec.commandLine().getOut();
         TrainingData d = TrainingData.load(data);
-        var train = limit == null ? d.train() : new dev.silhouette.io.Idx.Dataset(d.train().images().slice(0, Math.min(limit, d.train().labels().length)),
-                java.util.Arrays.copyOf(d.train().labels(), Math.min(limit, d.train().labels().length)));
+        var train = limit == null ? d.train() : d.train().first(limit);
         Models.Options defaults = Models.defaults(model);
         Graph graph = Models.build(model, new Models.Options(defaults.numClasses(), defaults.inputSize(), defaults.silhouetteAfter(), seed,
                 Models.parseBranch(branch)));
-        Shape sample = graph.inputs().getFirst().sampleShape();
-        Shape images = train.images().shape();
-        if (!sample.equals(Shape.of(images.c(), images.h(), images.w()))) {
-            throw new IllegalArgumentException("model '" + model + "' takes input " + sample + ", the images in " + data + " are "
-                    + Shape.of(images.c(), images.h(), images.w()));
-        }
+        d.requireInput(graph, model);
         int classes = graph.inferShapes(1).get(Models.LOGITS).dim(1);
         for (int[] labels : new int[][] {train.labels(), d.test().labels()}) {
             for (int label : labels) {

@@ -86,6 +86,12 @@ public final class Idx {
             }
         }
 
+        /** The first {@code n} samples (all of them when there are fewer). */
+        public Dataset first(int n) {
+            int count = Math.min(n, labels.length);
+            return count == labels.length ? this : new Dataset(images.slice(0, count), java.util.Arrays.copyOf(labels, count));
+        }
+
         public static Dataset load(Path images, Path labels) throws IOException {
             try (InputStream i = Files.newInputStream(images); InputStream l = Files.newInputStream(labels)) {
                 return load(i, images.toString(), l, labels.toString());

@@ -20,6 +20,15 @@ public record TrainingData(Idx.Dataset train, Idx.Dataset test, Path source) {
         return new TrainingData(split(dir, "train"), split(dir, "t10k"), dir);
     }
 
+    /** Refuses a model whose input is not this data's image shape, naming both ({@code model} names the model). */
+    public void requireInput(dev.silhouette.graph.Graph graph, String model) {
+        dev.silhouette.tensor.Shape sample = graph.inputs().getFirst().sampleShape(), images = train.images().shape();
+        dev.silhouette.tensor.Shape image = dev.silhouette.tensor.Shape.of(images.c(), images.h(), images.w());
+        if (!sample.equals(image)) {
+            throw new IllegalArgumentException("model '" + model + "' takes input " + sample + ", the images in " + source + " are " + image);
+        }
+    }
+
     private static Idx.Dataset split(Path dir, String prefix) {
         Path images = existing(dir, prefix + "-images-idx3-ubyte"), labels = existing(dir, prefix + "-labels-idx1-ubyte");
         try {
