@@ -75,6 +75,10 @@ final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--mask-order", defaultValue = "RESIZE_THEN_THRESHOLD", description = "RESIZE_THEN_THRESHOLD or THRESHOLD_THEN_RESIZE (default: ${DEFAULT-VALUE})")
     Op.RegionQuantize.MaskOrder maskOrder;
 
+    @Option(names = "--silhouette-weight", defaultValue = "1", description = "weight of the silhouette branch's importance loss "
+            + "(docs/REGION_QUANTIZATION.md, Fine-tuning); 0 leaves the branch untrained (default: ${DEFAULT-VALUE})")
+    float silhouetteWeight;
+
     @Option(names = "--limit", description = "use only the first N training images (quick runs)")
     Integer limit;
 
@@ -107,7 +111,7 @@ final class FinetuneCommand implements Callable<Integer> {
         ActivationCalibration clips = new ActivationCalibration(folded, RegionQuantization.layers(folded), calibration, 100, MainJob.DRQ_BLOCK);
         int weightBits = MainJob.sharedWeightBits(parsed);
         Plan plan = new Plan(new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder), MainJob.PRE_BRANCH_BITS);
-        Network network = RegionFinetune.network(graph, plan, clips);
+        Network network = RegionFinetune.network(graph, plan, clips, silhouetteWeight);
 
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
         long steps = Trainer.totalSteps(n, config);
@@ -115,8 +119,8 @@ final class FinetuneCommand implements Callable<Integer> {
         int perEpoch = trainer.batchesPerEpoch();
         Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
         stdout.printf("fine-tuning %s for region policy %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
-                        + "SGD lr %s cosine, seed %d; before: test accuracy %.2f%% in the loop%n",
-                loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, seed,
+                        + "SGD lr %s cosine, silhouette weight %s, seed %d; before: test accuracy %.2f%% in the loop%n",
+                loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, seed,
                 100 * before.accuracy());
         stdout.flush();
         long start = System.nanoTime();

@@ -33,6 +33,7 @@ public final class Network {
     private final Map<String, Tensor> parameters;
     private final Map<String, SteQuantizers.WeightQuantizer> weightQuantizers;
     private final Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers;
+    private final float silhouetteWeight;
 
     public Network(Graph graph) {
         this(graph, Map.of(), Map.of());
@@ -44,6 +45,19 @@ public final class Network {
      */
     public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
                    Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers) {
+        this(graph, weightQuantizers, activationQuantizers, 0f);
+    }
+
+    /**
+     * @param silhouetteWeight weight of the silhouette's importance loss through every region quantizer
+     *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient
+     */
+    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
+                   Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers, float silhouetteWeight) {
+        if (!(silhouetteWeight >= 0f) || Float.isInfinite(silhouetteWeight)) {
+            throw new IllegalArgumentException("silhouette loss weight " + silhouetteWeight + " must be finite and at least 0");
+        }
+        this.silhouetteWeight = silhouetteWeight;
         List<String> untrainable = new ArrayList<>();
         for (Node node : graph.nodes()) {
             if (!hasBackward(node.op())) untrainable.add(node.name() + " (" + Graph.opName(node.op()) + ")");
@@ -303,6 +317,16 @@ public final class Network {
         }
     }
 
+    /** Whether a silhouette comes from a node that can learn: not a graph input, a channel squeeze or noise. */
+    private boolean learnable(String silhouette) {
+        if (isGraphInput(silhouette)) return false;
+        return switch (graph.node(silhouette).op()) {
+            case Op.ChannelSqueeze o -> false;
+            case Op.NoiseSilhouette o -> false;
+            default -> true;
+        };
+    }
+
     private boolean isGraphInput(String name) {
         for (Graph.Input in : graph.inputs()) if (in.name().equals(name)) return true;
         return false;
@@ -365,9 +389,15 @@ public final class Network {
             case Op.PactQuantize op -> {
                 if (needInput) addGrad(grads, in0, OpGradients.pactQuantize(x, dy, op));
             }
-            // The silhouette (input 1) only picks each pixel's region: the hard masks pass it no gradient.
+            // The silhouette (input 1) only picks each pixel's region, so the hard masks pass it no gradient; with a
+            // silhouette weight it gets its importance loss instead, where a learnable branch produces it.
             case Op.RegionQuantize op -> {
-                if (needInput) addGrad(grads, in0, OpGradients.regionQuantize(x, pass.values.get(node.inputs().get(1)), dy, op));
+                String in1 = node.inputs().get(1);
+                Tensor silhouette = pass.values.get(in1);
+                if (needInput) addGrad(grads, in0, OpGradients.regionQuantize(x, silhouette, dy, op));
+                if (silhouetteWeight > 0f && op.onlyRegion() < 0 && learnable(in1)) {
+                    addGrad(grads, in1, OpGradients.silhouetteImportance(x, silhouette, dy, op, silhouetteWeight));
+                }
             }
             case Op.DrqQuantize op -> throw refused(node);
             // Its per-image min-max rescale and top-k choice are not differentiated: the silhouette only picks

@@ -4,8 +4,12 @@ import dev.silhouette.backend.cpu.Gemm;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Window;
+import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
+import org.apache.commons.math3.stat.ranking.NaNStrategy;
+import org.apache.commons.math3.stat.ranking.NaturalRanking;
+import org.apache.commons.math3.stat.ranking.TiesStrategy;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -285,6 +289,52 @@ public final class OpGradients {
             }
         }
         return new Tensor(dy.shape(), dx);
+    }
+
+    /**
+     * The silhouette's training signal through a region quantizer (docs/REGION_QUANTIZATION.md, "Fine-tuning").
+     * The hard masks pass the silhouette no gradient, so the op gives it the gradient of an auxiliary loss:
+     * {@code weight / 2} times the mean over images and silhouette pixels of {@code (s - t)^2}, where {@code t} is
+     * the pixel's percentile rank, within its image, of the importance of the activations it decides. A layer
+     * pixel's importance is the first-order loss change of moving it from the lowest to the highest region
+     * width, {@code sum_c |dy * (Q_high(x) - Q_low(x))|}; the resize's adjoint sums it onto the silhouette
+     * pixels that decide it. Only the ranks matter because the masks threshold at per-image quantiles.
+     * Ties share their average rank; a one-pixel silhouette aims at 0.5.
+     */
+    public static Tensor silhouetteImportance(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op, float weight) {
+        Shape s = x.shape(), sil = silhouette.shape();
+        int regions = op.policy().regions().size();
+        int lowBits = op.policy().bits(0), highBits = op.policy().bits(regions - 1);
+        float lowAlpha = op.alphas().getFirst(), highAlpha = op.alphas().getLast();
+        int plane = s.h() * s.w();
+        float[] in = x.data(), g = dy.data(), importance = new float[s.n() * plane];
+        for (int n = 0; n < s.n(); n++) {
+            for (int c = 0; c < s.c(); c++) {
+                int base = (n * s.c() + c) * plane;
+                for (int i = 0; i < plane; i++) {
+                    float v = in[base + i];
+                    float change = RegionQuantizer.pactValue(v, highAlpha, highBits) - RegionQuantizer.pactValue(v, lowAlpha, lowBits);
+                    importance[n * plane + i] += Math.abs(g[base + i] * change);
+                }
+            }
+        }
+        Tensor atLayer = new Tensor(Shape.of(s.n(), 1, s.h(), s.w()), importance);
+        boolean sameSize = sil.h() == s.h() && sil.w() == s.w();
+        float[] atSilhouette = sameSize ? importance : interpolate(sil, atLayer, new Op.Interpolate(op.resize(), s.h(), s.w())).data();
+        int pixels = sil.h() * sil.w();
+        float[] values = silhouette.data(), ds = new float[values.length];
+        NaturalRanking ranking = new NaturalRanking(NaNStrategy.FAILED, TiesStrategy.AVERAGE);
+        float scale = weight / ((float) sil.n() * pixels);
+        for (int n = 0; n < sil.n(); n++) {
+            double[] image = new double[pixels];
+            for (int i = 0; i < pixels; i++) image[i] = atSilhouette[n * pixels + i];
+            double[] ranks = ranking.rank(image);
+            for (int i = 0; i < pixels; i++) {
+                float target = pixels == 1 ? 0.5f : (float) ((ranks[i] - 1) / (pixels - 1));
+                ds[n * pixels + i] = scale * (values[n * pixels + i] - target);
+            }
+        }
+        return new Tensor(sil, ds);
     }
 
     /** d sigmoid = y (1 - y), from the output. */

@@ -20,8 +20,11 @@ import java.util.Map;
 public final class RegionFinetune {
     private RegionFinetune() {}
 
-    /** The trainable network; its graph's parameters have the model's own names, so {@link Trainer#saveModel} writes a loadable model. */
-    public static Network network(Graph model, RegionQuantization.Plan plan, RegionQuantization.ClipLevels clips) {
+    /**
+     * The trainable network; its graph's parameters have the model's own names, so {@link Trainer#saveModel} writes a
+     * loadable model. {@code silhouetteWeight} weighs the branch's importance loss ({@link OpGradients#silhouetteImportance}).
+     */
+    public static Network network(Graph model, RegionQuantization.Plan plan, RegionQuantization.ClipLevels clips, float silhouetteWeight) {
         if (!(plan.scheme() instanceof RegionQuantization.Scheme.Region region) || region.form() != RegionQuantization.WeightForm.SHARED) {
             throw new IllegalArgumentException("fine-tuning supports the shared-weight region scheme, not " + plan.scheme());
         }
@@ -37,6 +40,6 @@ public final class RegionFinetune {
         if (region.weightBits() != 32) {
             for (Node n : layers.receiving()) weights.put(n.name(), new SteQuantizers.SymmetricWeights(region.weightBits()));
         }
-        return new Network(training, weights, Map.of());
+        return new Network(training, weights, Map.of(), silhouetteWeight);
     }
 }

@@ -25,6 +25,7 @@ import java.util.SplittableRandom;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertFalse;
 import static org.testng.Assert.assertTrue;
+import static org.testng.Assert.expectThrows;
 
 /** Straight-through rules of the region-quantization ops (hand-worked values) and the fine-tuning network. */
 public class RegionFinetuneTest {
@@ -75,6 +76,58 @@ public class RegionFinetuneTest {
         assertFalse(grads.containsKey("s"), grads.keySet().toString());
     }
 
+    /**
+     * Importance loss by hand: at x = 0.5 the 2-bit grid (alpha 1, step 1/3) gives 2/3 and the 4-bit grid (alpha
+     * 3, step 0.2) gives 0.4 (2.5 steps, half to even), so every activation's change is 4/15 and a pixel's importance
+     * is 4/15 times its summed |dy|. dy rising with the pixel index ranks the pixels 0, 1/3, 2/3, 1.
+     */
+    @Test
+    public void theSilhouetteLearnsThePercentileRankOfEachPixelsImportance() {
+        Tensor x = new Tensor(X.shape(), new float[] {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f});
+        Tensor dy = new Tensor(X.shape(), new float[] {1, 2, 3, 4, -1, -2, -3, -4});
+        float[] targets = {0, 1 / 3f, 2 / 3f, 1};
+        float[] grad = OpGradients.silhouetteImportance(x, SILHOUETTE, dy, region(-1), 2f).data();
+        for (int i = 0; i < 4; i++) assertEquals(grad[i], 2f * (SILHOUETTE.data()[i] - targets[i]) / 4, 1e-6f, "pixel " + i);
+        // No gradient anywhere: every importance ties at 0, so every pixel aims at the middle rank.
+        float[] tied = OpGradients.silhouetteImportance(x, SILHOUETTE, new Tensor(X.shape(), new float[8]), region(-1), 2f).data();
+        for (int i = 0; i < 4; i++) assertEquals(tied[i], 2f * (SILHOUETTE.data()[i] - 0.5f) / 4, 1e-6f, "pixel " + i);
+    }
+
+    /** A 1 x 2 silhouette deciding a 2 x 4 layer (nearest): each silhouette pixel gets the importance of its 2 x 2 block. */
+    @Test
+    public void importanceReachesTheSilhouettePixelsThatDecideIt() {
+        Tensor silhouette = new Tensor(Shape.of(1, 1, 1, 2), new float[] {0.3f, 0.6f});
+        Tensor x = new Tensor(Shape.of(1, 1, 2, 4), new float[] {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f});
+        // Left block |dy| sums to 1 + 1 + 1 + 1 = 4, right block to 0.5 + 0 + 0 + 3 = 3.5: the left one ranks higher,
+        // although the single largest |dy| lies on the right.
+        Tensor dy = new Tensor(x.shape(), new float[] {1, -1, 0.5f, 0, 1, 1, 0, 3});
+        float[] grad = OpGradients.silhouetteImportance(x, silhouette, dy, region(-1), 1f).data();
+        assertEquals(grad, new float[] {(0.3f - 1) / 2, (0.6f - 0) / 2}, 1e-6f);
+    }
+
+    @Test
+    public void theNetworkPassesTheImportanceLossToALearnableSilhouetteOnly() {
+        GraphBuilder b = new GraphBuilder(1);
+        String x = b.input("x", 2, 2, 2);
+        String logit = b.input("logit", 1, 2, 2);
+        String s = b.add("s", new Op.Sigmoid(), logit);
+        b.output(b.add("q", region(-1), x, s));
+        Tensor logits = new Tensor(SILHOUETTE.shape(), new float[] {-2f, 2f, 0f, -1.5f});
+        Map<String, Tensor> in = Map.of("x", X, "logit", logits);
+        Tensor dy = new Tensor(X.shape(), DY);
+
+        Network withLoss = new Network(b.build(), Map.of(), Map.of(), 3f);
+        Network.Pass pass = withLoss.forward(in, true);
+        Tensor silhouette = pass.value("s");
+        Tensor expected = OpGradients.sigmoid(silhouette, OpGradients.silhouetteImportance(X, silhouette, dy, region(-1), 3f));
+        assertEquals(withLoss.backward(pass, Map.of("q", dy), true).get("logit").data(), expected.data(), 1e-7f);
+
+        Network withoutLoss = new Network(b.build());
+        assertFalse(withoutLoss.backward(withoutLoss.forward(in, true), Map.of("q", dy), true).containsKey("logit"), "weight 0: no gradient");
+        expectThrows(IllegalArgumentException.class, () -> new Network(b.build(), Map.of(), Map.of(), -1f));
+        expectThrows(IllegalArgumentException.class, () -> new Network(b.build(), Map.of(), Map.of(), Float.NaN));
+    }
+
     private static final RegionQuantization.ClipLevels CLIPS = (value, bits) -> 0.5f + 0.25f * bits;
 
     private static Plan plan() {
@@ -92,7 +145,7 @@ public class RegionFinetuneTest {
     @Test
     public void theFinetuningNetworkKeepsFloatWeightsAndQuantizesThemAtThePlansWidths() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
-        Network net = RegionFinetune.network(model, plan(), CLIPS);
+        Network net = RegionFinetune.network(model, plan(), CLIPS, 0f);
         RegionQuantization.Layers layers = RegionQuantization.layers(model);
         for (Node n : layers.receiving()) {
             assertEquals(net.parameters().get(n.name() + ".weight").data(), model.parameters().get(n.name() + ".weight").data(), n.name());
@@ -110,7 +163,7 @@ public class RegionFinetuneTest {
         Tensor in = images(6);
         String input = folded.inputs().getFirst().name();
         Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
-        Tensor actual = RegionFinetune.network(folded, plan(), CLIPS).forward(Map.of(input, in), false).value(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(folded, plan(), CLIPS, 0f).forward(Map.of(input, in), false).value(Models.LOGITS);
         for (int i = 0; i < expected.size(); i++) assertEquals(actual.data()[i], expected.data()[i], 1e-4f, "logit " + i);
     }
 
@@ -122,7 +175,7 @@ public class RegionFinetuneTest {
         Tensor in = images(20);
         String input = folded.inputs().getFirst().name();
         Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
-        Tensor actual = RegionFinetune.network(model, plan(), CLIPS).forward(Map.of(input, in), false).value(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(model, plan(), CLIPS, 0f).forward(Map.of(input, in), false).value(Models.LOGITS);
         double maxDiff = 0;
         for (int i = 0; i < expected.size(); i++) maxDiff = Math.max(maxDiff, Math.abs(actual.data()[i] - expected.data()[i]));
         System.out.println("max logit difference unfolded vs folded: " + maxDiff);
@@ -133,7 +186,7 @@ public class RegionFinetuneTest {
     public void onlyTheSharedRegionSchemeIsFinetuned() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
         Plan uniform = new Plan(new Scheme.Uniform(4), 8);
-        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class, () -> RegionFinetune.network(model, uniform, CLIPS)).getMessage();
+        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class, () -> RegionFinetune.network(model, uniform, CLIPS, 0f)).getMessage();
         assertTrue(message.contains("shared-weight region scheme"), message);
     }
 }
