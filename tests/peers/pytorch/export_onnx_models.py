@@ -1,26 +1,26 @@
 """Exports CNNs with PyTorch's own ONNX exporter, plus reference outputs, for OnnxPyTorchPeerTest.
 
-UNVERIFIED: written without PyTorch at hand (the development machine has no PyPI); run it where
-torch, torchvision and safetensors are installed. For each model and opset it writes
+Runs on Debian's PyTorch (`apt-get install python3-torch python3-torchvision`; checked with torch 1.13,
+torchvision 0.14); the test calls it itself when its output folder is empty. For each model, variant
+and opset it writes
 
-    OUT/<model>_opset<k>.onnx                  the exported model (input "input", batch axis dynamic)
-    OUT/<model>_opset<k>.reference.safetensors "input" and every graph output, computed by PyTorch
+    OUT/<model>_<variant>_opset<k>.onnx                  the exported model (input "input", batch axis dynamic)
+    OUT/<model>_<variant>_opset<k>.reference.safetensors "input" and every graph output, computed by PyTorch
 
 Models: torchvision ResNet-18 and MobileNetV2 (random weights from the seed, random BatchNorm
 statistics so folding matters), and a CIFAR ResNet-20 with the silhouette branch after layer2 (1x1 conv
-to one channel, BatchNorm, sigmoid), each with BatchNorm kept ("bn") and folded into the convolutions
-("folded"); opsets 13 and 17. Then, from the repository root:
+to one channel, BatchNorm, sigmoid). Variants: "folded", the exporter's default inference export
+(TrainingMode.EVAL with constant folding, which fuses each BatchNorm into its convolution), and "bn",
+TrainingMode.PRESERVE without constant folding, which keeps the BatchNormalization nodes. Opsets 13, 17.
 
-    python3 tests/peers/pytorch/export_onnx_models.py --out tests/peers/pytorch/out
-    mvn -B verify -Dtest=OnnxPyTorchPeerTest
+    /usr/bin/python3 tests/peers/pytorch/export_onnx_models.py --out target/pytorch-onnx
 """
-import argparse, os
+import argparse, json, os, struct
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from safetensors.torch import save_file
 
 from train_fmnist_resnet import Block  # the residual block Silhouette's ResNets share (same module names)
 
@@ -63,19 +63,19 @@ def randomize_batchnorm(model, generator):
                 m.running_var.uniform_(0.5, 1.5, generator=generator)
 
 
-def fold_batchnorm(module):
-    """Replaces every Conv2d followed by BatchNorm2d (as siblings in the module tree) by the fused conv."""
-    names = list(module._modules.keys())
-    for i, name in enumerate(names):
-        child = module._modules[name]
-        if child is None:
-            continue
-        fold_batchnorm(child)
-        nxt = module._modules[names[i + 1]] if i + 1 < len(names) else None
-        if isinstance(child, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
-            module._modules[name] = torch.nn.utils.fusion.fuse_conv_bn_eval(child, nxt)
-            module._modules[names[i + 1]] = nn.Identity()
-    return module
+def save_safetensors(path, tensors):
+    """The safetensors layout (8-byte little-endian header length, JSON header, raw little-endian float32
+    data), written by hand because Debian packages no `safetensors`."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        blob = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as the reference writer does
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def main():
@@ -91,31 +91,22 @@ def main():
         "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(weights=None), (2, 3, 224, 224), ["logits"]),
         "resnet20_silhouette": (lambda: ResNet20Silhouette(), (2, 3, 32, 32), ["logits", "silhouette"]),
     }
+    variants = {"folded": (torch.onnx.TrainingMode.EVAL, True), "bn": (torch.onnx.TrainingMode.PRESERVE, False)}
     for name, (make, shape, outputs) in models.items():
-        base = make().eval()
-        randomize_batchnorm(base, g)
+        model = make().eval()
+        randomize_batchnorm(model, g)
         x = torch.rand(shape, generator=g)
-        for variant in ["bn", "folded"]:
-            model = make().eval()
-            model.load_state_dict(base.state_dict())
-            if variant == "folded":
-                # The torchvision modules keep conv and bn as separate attributes, not siblings in order,
-                # except inside Sequential; fuse where they are siblings and let the exporter fold the rest.
-                fold_batchnorm(model)
-            with torch.no_grad():
-                expected = model(x)
-            expected = expected if isinstance(expected, tuple) else (expected,)
+        with torch.no_grad():
+            expected = model(x)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for variant, (training, fold) in variants.items():
             for opset in [13, 17]:
                 stem = os.path.join(a.out, f"{name}_{variant}_opset{opset}")
                 torch.onnx.export(model, (x,), stem + ".onnx", opset_version=opset, input_names=["input"], output_names=outputs,
                                   dynamic_axes={n: {0: "N"} for n in ["input"] + outputs},
-                                  do_constant_folding=variant == "folded",
-                                  training=torch.onnx.TrainingMode.EVAL if variant == "folded" else torch.onnx.TrainingMode.PRESERVE,
-                                  dynamo=False)
-                tensors = {"input": x.contiguous()}
-                tensors.update({n: t.contiguous() for n, t in zip(outputs, expected)})
-                save_file(tensors, stem + ".reference.safetensors")
-                print("wrote", stem + ".onnx")
+                                  training=training, do_constant_folding=fold)
+                save_safetensors(stem + ".reference.safetensors", {"input": x, **dict(zip(outputs, expected))})
+                print("wrote", stem + ".onnx", flush=True)
 
 
 if __name__ == "__main__":

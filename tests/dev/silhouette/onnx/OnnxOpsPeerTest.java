@@ -241,8 +241,16 @@ public class OnnxOpsPeerTest {
 
     /** Same shape, and every element within tol times the expected output's largest magnitude (at least 1). */
     static void assertClose(Tensor actual, Tensor expected, double tol, String what) {
+        assertClose(actual, expected, tol, 1, what);
+    }
+
+    /**
+     * Same shape, and every element within tol times the expected output's largest magnitude (at least minScale).
+     * @return the largest difference over that scale, for reports
+     */
+    static double assertClose(Tensor actual, Tensor expected, double tol, double minScale, String what) {
         assertEquals(actual.shape(), expected.shape(), what + ": shape");
-        double scale = 1, worst = 0;
+        double scale = minScale, worst = 0;
         int at = -1;
         for (float v : expected.data()) scale = Math.max(scale, Math.abs(v));
         for (int i = 0; i < expected.size(); i++) {
@@ -253,6 +261,7 @@ public class OnnxOpsPeerTest {
             }
         }
         assertTrue(worst <= tol * scale, what + ": largest difference " + worst + " at " + at + " (Silhouette " + (at < 0 ? "" : actual.data()[at])
-                + ", ONNX Runtime " + (at < 0 ? "" : expected.data()[at]) + ") exceeds " + tol + " x " + scale);
+                + ", expected " + (at < 0 ? "" : expected.data()[at]) + ") exceeds " + tol + " x " + scale);
+        return worst / scale;
     }
 }
