@@ -83,6 +83,20 @@ final class ActivationCalibration implements RegionQuantization.ClipLevels {
         return clips.computeIfAbsent(value, k -> new TreeMap<>()).computeIfAbsent(bits, h::alpha);
     }
 
+    /**
+     * Uses clip levels learned by fine-tuning for these values and widths instead of calibrating them; a value
+     * this model's convolutions do not read is refused (the levels belong to another model).
+     */
+    void adopt(Map<String, Map<Integer, Float>> learned) {
+        learned.forEach((value, byBits) -> {
+            if (!histograms.containsKey(value)) {
+                throw new IllegalArgumentException("learned clip levels name '" + value + "', which no quantized convolution of this model reads; "
+                        + "they belong to another model");
+            }
+            clips.computeIfAbsent(value, k -> new TreeMap<>()).putAll(byBits);
+        });
+    }
+
     /** The clip levels asked for so far, by value and width. */
     Map<String, Map<Integer, Float>> clipLevels() {
         return clips;

@@ -79,6 +79,11 @@ final class FinetuneCommand implements Callable<Integer> {
             + "(docs/REGION_QUANTIZATION.md, Fine-tuning); 0 leaves the branch untrained (default: ${DEFAULT-VALUE})")
     float silhouetteWeight;
 
+    @Option(names = "--learn-clip-levels", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "learn the PACT and region clip levels (PACT's gradient), starting from the calibrated ones, and store them in the model "
+                    + "file for the main job; --no-learn-clip-levels keeps them calibrated (default: ${DEFAULT-VALUE})")
+    boolean learnClipLevels;
+
     @Option(names = "--limit", description = "use only the first N training images (quick runs)")
     Integer limit;
 
@@ -109,9 +114,10 @@ final class FinetuneCommand implements Callable<Integer> {
         }
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
         ActivationCalibration clips = new ActivationCalibration(folded, RegionQuantization.layers(folded), calibration, 100, MainJob.DRQ_BLOCK);
+        clips.adopt(LearnedClipLevels.read(loaded.metadata(), model));
         int weightBits = MainJob.sharedWeightBits(parsed);
         Plan plan = new Plan(new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder), MainJob.PRE_BRANCH_BITS);
-        Network network = RegionFinetune.network(graph, plan, clips, silhouetteWeight);
+        Network network = RegionFinetune.network(graph, plan, clips, new Network.RegionTraining(silhouetteWeight, learnClipLevels));
 
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
         long steps = Trainer.totalSteps(n, config);
@@ -119,8 +125,8 @@ final class FinetuneCommand implements Callable<Integer> {
         int perEpoch = trainer.batchesPerEpoch();
         Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
         stdout.printf("fine-tuning %s for region policy %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
-                        + "SGD lr %s cosine, silhouette weight %s, seed %d; before: test accuracy %.2f%% in the loop%n",
-                loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, seed,
+                        + "SGD lr %s cosine, silhouette weight %s, clip levels %s, seed %d; before: test accuracy %.2f%% in the loop%n",
+                loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClipLevels ? "learned" : "calibrated", seed,
                 100 * before.accuracy());
         stdout.flush();
         long start = System.nanoTime();
@@ -153,6 +159,7 @@ final class FinetuneCommand implements Callable<Integer> {
         finetune.put("images_per_second", Math.round((double) trainer.step() * batch / seconds));
         finetune.put("machine", Machine.current().toString());
         meta.put("silhouette.trained_by", "silhouette finetune");
+        if (learnClipLevels) meta.put(LearnedClipLevels.KEY, LearnedClipLevels.json(network.clipLevels()));
         meta.put("silhouette.finetune", new Gson().toJson(finetune));
         Trainer.saveModel(network, out, meta);
         stdout.printf("wrote %s (test accuracy in the loop %.2f%% -> %.2f%%); %.1f s, %.0f images/s on %s%nevaluate it with: bin/silhouette run --model %s --policy '%s'%n",

@@ -98,16 +98,19 @@ final class MainJob {
     private final RegionQuantization.Layers layers;
     private final Map<String, Shape> shapes;
     private ActivationCalibration calibrated;
+    private final Map<String, Map<Integer, Float>> learnedClipLevels;
     private final int classes;
     private Graph trainingFree;
     private String trainingFreeChoiceName;
     private Views views;
 
-    MainJob(Graph fp32, FashionMnist test, FashionMnist calibration, Settings settings, Backend backend) {
+    /** @param learnedClipLevels clip levels the model file carries from fine-tuning ({@link LearnedClipLevels}); used instead of calibrated ones */
+    MainJob(Graph fp32, Map<String, Map<Integer, Float>> learnedClipLevels, FashionMnist test, FashionMnist calibration, Settings settings, Backend backend) {
         if (!fp32.outputs().contains(Models.SILHOUETTE)) {
             throw new IllegalArgumentException("the main job needs a model with a silhouette branch; this one has outputs " + fp32.outputs());
         }
         this.fp32 = fp32;
+        this.learnedClipLevels = Map.copyOf(learnedClipLevels);
         this.test = test;
         this.calibration = calibration;
         this.settings = settings;
@@ -223,6 +226,7 @@ final class MainJob {
 
     private void calibrate() {
         calibrated = new ActivationCalibration(fp32, layers, calibration, settings.batch(), DRQ_BLOCK);
+        calibrated.adopt(learnedClipLevels);
     }
 
     float alpha(String value, int bits) {

@@ -160,11 +160,12 @@ final class RunCommand implements Callable<Integer> {
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
         int images = Math.min(test.labels().length, limit == null ? Integer.MAX_VALUE : limit);
         MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze);
+        Map<String, Map<Integer, Float>> learnedClipLevels = LearnedClipLevels.read(loaded.metadata(), model);
         long start = System.nanoTime();
         MainJob.Result result;
         MainJob job;
         try (Backend backend = backendOptions.open()) {
-            job = new MainJob(graph, test, calibration, settings, backend);
+            job = new MainJob(graph, learnedClipLevels, test, calibration, settings, backend);
             try (ProgressBar bar = new ProgressBarBuilder().setTaskName("main job").setInitialMax((long) job.rowCount() * images).setUnit(" img", 1)
                     .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
                 result = job.run(bar);
@@ -187,6 +188,10 @@ final class RunCommand implements Callable<Integer> {
         out.printf("model        %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
         out.printf("data         Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("calibration  %s: clip levels, DRQ thresholds, the training-free squeeze%n", r.calibration());
+        if (!learnedClipLevels.isEmpty()) {
+            int count = learnedClipLevels.values().stream().mapToInt(Map::size).sum();
+            out.printf("clip levels  %d learned by fine-tuning (model metadata) for %d inputs; the others calibrated%n", count, learnedClipLevels.size());
+        }
         out.printf("silhouettes  learned: the bundled branch on %s; training-free: %s%s%n", r.branchPoint(), r.trainingFreeSilhouette(),
                 squeeze != null ? " (--squeeze)" : " (best of " + r.squeezeTrials().size() + " squeezes on the calibration images)");
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",

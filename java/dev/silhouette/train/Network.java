@@ -34,6 +34,10 @@ public final class Network {
     private final Map<String, SteQuantizers.WeightQuantizer> weightQuantizers;
     private final Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers;
     private final float silhouetteWeight;
+    /** Quantizer node name -> the parameter holding its learned clip levels. */
+    private final Map<String, String> clipLevelParameters;
+    /** The smallest clip level training may reach (activation units). */
+    public static final float MIN_CLIP_LEVEL = 1e-3f;
 
     public Network(Graph graph) {
         this(graph, Map.of(), Map.of());
@@ -45,19 +49,31 @@ public final class Network {
      */
     public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
                    Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers) {
-        this(graph, weightQuantizers, activationQuantizers, 0f);
+        this(graph, weightQuantizers, activationQuantizers, RegionTraining.NONE);
     }
 
     /**
+     * What fine-tuning with region quantization in the loop learns besides the weights.
+     *
      * @param silhouetteWeight weight of the silhouette's importance loss through every region quantizer
      *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient
+     * @param learnClipLevels  whether the clip levels of the PACT and region quantizers are parameters (PACT's
+     *                         straight-through alpha gradient, {@link OpGradients#regionClipLevels}), named
+     *                         {@code <node>.alpha}, one per region
      */
-    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
-                   Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers, float silhouetteWeight) {
-        if (!(silhouetteWeight >= 0f) || Float.isInfinite(silhouetteWeight)) {
-            throw new IllegalArgumentException("silhouette loss weight " + silhouetteWeight + " must be finite and at least 0");
+    public record RegionTraining(float silhouetteWeight, boolean learnClipLevels) {
+        public static final RegionTraining NONE = new RegionTraining(0f, false);
+
+        public RegionTraining {
+            if (!(silhouetteWeight >= 0f) || Float.isInfinite(silhouetteWeight)) {
+                throw new IllegalArgumentException("silhouette loss weight " + silhouetteWeight + " must be finite and at least 0");
+            }
         }
-        this.silhouetteWeight = silhouetteWeight;
+    }
+
+    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
+                   Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers, RegionTraining regionTraining) {
+        this.silhouetteWeight = regionTraining.silhouetteWeight();
         List<String> untrainable = new ArrayList<>();
         for (Node node : graph.nodes()) {
             if (!hasBackward(node.op())) untrainable.add(node.name() + " (" + Graph.opName(node.op()) + ")");
@@ -81,6 +97,67 @@ public final class Network {
         }
         this.weightQuantizers = Map.copyOf(weightQuantizers);
         this.activationQuantizers = Map.copyOf(activationQuantizers);
+        Map<String, String> clipNodes = new LinkedHashMap<>();
+        if (regionTraining.learnClipLevels()) {
+            for (Node node : graph.nodes()) {
+                float[] alphas = switch (node.op()) {
+                    case Op.PactQuantize q -> new float[] {q.alpha()};
+                    case Op.RegionQuantize q -> toArray(q.alphas());
+                    default -> null;
+                };
+                if (alphas == null) continue;
+                String name = node.name() + ".alpha";
+                parameters.put(name, new Tensor(Shape.of(alphas.length), alphas));
+                clipNodes.put(node.name(), name);
+            }
+        }
+        this.clipLevelParameters = Map.copyOf(clipNodes);
+    }
+
+    private static float[] toArray(List<Float> values) {
+        float[] out = new float[values.size()];
+        for (int i = 0; i < out.length; i++) out[i] = values.get(i);
+        return out;
+    }
+
+    /**
+     * The clip levels as they stand, by the value each quantizer reads and its width (the form
+     * {@link dev.silhouette.graph.RegionQuantization.ClipLevels} asks for); empty unless they are learned.
+     */
+    public Map<String, Map<Integer, Float>> clipLevels() {
+        Map<String, Map<Integer, Float>> out = new java.util.TreeMap<>();
+        clipLevelParameters.forEach((nodeName, parameter) -> {
+            Node node = graph.node(nodeName);
+            float[] alphas = parameters.get(parameter).data();
+            Map<Integer, Float> byBits = out.computeIfAbsent(node.inputs().getFirst(), k -> new java.util.TreeMap<>());
+            switch (node.op()) {
+                case Op.PactQuantize q -> byBits.put(q.bits(), clipped(alphas[0]));
+                case Op.RegionQuantize q -> {
+                    for (int r = 0; r < alphas.length; r++) byBits.put(q.policy().bits(r), clipped(alphas[r]));
+                }
+                default -> throw new IllegalStateException("node '" + nodeName + "' has no clip level");
+            }
+        });
+        return out;
+    }
+
+    /** PACT keeps alpha positive; a step that would cross zero stops just above it. */
+    private static float clipped(float alpha) {
+        return Math.max(alpha, MIN_CLIP_LEVEL);
+    }
+
+    /** The op with its clip levels as learned so far (the op itself when they are not learned). */
+    private Op.PactQuantize withClipLevels(Node node, Op.PactQuantize op) {
+        String name = clipLevelParameters.get(node.name());
+        return name == null ? op : new Op.PactQuantize(op.bits(), clipped(parameters.get(name).data()[0]));
+    }
+
+    private Op.RegionQuantize withClipLevels(Node node, Op.RegionQuantize op) {
+        String name = clipLevelParameters.get(node.name());
+        if (name == null) return op;
+        List<Float> alphas = new ArrayList<>();
+        for (float a : parameters.get(name).data()) alphas.add(clipped(a));
+        return new Op.RegionQuantize(op.policy(), alphas, op.resize(), op.order(), op.onlyRegion());
     }
 
     public Graph graph() {
@@ -265,8 +342,8 @@ public final class Network {
             case Op.HardSwish op -> throw refused(node);
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
-            case Op.PactQuantize op -> RegionOps.pactQuantize(x, op);
-            case Op.RegionQuantize op -> RegionOps.regionQuantize(x, xs.get(1), op);
+            case Op.PactQuantize op -> RegionOps.pactQuantize(x, withClipLevels(node, op));
+            case Op.RegionQuantize op -> RegionOps.regionQuantize(x, xs.get(1), withClipLevels(node, op));
             case Op.DrqQuantize op -> throw refused(node);
             case Op.ChannelSqueeze op -> RegionOps.channelSqueeze(x, op);
             case Op.NoiseSilhouette op -> throw refused(node);
@@ -386,15 +463,21 @@ public final class Network {
             case Op.HardSwish op -> throw refused(node);
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
-            case Op.PactQuantize op -> {
+            case Op.PactQuantize stored -> {
+                Op.PactQuantize op = withClipLevels(node, stored);
                 if (needInput) addGrad(grads, in0, OpGradients.pactQuantize(x, dy, op));
+                String alpha = clipLevelParameters.get(node.name());
+                if (alpha != null) paramGrads.put(alpha, OpGradients.pactClipLevel(x, dy, op));
             }
             // The silhouette (input 1) only picks each pixel's region, so the hard masks pass it no gradient; with a
             // silhouette weight it gets its importance loss instead, where a learnable branch produces it.
-            case Op.RegionQuantize op -> {
+            case Op.RegionQuantize stored -> {
+                Op.RegionQuantize op = withClipLevels(node, stored);
                 String in1 = node.inputs().get(1);
                 Tensor silhouette = pass.values.get(in1);
                 if (needInput) addGrad(grads, in0, OpGradients.regionQuantize(x, silhouette, dy, op));
+                String alpha = clipLevelParameters.get(node.name());
+                if (alpha != null) paramGrads.put(alpha, OpGradients.regionClipLevels(x, silhouette, dy, op));
                 if (silhouetteWeight > 0f && op.onlyRegion() < 0 && learnable(in1)) {
                     addGrad(grads, in1, OpGradients.silhouetteImportance(x, silhouette, dy, op, silhouetteWeight));
                 }

@@ -292,6 +292,38 @@ public final class OpGradients {
     }
 
     /**
+     * PACT's clip-level gradient (Choi et al.): the output is alpha wherever the input is at or above it, so
+     * d alpha collects dy there; inside the range rounding is straight-through and alpha gets nothing.
+     */
+    public static Tensor pactClipLevel(Tensor x, Tensor dy, Op.PactQuantize op) {
+        float[] in = x.data(), g = dy.data();
+        double sum = 0;
+        for (int i = 0; i < g.length; i++) if (in[i] >= op.alpha()) sum += g[i];
+        return new Tensor(Shape.of(1), new float[] {(float) sum});
+    }
+
+    /** The same rule per region: region r's clip level collects dy where its pixels' inputs are at or above it. */
+    public static Tensor regionClipLevels(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op) {
+        Shape s = x.shape();
+        byte[] region = RegionOps.regionMap(silhouette, s, op);
+        int regions = op.alphas().size();
+        double[] sums = new double[regions];
+        float[] in = x.data(), g = dy.data();
+        int plane = s.h() * s.w();
+        for (int p = 0; p < s.n() * s.c(); p++) {
+            int mapOffset = p / s.c() * plane;
+            for (int i = 0; i < plane; i++) {
+                int r = region[mapOffset + i];
+                if (op.onlyRegion() >= 0 && r != op.onlyRegion()) continue;
+                if (in[p * plane + i] >= op.alphas().get(r)) sums[r] += g[p * plane + i];
+            }
+        }
+        float[] out = new float[regions];
+        for (int r = 0; r < regions; r++) out[r] = (float) sums[r];
+        return new Tensor(Shape.of(regions), out);
+    }
+
+    /**
      * The silhouette's training signal through a region quantizer (docs/REGION_QUANTIZATION.md, "Fine-tuning").
      * The hard masks pass the silhouette no gradient, so the op gives it the gradient of an auxiliary loss:
      * {@code weight / 2} times the mean over images and silhouette pixels of {@code (s - t)^2}, where {@code t} is

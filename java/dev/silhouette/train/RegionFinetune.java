@@ -22,9 +22,10 @@ public final class RegionFinetune {
 
     /**
      * The trainable network; its graph's parameters have the model's own names, so {@link Trainer#saveModel} writes a
-     * loadable model. {@code silhouetteWeight} weighs the branch's importance loss ({@link OpGradients#silhouetteImportance}).
+     * loadable model. {@code regionTraining} says whether the branch (importance loss) and the clip levels learn too.
      */
-    public static Network network(Graph model, RegionQuantization.Plan plan, RegionQuantization.ClipLevels clips, float silhouetteWeight) {
+    public static Network network(Graph model, RegionQuantization.Plan plan, RegionQuantization.ClipLevels clips,
+                                  Network.RegionTraining regionTraining) {
         if (!(plan.scheme() instanceof RegionQuantization.Scheme.Region region) || region.form() != RegionQuantization.WeightForm.SHARED) {
             throw new IllegalArgumentException("fine-tuning supports the shared-weight region scheme, not " + plan.scheme());
         }
@@ -40,6 +41,6 @@ public final class RegionFinetune {
         if (region.weightBits() != 32) {
             for (Node n : layers.receiving()) weights.put(n.name(), new SteQuantizers.SymmetricWeights(region.weightBits()));
         }
-        return new Network(training, weights, Map.of(), silhouetteWeight);
+        return new Network(training, weights, Map.of(), regionTraining);
     }
 }

@@ -29,14 +29,44 @@ public class FinetuneCommandTest {
         assertTrue(tuned.metadata().get("silhouette.finetune").contains("2:50,3:30,4:20"), tuned.metadata().toString());
         Map<String, Tensor> after = tuned.graph().parameters(), before = bundled.graph().parameters();
         assertEquals(after.keySet(), before.keySet());
-        // A receiving convolution moved; the silhouette branch, which no gradient reaches through the hard masks, did not.
+        // A receiving convolution moved, and so did the silhouette branch (its importance loss, by default).
         assertFalse(java.util.Arrays.equals(after.get("layer3.0.conv2.weight").data(), before.get("layer3.0.conv2.weight").data()));
-        assertEquals(after.get("silhouette.conv.weight").data(), before.get("silhouette.conv.weight").data());
+        assertFalse(java.util.Arrays.equals(after.get("silhouette.conv.weight").data(), before.get("silhouette.conv.weight").data()));
+        // Learned clip levels travel in the metadata: the policy's three widths after the branch, 8 bits before it.
+        Map<String, Map<Integer, Float>> learned = LearnedClipLevels.read(tuned.metadata(), model.toString());
+        assertEquals(learned.get("layer1.0.relu").keySet(), java.util.Set.of(2, 3, 4), learned.toString());
+        assertEquals(learned.get("relu").keySet(), java.util.Set.of(8), learned.toString());
 
         CliTest.Result run = CliTest.run("run", "--model", model.toString(), "--data", data.toString(), "--limit", "16", "--calibration", "32",
                 "--policy", "2:50,3:30,4:20", "--backend", "cpu", "--json", "--out", dir.resolve("results").toString());
         assertEquals(run.exitCode(), 0, run.err());
         assertTrue(run.out().contains("\"2:50,3:30,4:20 W4\""), run.out());
+        // The main job quantizes with the learned levels, not recalibrated ones.
+        com.google.gson.JsonObject used = com.google.gson.JsonParser.parseString(run.out()).getAsJsonObject().getAsJsonObject("clipLevels");
+        assertEquals(used.getAsJsonObject("layer1.0.relu").get("2").getAsFloat(), learned.get("layer1.0.relu").get(2), run.out());
+    }
+
+    @Test
+    public void withoutTheSilhouetteLossAndClipLearningTheBranchAndClipLevelsStay() throws Exception {
+        Path data = TrainCommandTest.dataset(28, 64, 32), dir = Files.createTempDirectory("finetune");
+        Path model = dir.resolve("ft.safetensors");
+        CliTest.Result r = CliTest.run("finetune", "--data", data.toString(), "--epochs", "1", "--batch", "32", "--calibration", "64",
+                "--silhouette-weight", "0", "--no-learn-clip-levels", "--out", model.toString());
+        assertEquals(r.exitCode(), 0, r.err());
+        ModelLoader.Loaded tuned = ModelLoader.load(model.toString()), bundled = ModelLoader.load(ModelLoader.BUNDLED);
+        assertEquals(tuned.graph().parameters().get("silhouette.conv.weight").data(), bundled.graph().parameters().get("silhouette.conv.weight").data());
+        assertFalse(tuned.metadata().containsKey(LearnedClipLevels.KEY), tuned.metadata().toString());
+    }
+
+    @Test
+    public void malformedLearnedClipLevelsAreRefusedByName() {
+        for (String bad : new String[] {"[1]", "{\"v\": 3}", "{\"v\": {\"x\": 1}}", "{\"v\": {\"2\": -1}}", "{\"v\": {\"9\": 1}}"}) {
+            IllegalArgumentException e = org.testng.Assert.expectThrows(IllegalArgumentException.class,
+                    () -> LearnedClipLevels.read(Map.of(LearnedClipLevels.KEY, bad), "m.safetensors"));
+            assertTrue(e.getMessage().contains("m.safetensors") && e.getMessage().contains(LearnedClipLevels.KEY), e.getMessage());
+        }
+        Map<String, Map<Integer, Float>> levels = Map.of("v", Map.of(2, 0.75f, 4, 1.5f));
+        assertEquals(LearnedClipLevels.read(Map.of(LearnedClipLevels.KEY, LearnedClipLevels.json(levels)), "m"), levels);
     }
 
     @Test

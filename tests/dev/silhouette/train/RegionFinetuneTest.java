@@ -116,7 +116,7 @@ public class RegionFinetuneTest {
         Map<String, Tensor> in = Map.of("x", X, "logit", logits);
         Tensor dy = new Tensor(X.shape(), DY);
 
-        Network withLoss = new Network(b.build(), Map.of(), Map.of(), 3f);
+        Network withLoss = new Network(b.build(), Map.of(), Map.of(), new Network.RegionTraining(3f, false));
         Network.Pass pass = withLoss.forward(in, true);
         Tensor silhouette = pass.value("s");
         Tensor expected = OpGradients.sigmoid(silhouette, OpGradients.silhouetteImportance(X, silhouette, dy, region(-1), 3f));
@@ -124,8 +124,51 @@ public class RegionFinetuneTest {
 
         Network withoutLoss = new Network(b.build());
         assertFalse(withoutLoss.backward(withoutLoss.forward(in, true), Map.of("q", dy), true).containsKey("logit"), "weight 0: no gradient");
-        expectThrows(IllegalArgumentException.class, () -> new Network(b.build(), Map.of(), Map.of(), -1f));
-        expectThrows(IllegalArgumentException.class, () -> new Network(b.build(), Map.of(), Map.of(), Float.NaN));
+        expectThrows(IllegalArgumentException.class, () -> new Network.RegionTraining(-1f, false));
+        expectThrows(IllegalArgumentException.class, () -> new Network.RegionTraining(Float.NaN, false));
+    }
+
+    /**
+     * PACT's clip-level gradient by hand. Under 2:50,4:50 (alphas 1 and 3) region 0's pixels 0 and 3 hold 1.5 (at
+     * or above 1: dy 1), 0.5, -0.1 and 0.99; region 1's pixels 1 and 2 hold 1.5, 0.5, 3 (at or above 3: dy 6) and 2.9.
+     */
+    @Test
+    public void clipLevelsCollectTheGradientWhereTheInputIsClipped() {
+        Tensor dy = new Tensor(X.shape(), DY);
+        assertEquals(OpGradients.regionClipLevels(X, SILHOUETTE, dy, region(-1)).data(), new float[] {1, 6});
+        Tensor x = new Tensor(Shape.of(1, 1, 2, 3), new float[] {-0.5f, 0f, 0.3f, 1.99f, 2f, 3f});
+        assertEquals(OpGradients.pactClipLevel(x, new Tensor(x.shape(), new float[] {1, 2, 3, 4, 5, 6}), new Op.PactQuantize(3, 2f)).data(),
+                new float[] {11});
+    }
+
+    @Test
+    public void learnedClipLevelsAreParametersTheForwardUses() {
+        GraphBuilder b = new GraphBuilder(1);
+        String x = b.input("x", 2, 2, 2);
+        String s = b.input("s", 1, 2, 2);
+        String p = b.add("p", new Op.PactQuantize(8, 4f), x);
+        b.output(b.add("q", region(-1), p, s));
+        Network net = new Network(b.build(), Map.of(), Map.of(), new Network.RegionTraining(0f, true));
+        assertEquals(net.parameters().get("q.alpha").data(), new float[] {1, 3});
+        assertEquals(net.clipLevels(), Map.of("x", Map.of(8, 4f), "p", Map.of(2, 1f, 4, 3f)));
+        assertTrue(net.trainable().containsAll(List.of("p.alpha", "q.alpha")), net.trainable().toString());
+
+        Map<String, Tensor> in = Map.of("x", X, "s", SILHOUETTE);
+        Network.Pass pass = net.forward(in, true);
+        Map<String, Tensor> grads = net.backward(pass, Map.of("q", new Tensor(X.shape(), DY)), true);
+        assertEquals(grads.get("q.alpha").data(), OpGradients.regionClipLevels(pass.value("p"), SILHOUETTE, new Tensor(X.shape(), DY), region(-1)).data());
+        assertTrue(grads.containsKey("p.alpha"), grads.keySet().toString());
+
+        // A step moves the levels, and the forward quantizes with the moved ones; a level pushed below zero stops at the minimum.
+        net.parameters().get("q.alpha").data()[0] = 0.5f;
+        net.parameters().get("q.alpha").data()[1] = -2f;
+        Op.RegionQuantize moved = new Op.RegionQuantize(RegionPolicy.parse("2:50,4:50"), List.of(0.5f, Network.MIN_CLIP_LEVEL), Op.Interpolate.Mode.NEAREST,
+                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD, -1);
+        Tensor p8 = RegionOps.pactQuantize(X, new Op.PactQuantize(8, 4f));
+        assertEquals(net.forward(in, false).value("q").data(), RegionOps.regionQuantize(p8, SILHOUETTE, moved).data());
+        assertEquals(net.clipLevels().get("p"), Map.of(2, 0.5f, 4, Network.MIN_CLIP_LEVEL));
+        // Without learning, the ops' own levels stay and no parameter appears.
+        assertFalse(new Network(b.build()).parameters().containsKey("q.alpha"));
     }
 
     private static final RegionQuantization.ClipLevels CLIPS = (value, bits) -> 0.5f + 0.25f * bits;
@@ -145,7 +188,7 @@ public class RegionFinetuneTest {
     @Test
     public void theFinetuningNetworkKeepsFloatWeightsAndQuantizesThemAtThePlansWidths() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
-        Network net = RegionFinetune.network(model, plan(), CLIPS, 0f);
+        Network net = RegionFinetune.network(model, plan(), CLIPS, Network.RegionTraining.NONE);
         RegionQuantization.Layers layers = RegionQuantization.layers(model);
         for (Node n : layers.receiving()) {
             assertEquals(net.parameters().get(n.name() + ".weight").data(), model.parameters().get(n.name() + ".weight").data(), n.name());
@@ -163,7 +206,7 @@ public class RegionFinetuneTest {
         Tensor in = images(6);
         String input = folded.inputs().getFirst().name();
         Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
-        Tensor actual = RegionFinetune.network(folded, plan(), CLIPS, 0f).forward(Map.of(input, in), false).value(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(folded, plan(), CLIPS, Network.RegionTraining.NONE).forward(Map.of(input, in), false).value(Models.LOGITS);
         for (int i = 0; i < expected.size(); i++) assertEquals(actual.data()[i], expected.data()[i], 1e-4f, "logit " + i);
     }
 
@@ -175,7 +218,7 @@ public class RegionFinetuneTest {
         Tensor in = images(20);
         String input = folded.inputs().getFirst().name();
         Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
-        Tensor actual = RegionFinetune.network(model, plan(), CLIPS, 0f).forward(Map.of(input, in), false).value(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(model, plan(), CLIPS, Network.RegionTraining.NONE).forward(Map.of(input, in), false).value(Models.LOGITS);
         double maxDiff = 0;
         for (int i = 0; i < expected.size(); i++) maxDiff = Math.max(maxDiff, Math.abs(actual.data()[i] - expected.data()[i]));
         System.out.println("max logit difference unfolded vs folded: " + maxDiff);
@@ -186,7 +229,7 @@ public class RegionFinetuneTest {
     public void onlyTheSharedRegionSchemeIsFinetuned() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
         Plan uniform = new Plan(new Scheme.Uniform(4), 8);
-        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class, () -> RegionFinetune.network(model, uniform, CLIPS, 0f)).getMessage();
+        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class, () -> RegionFinetune.network(model, uniform, CLIPS, Network.RegionTraining.NONE)).getMessage();
         assertTrue(message.contains("shared-weight region scheme"), message);
     }
 }
