@@ -84,6 +84,10 @@ final class FinetuneCommand implements Callable<Integer> {
                     + "file for the main job; --no-learn-clip-levels keeps them calibrated (default: ${DEFAULT-VALUE})")
     boolean learnClipLevels;
 
+    @Option(names = "--uniform", paramLabel = "BITS", description = "fine-tune the uniform baseline instead: every receiving convolution's "
+            + "activations at BITS, weights at the policy's shared width (the main job's W4A2/W4A3 rows for 2:50,3:30,4:20)")
+    Integer uniformBits;
+
     @Option(names = "--limit", description = "use only the first N training images (quick runs)")
     Integer limit;
 
@@ -116,7 +120,11 @@ final class FinetuneCommand implements Callable<Integer> {
         ActivationCalibration clips = new ActivationCalibration(folded, RegionQuantization.layers(folded), calibration, 100, MainJob.DRQ_BLOCK);
         clips.adopt(LearnedClipLevels.read(loaded.metadata(), model));
         int weightBits = MainJob.sharedWeightBits(parsed);
-        Plan plan = new Plan(new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder), MainJob.PRE_BRANCH_BITS);
+        if (uniformBits != null && (uniformBits < 1 || uniformBits > 8)) throw new IllegalArgumentException("--uniform " + uniformBits + " must be 1 to 8 bits");
+        Scheme scheme = uniformBits == null ? new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder)
+                : new Scheme.Uniform(uniformBits, weightBits);
+        String trainedFor = uniformBits == null ? "region policy " + parsed : "uniform W" + weightBits + "A" + uniformBits;
+        Plan plan = new Plan(scheme, MainJob.PRE_BRANCH_BITS);
         Network network = RegionFinetune.network(graph, plan, clips, new Network.RegionTraining(silhouetteWeight, learnClipLevels));
 
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
@@ -124,9 +132,9 @@ final class FinetuneCommand implements Callable<Integer> {
         Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config);
         int perEpoch = trainer.batchesPerEpoch();
         Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
-        stdout.printf("fine-tuning %s for region policy %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
+        stdout.printf("fine-tuning %s for %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
                         + "SGD lr %s cosine, silhouette weight %s, clip levels %s, seed %d; before: test accuracy %.2f%% in the loop%n",
-                loaded.architecture(), parsed, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClipLevels ? "learned" : "calibrated", seed,
+                loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClipLevels ? "learned" : "calibrated", seed,
                 100 * before.accuracy());
         stdout.flush();
         long start = System.nanoTime();
@@ -152,7 +160,7 @@ final class FinetuneCommand implements Callable<Integer> {
         Map<String, Object> finetune = new LinkedHashMap<>();
         finetune.put("command", "silhouette " + String.join(" ", spec.commandLine().getParseResult().originalArgs()));
         finetune.put("from", loaded.source());
-        finetune.put("policy", parsed.toString());
+        finetune.put("policy", uniformBits == null ? parsed.toString() : trainedFor);
         finetune.put("test_accuracy_in_loop_before", before.accuracy());
         finetune.put("test_accuracy_in_loop", last.testAccuracy());
         finetune.put("seconds", Math.round(seconds * 10) / 10.0);

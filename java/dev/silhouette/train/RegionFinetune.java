@@ -26,9 +26,12 @@ public final class RegionFinetune {
      */
     public static Network network(Graph model, RegionQuantization.Plan plan, RegionQuantization.ClipLevels clips,
                                   Network.RegionTraining regionTraining) {
-        if (!(plan.scheme() instanceof RegionQuantization.Scheme.Region region) || region.form() != RegionQuantization.WeightForm.SHARED) {
-            throw new IllegalArgumentException("fine-tuning supports the shared-weight region scheme, not " + plan.scheme());
-        }
+        int receivingWeightBits = switch (plan.scheme()) {
+            case RegionQuantization.Scheme.Region r when r.form() == RegionQuantization.WeightForm.SHARED -> r.weightBits();
+            // The uniform scheme is the baseline fine-tuned the same way, so region and uniform compare at equal effort.
+            case RegionQuantization.Scheme.Uniform u -> u.weightBits();
+            default -> throw new IllegalArgumentException("fine-tuning supports the shared-weight region scheme and the uniform one, not " + plan.scheme());
+        };
         // The pass's nodes with the model's float weights (the shared form keeps every parameter name).
         Graph quantized = RegionQuantization.apply(model, plan, clips);
         Graph training = quantized.withParameters(new LinkedHashMap<>(model.parameters()));
@@ -38,8 +41,8 @@ public final class RegionFinetune {
             int bits = new RegionQuantization.Scheme.Uniform(plan.preBranchBits()).weightBits();
             for (Node n : layers.preBranch()) weights.put(n.name(), new SteQuantizers.SymmetricWeights(bits));
         }
-        if (region.weightBits() != 32) {
-            for (Node n : layers.receiving()) weights.put(n.name(), new SteQuantizers.SymmetricWeights(region.weightBits()));
+        if (receivingWeightBits != 32) {
+            for (Node n : layers.receiving()) weights.put(n.name(), new SteQuantizers.SymmetricWeights(receivingWeightBits));
         }
         return new Network(training, weights, Map.of(), regionTraining);
     }

@@ -77,6 +77,9 @@ public class FinetuneCommandTest {
         r = CliTest.run("finetune", "--epochs", "0", "--out", "x.safetensors");
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("--epochs 0"), r.err());
+        r = CliTest.run("finetune", "--uniform", "9", "--out", "x.safetensors");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("--uniform 9"), r.err());
         r = CliTest.run("finetune", "--out", "x.bin");
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("--out x.bin"), r.err());

@@ -226,10 +226,16 @@ public class RegionFinetuneTest {
     }
 
     @Test
-    public void onlyTheSharedRegionSchemeIsFinetuned() {
+    public void theSharedRegionAndTheUniformSchemesAreFinetunedThePerRegionFormIsNot() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
-        Plan uniform = new Plan(new Scheme.Uniform(4), 8);
-        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class, () -> RegionFinetune.network(model, uniform, CLIPS, Network.RegionTraining.NONE)).getMessage();
-        assertTrue(message.contains("shared-weight region scheme"), message);
+        Network uniform = RegionFinetune.network(model, new Plan(new Scheme.Uniform(3, 4), 8), CLIPS, Network.RegionTraining.NONE);
+        String q = uniform.quantization();
+        assertTrue(q.contains(RegionQuantization.layers(model).receiving().getFirst().name() + "=SymmetricWeights[bits=4]"), q);
+        assertTrue(uniform.graph().nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize p && p.bits() == 3), "3-bit activations in the loop");
+        Plan perRegion = new Plan(new Scheme.Region(RegionPolicy.parse("2:50,3:30,4:20"), WeightForm.PER_REGION, 4, Op.Interpolate.Mode.NEAREST,
+                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8);
+        String message = org.testng.Assert.expectThrows(IllegalArgumentException.class,
+                () -> RegionFinetune.network(model, perRegion, CLIPS, Network.RegionTraining.NONE)).getMessage();
+        assertTrue(message.contains("shared-weight region scheme and the uniform one"), message);
     }
 }
