@@ -6,6 +6,8 @@ import dev.silhouette.graph.Op;
 import dev.silhouette.tensor.Tensor;
 import jcuda.Sizeof;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.IntFunction;
@@ -18,6 +20,10 @@ import java.util.function.IntFunction;
 final class DeviceWeights implements AutoCloseable {
     static final String BN_SCALE = "silhouette.bn_scale";
     static final String BN_SHIFT = "silhouette.bn_shift";
+    /** A RegionQuantize node's constants (RegionOpKernels.RegionTable): cumulative fractions, region widths, clip levels. */
+    static final String REGION_FRACTIONS = "silhouette.region_fractions";
+    static final String REGION_BITS = "silhouette.region_bits";
+    static final String REGION_ALPHAS = "silhouette.region_alphas";
 
     private final Map<String, DeviceBuffer> buffers = new HashMap<>();
     private long bytes;
@@ -35,6 +41,16 @@ final class DeviceWeights implements AutoCloseable {
                     }
                     put(node.name() + "." + BN_SCALE, scale, allocator, staging, stream);
                     put(node.name() + "." + BN_SHIFT, shift, allocator, staging, stream);
+                } else if (node.op() instanceof Op.RegionQuantize q) {
+                    double[] fractions = RegionOpKernels.fractions(q);
+                    ByteBuffer doubles = ByteBuffer.allocate(fractions.length * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+                    for (double f : fractions) doubles.putDouble(f);
+                    put(node.name() + "." + REGION_FRACTIONS, doubles.array(), allocator, staging, stream);
+                    int[] bits = RegionOpKernels.bits(q);
+                    ByteBuffer ints = ByteBuffer.allocate(bits.length * Integer.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+                    for (int b : bits) ints.putInt(b);
+                    put(node.name() + "." + REGION_BITS, ints.array(), allocator, staging, stream);
+                    put(node.name() + "." + REGION_ALPHAS, RegionOpKernels.alphas(q), allocator, staging, stream);
                 } else {
                     for (Op.Parameter p : node.op().parameters()) {
                         Tensor t = graph.parameters().get(node.parameterName(p));
@@ -52,6 +68,13 @@ final class DeviceWeights implements AutoCloseable {
         DeviceBuffer b = allocator.allocate((long) data.length * Sizeof.FLOAT);
         buffers.put(name, b);
         b.upload(data, staging.apply(data.length), stream);
+        bytes += b.capacity();
+    }
+
+    private void put(String name, byte[] data, DeviceAllocator allocator, IntFunction<PinnedBuffer> staging, CudaStream stream) {
+        DeviceBuffer b = allocator.allocate(data.length);
+        buffers.put(name, b);
+        if (data.length > 0) b.upload(data, staging.apply((data.length + Sizeof.FLOAT - 1) / Sizeof.FLOAT), stream);
         bytes += b.capacity();
     }
 
