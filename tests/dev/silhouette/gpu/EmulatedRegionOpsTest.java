@@ -149,8 +149,8 @@ public class EmulatedRegionOpsTest {
         for (int r = 0; r < policy.regions().size(); r++) alphas.add((float) (0.25 + rnd.nextDouble() * 2));
         Op.RegionQuantize op = new Op.RegionQuantize(policy, alphas, mode, order, onlyRegion);
         Tensor x = activations(xs, alphas.getLast(), seed);
-        var table = new RegionOpKernels.RegionTable(emu.put(RegionOpKernels.fractions(op)), emu.put(RegionOpKernels.bits(op)),
-                emu.put(RegionOpKernels.alphas(op)));
+        byte[][] bytes = RegionOpKernels.tableBytes(op);   // as the backend uploads them
+        var table = new RegionOpKernels.RegionTable(emu.put(bytes[0]), emu.put(bytes[1]), emu.put(bytes[2]));
         long y = output(xs.size());
         kernels.regionQuantize(emu.put(x.data()), xs, emu.put(silhouette.data()), ss, op, table, this::work, y, null);
         check(name + " " + ss + " -> " + xs + " " + mode + " " + order + " " + policy + " only " + onlyRegion, y,

@@ -28,7 +28,8 @@ import static jcuda.driver.JCudaDriver.cuMemGetInfo;
  * every intermediate in pooled device memory, no host round trip between layers. Convolutions (with a
  * following ReLU fused into the bias epilogue), pooling and softmax run on cuDNN and linear layers on
  * cuBLAS when those libraries are installed (otherwise, said once, on the built-in kernels); every other
- * op runs on the built-in kernels in cuda/. Parameters are uploaded once
+ * op runs on the built-in kernels in cuda/, the region-quantization ops on {@link RegionOpKernels}
+ * (cuda/region_ops.cu, never yet run on a GPU: docs/KERNELS.md). Parameters are uploaded once
  * per graph and kept for the most recently used graphs. One backend serialises its calls.
  */
 public final class CudaBackend implements Backend {

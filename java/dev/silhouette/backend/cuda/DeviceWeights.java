@@ -6,8 +6,6 @@ import dev.silhouette.graph.Op;
 import dev.silhouette.tensor.Tensor;
 import jcuda.Sizeof;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.IntFunction;
@@ -42,15 +40,10 @@ final class DeviceWeights implements AutoCloseable {
                     put(node.name() + "." + BN_SCALE, scale, allocator, staging, stream);
                     put(node.name() + "." + BN_SHIFT, shift, allocator, staging, stream);
                 } else if (node.op() instanceof Op.RegionQuantize q) {
-                    double[] fractions = RegionOpKernels.fractions(q);
-                    ByteBuffer doubles = ByteBuffer.allocate(fractions.length * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-                    for (double f : fractions) doubles.putDouble(f);
-                    put(node.name() + "." + REGION_FRACTIONS, doubles.array(), allocator, staging, stream);
-                    int[] bits = RegionOpKernels.bits(q);
-                    ByteBuffer ints = ByteBuffer.allocate(bits.length * Integer.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-                    for (int b : bits) ints.putInt(b);
-                    put(node.name() + "." + REGION_BITS, ints.array(), allocator, staging, stream);
-                    put(node.name() + "." + REGION_ALPHAS, RegionOpKernels.alphas(q), allocator, staging, stream);
+                    byte[][] table = RegionOpKernels.tableBytes(q);
+                    put(node.name() + "." + REGION_FRACTIONS, table[0], allocator, staging, stream);
+                    put(node.name() + "." + REGION_BITS, table[1], allocator, staging, stream);
+                    put(node.name() + "." + REGION_ALPHAS, table[2], allocator, staging, stream);
                 } else {
                     for (Op.Parameter p : node.op().parameters()) {
                         Tensor t = graph.parameters().get(node.parameterName(p));

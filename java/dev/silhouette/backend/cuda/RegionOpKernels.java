@@ -3,6 +3,8 @@ package dev.silhouette.backend.cuda;
 import dev.silhouette.graph.Op;
 import dev.silhouette.tensor.Shape;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.List;
 import java.util.Optional;
 
@@ -41,7 +43,7 @@ public final class RegionOpKernels {
 
     /**
      * A RegionQuantize node's constants on the device: the policy's interior cumulative fractions
-     * (doubles), each region's width (ints) and clip level (floats); see {@link #fractions}, {@link #bits}, {@link #alphas}.
+     * (doubles), each region's width (ints) and clip level (floats), laid out by {@link #tableBytes}.
      */
     public record RegionTable(long fractions, long bits, long alphas) {}
 
@@ -60,21 +62,27 @@ public final class RegionOpKernels {
         this.masks = new RegionMaskKernel(launcher, resize);
     }
 
-    /** The host arrays of {@link RegionTable}. */
+    /** The policy's interior cumulative fractions, the thresholds' quantiles. */
     public static double[] fractions(Op.RegionQuantize op) {
         return op.policy().cumulativeFractions();
     }
 
-    public static int[] bits(Op.RegionQuantize op) {
-        int[] bits = new int[op.policy().regions().size()];
-        for (int r = 0; r < bits.length; r++) bits[r] = op.policy().bits(r);
-        return bits;
-    }
-
-    public static float[] alphas(Op.RegionQuantize op) {
-        float[] alphas = new float[op.alphas().size()];
-        for (int r = 0; r < alphas.length; r++) alphas[r] = op.alphas().get(r);
-        return alphas;
+    /**
+     * The device bytes of a {@link RegionTable} (what the backend uploads once per graph): fractions as
+     * little-endian doubles, widths as little-endian ints, clip levels as little-endian floats.
+     */
+    public static byte[][] tableBytes(Op.RegionQuantize op) {
+        double[] fractions = fractions(op);
+        int regions = op.policy().regions().size();
+        ByteBuffer f = ByteBuffer.allocate(fractions.length * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        for (double q : fractions) f.putDouble(q);
+        ByteBuffer bits = ByteBuffer.allocate(regions * Integer.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer alphas = ByteBuffer.allocate(regions * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        for (int r = 0; r < regions; r++) {
+            bits.putInt(op.policy().bits(r));
+            alphas.putFloat(op.alphas().get(r));
+        }
+        return new byte[][] {f.array(), bits.array(), alphas.array()};
     }
 
     /**
