@@ -15,7 +15,7 @@ if [ ! -x "$sanitizer" ]; then
   echo "silhouette: compute-sanitizer not found: memcheck and racecheck not run" | tee "$results/sanitizer.log"
   exit 0
 fi
-tests='RegionMaskKernelTest,QuantizePackKernelTest,PackedConvKernelTest,BinaryConvKernelTest,SilhouetteThresholdKernelTest'
+tests='RegionMaskKernelTest,QuantizePackKernelTest,PackedConvKernelTest,BinaryConvKernelTest,SilhouetteThresholdKernelTest,RegionOpsGpuTest'
 for tool in memcheck racecheck; do
   # Surefire forks the test JVM; --target-processes all follows it.
   "$sanitizer" --tool "$tool" --target-processes all --error-exitcode 99 \

@@ -3,13 +3,16 @@
 // is a real rendezvous), the rounding intrinsics are IEEE operations compiled without contraction
 // (-ffp-contract=off) and popcount is the compiler's. It checks indexing, layouts, launch grids and
 // arithmetic against the Java reference without a GPU; it says nothing about the GPU's memory model,
-// scheduling or speed. Not for __syncthreads, shared memory or atomics (the select kernel).
+// scheduling or speed. Not for __syncthreads, shared memory or atomics (the select kernel): those
+// compile here only so that silhouette_threshold.cu, whose region map kernel is emulated, can be included,
+// and abort if ever reached (emu_launch does not offer the select kernel).
 #pragma once
 #include <stdint.h>
 #include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #define __global__
@@ -27,6 +30,7 @@ inline emu_dim3 blockDim, gridDim;
 
 using std::max;
 using std::min;
+using std::signbit;
 
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
@@ -36,6 +40,7 @@ inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dsub_rn(double a, double b) { return a - b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dsqrt_rn(double a) { return std::sqrt(a); }
 inline float __int2float_rn(int v) { return (float)v; }
 inline float __double2float_rn(double v) { return (float)v; }
 inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }
@@ -49,6 +54,12 @@ inline float __uint_as_float(unsigned u) {
     std::memcpy(&f, &u, 4);
     return f;
 }
+
+#define __shared__ static
+[[noreturn]] inline void emu_not_emulated() { std::abort(); }
+inline void __syncthreads() { emu_not_emulated(); }
+inline unsigned atomicAdd(unsigned*, unsigned) { emu_not_emulated(); }
+inline unsigned __shfl_up_sync(unsigned, unsigned, int) { emu_not_emulated(); }
 
 // One warp's rendezvous: every lane ORs its vote in, waits for all, reads, waits again, and lane 0
 // clears for the next ballot once everyone has read.

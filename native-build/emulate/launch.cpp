@@ -14,6 +14,9 @@
 #include "region_masks.cu"
 #include "packed_conv.cu"
 #include "binary_conv.cu"
+#include "ops_resize.cu"
+#include "silhouette_threshold.cu"
+#include "region_ops.cu"
 
 namespace {
 
@@ -93,5 +96,20 @@ extern "C" int emu_launch(const char* kernel, int grid_x, int grid_y, int block_
     if (k == "region_map_threshold_then_resize") return run(region_map_threshold_then_resize, grid_x, grid_y, block_x, args, count);
     if (k == "packed_conv") return run(packed_conv, grid_x, grid_y, block_x, args, count);
     if (k == "binary_conv") return run(binary_conv, grid_x, grid_y, block_x, args, count);
+    if (k == "silhouette_interpolate_nearest") return run(silhouette_interpolate_nearest, grid_x, grid_y, block_x, args, count);
+    if (k == "silhouette_interpolate_bilinear") return run(silhouette_interpolate_bilinear, grid_x, grid_y, block_x, args, count);
+    if (k == "silhouette_region_map") return run(silhouette_region_map, grid_x, grid_y, block_x, args, count);
+    if (k == "region_pact_quantize") return run(region_pact_quantize, grid_x, grid_y, block_x, args, count);
+    if (k == "region_quantize_by_map") return run(region_quantize_by_map, grid_x, grid_y, block_x, args, count);
+    if (k == "region_drq_block_means") return run(region_drq_block_means, grid_x, grid_y, block_x, args, count);
+    if (k == "region_drq_quantize") return run(region_drq_quantize, grid_x, grid_y, block_x, args, count);
+    if (k == "region_squeeze_channel_scores") return run(region_squeeze_channel_scores, grid_x, grid_y, block_x, args, count);
+    if (k == "region_squeeze_top_channels") return run(region_squeeze_top_channels, grid_x, grid_y, block_x, args, count);
+    if (k == "region_squeeze_channels") return run(region_squeeze_channels, grid_x, grid_y, block_x, args, count);
+    if (k == "region_squeeze_range") return run(region_squeeze_range, grid_x, grid_y, block_x, args, count);
+    if (k == "region_squeeze_rescale") return run(region_squeeze_rescale, grid_x, grid_y, block_x, args, count);
+    if (k == "region_noise_image_hash") return run(region_noise_image_hash, grid_x, grid_y, block_x, args, count);
+    if (k == "region_noise_silhouette") return run(region_noise_silhouette, grid_x, grid_y, block_x, args, count);
+    if (k == "region_logit_blend") return run(region_logit_blend, grid_x, grid_y, block_x, args, count);
     return -1;
 }

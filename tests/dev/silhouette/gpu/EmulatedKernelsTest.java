@@ -4,10 +4,8 @@ import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.backend.cuda.KernelLauncher;
 import dev.silhouette.backend.cuda.RegionMaskKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
-import dev.silhouette.backend.cuda.SilhouetteThresholdKernel;
 import dev.silhouette.graph.Op;
 import dev.silhouette.quant.RegionPolicy;
-import dev.silhouette.quant.SilhouetteThresholds;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.AfterClass;
@@ -123,15 +121,7 @@ public class EmulatedKernelsTest {
     public void regionMapThresholdThenResize(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, Op.RegionQuantize.MaskOrder order,
                                              RegionPolicy policy) {
         double[] fractions = policy.cumulativeFractions();
-        KernelLauncher launcher = (kernel, gridX, gridY, blockX, sharedBytes, stream, args) -> {
-            if (!kernel.equals(SilhouetteThresholdKernel.THRESHOLDS)) {
-                emu.launch(kernel, gridX, gridY, blockX, sharedBytes, stream, args);
-                return;
-            }
-            int batch = (Integer) args[1], pixels = (Integer) args[2], count = (Integer) args[4];
-            Tensor images = new Tensor(Shape.of(batch, 1, 1, pixels), emu.floats((Long) args[0], batch * pixels));
-            emu.write((Long) args[5], SilhouetteThresholds.thresholds(images, emu.doubles((Long) args[3], count)));
-        };
+        KernelLauncher launcher = emu.withCpuThresholds();
         RegionMaskKernel kernel = new RegionMaskKernel(launcher, (x, y, planes, h, w, oh, ow, bilinear, s) -> fail("THRESHOLD_THEN_RESIZE resized the silhouette"));
         Shape s = silhouette.shape();
         int pixels = s.n() * outH * outW;

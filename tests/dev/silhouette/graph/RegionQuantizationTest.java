@@ -3,7 +3,6 @@ package dev.silhouette.graph;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.Reference;
 import dev.silhouette.backend.cpu.RegionOps;
-import dev.silhouette.backend.cuda.BuiltinKernels;
 import dev.silhouette.graph.Op.Interpolate.Mode;
 import dev.silhouette.graph.Op.RegionQuantize.MaskOrder;
 import dev.silhouette.graph.RegionQuantization.Plan;
@@ -145,14 +144,5 @@ public class RegionQuantizationTest {
         Graph noSilhouette = MODEL.withOutputs(List.of(Models.LOGITS));
         expectThrows(IllegalArgumentException.class, () -> RegionQuantization.apply(noSilhouette, new Plan(new Scheme.Region(RegionPolicy.parse("2:50,4:50"),
                 WeightForm.SHARED, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS));
-    }
-
-    @Test
-    public void cudaClaimsNoneOfTheNewOps() {
-        for (Op op : List.<Op>of(new Op.PactQuantize(4, 1f), new Op.DrqQuantize(2, 0f, 4, 8, 1f, 1f, -1),
-                new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1), new Op.NoiseSilhouette(0))) {
-            var why = BuiltinKernels.supports(op, List.of(Shape.of(1, 2, 3, 3)));
-            assertTrue(why.isPresent() && why.get().detail().contains("not supported on cuda yet"), op + ": " + why);
-        }
     }
 }

@@ -94,7 +94,8 @@ public final class BuiltinKernels {
     }
 
     /**
-     * Empty when the built-in kernels run {@code op} on inputs of these shapes, else why not. Shapes are
+     * Empty when the built-in kernels (or, for the region-quantization ops, {@link RegionOpKernels}) run
+     * {@code op} on inputs of these shapes, else why not. Shapes are
      * host shapes (at most 2^31 - 9 elements each), so the per-kernel checks below rarely bind.
      */
     public static Optional<Unsupported> supports(Op op, List<Shape> inputs) {
@@ -129,12 +130,12 @@ public final class BuiltinKernels {
             case Op.Reshape r -> Optional.of(new Unsupported(Limit.NO_KERNEL, "Reshape keeps the values: the backend aliases its input"));
             case Op.Pad p -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
                     : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
-            case Op.PactQuantize q -> notYet(op);
-            case Op.RegionQuantize q -> notYet(op);
-            case Op.DrqQuantize q -> notYet(op);
-            case Op.ChannelSqueeze q -> notYet(op);
-            case Op.NoiseSilhouette q -> notYet(op);
-            case Op.LogitBlend q -> notYet(op);
+            case Op.PactQuantize q -> RegionOpKernels.supports(op, inputs);
+            case Op.RegionQuantize q -> RegionOpKernels.supports(op, inputs);
+            case Op.DrqQuantize q -> RegionOpKernels.supports(op, inputs);
+            case Op.ChannelSqueeze q -> RegionOpKernels.supports(op, inputs);
+            case Op.NoiseSilhouette q -> RegionOpKernels.supports(op, inputs);
+            case Op.LogitBlend q -> RegionOpKernels.supports(op, inputs);
         };
     }
 
@@ -184,10 +185,6 @@ public final class BuiltinKernels {
         }
         return strides;
 
-    }
-
-    private static Optional<Unsupported> notYet(Op op) {
-        return Optional.of(new Unsupported(Limit.NO_KERNEL, op.getClass().getSimpleName() + " is not supported on cuda yet"));
     }
 
     private static Optional<Unsupported> shape(Op op, String detail) {

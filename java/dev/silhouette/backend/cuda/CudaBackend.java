@@ -28,7 +28,8 @@ import static jcuda.driver.JCudaDriver.cuMemGetInfo;
  * every intermediate in pooled device memory, no host round trip between layers. Convolutions (with a
  * following ReLU fused into the bias epilogue), pooling and softmax run on cuDNN and linear layers on
  * cuBLAS when those libraries are installed (otherwise, said once, on the built-in kernels); every other
- * op runs on the built-in kernels in cuda/. Parameters are uploaded once
+ * op runs on the built-in kernels in cuda/, the region-quantization ops on {@link RegionOpKernels}
+ * (cuda/region_ops.cu, never yet run on a GPU: docs/KERNELS.md). Parameters are uploaded once
  * per graph and kept for the most recently used graphs. One backend serialises its calls.
  */
 public final class CudaBackend implements Backend {
@@ -41,6 +42,7 @@ public final class CudaBackend implements Backend {
     private final DeviceAllocator allocator;
     private final KernelModule module;
     private final BuiltinKernels kernels;
+    private final RegionOpKernels regionOps;
     private final Cudnn cudnn;
     private final Cublas cublas;
     private final Map<Graph, DeviceWeights> weights = new LinkedHashMap<>(8, 0.75f, true);
@@ -59,6 +61,7 @@ public final class CudaBackend implements Backend {
             module = new KernelModule(context);
             opened.add(module);
             kernels = new BuiltinKernels(module);
+            regionOps = new RegionOpKernels(module);
             cudnn = Cudnn.unavailableReason().isEmpty() ? new Cudnn(stream.handle()) : null;
             if (cudnn != null) opened.add(cudnn);
             cublas = Cublas.unavailableReason().isEmpty() ? new Cublas(stream.handle()) : null;
@@ -146,7 +149,7 @@ public final class CudaBackend implements Backend {
                     out = new Value(args.getFirst().buffer(), outShape);
                 } else {
                     out = new Value(allocator.allocate((long) outShape.size() * Sizeof.FLOAT), outShape);
-                    execute(node, args, out, params, reluFused.contains(node.name()));
+                    execute(graph, node, args, out, params, reluFused.contains(node.name()));
                 }
                 holders.merge(out.buffer(), 1, Integer::sum);
                 values.put(node.name(), out);
@@ -216,7 +219,7 @@ public final class CudaBackend implements Backend {
         return w;
     }
 
-    private void execute(Node node, List<Value> in, Value out, DeviceWeights params, boolean fuseRelu) {
+    private void execute(Graph graph, Node node, List<Value> in, Value out, DeviceWeights params, boolean fuseRelu) {
         Value x = in.getFirst();
         Shape s = x.shape();
         long count = out.shape().size();
@@ -295,17 +298,52 @@ public final class CudaBackend implements Backend {
             case Op.HardSwish h -> kernels.hardSwish(x.address(), out.address(), count, stream);
             case Op.Pad p -> kernels.pad(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p, stream);
             case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
-            case Op.PactQuantize q -> throw notYet(q);
-            case Op.RegionQuantize q -> throw notYet(q);
-            case Op.DrqQuantize q -> throw notYet(q);
-            case Op.ChannelSqueeze q -> throw notYet(q);
-            case Op.NoiseSilhouette q -> throw notYet(q);
-            case Op.LogitBlend q -> throw notYet(q);
+            case Op.PactQuantize q -> regionOps.pactQuantize(x.address(), out.address(), count, q, stream);
+            case Op.RegionQuantize q -> {
+                var table = new RegionOpKernels.RegionTable(params.address(node, DeviceWeights.REGION_FRACTIONS),
+                        params.address(node, DeviceWeights.REGION_BITS), params.address(node, DeviceWeights.REGION_ALPHAS));
+                try (Temporaries work = new Temporaries()) {
+                    regionOps.regionQuantize(x.address(), s, in.get(1).address(), in.get(1).shape(), q, table, work, out.address(), stream);
+                }
+            }
+            case Op.DrqQuantize q -> {
+                try (Temporaries work = new Temporaries()) {
+                    regionOps.drqQuantize(x.address(), s, q, work, out.address(), stream);
+                }
+            }
+            case Op.ChannelSqueeze q -> {
+                try (Temporaries work = new Temporaries()) {
+                    regionOps.channelSqueeze(x.address(), s, q, work, out.address(), stream);
+                }
+            }
+            case Op.NoiseSilhouette q -> {
+                try (Temporaries work = new Temporaries()) {
+                    regionOps.noiseSilhouette(x.address(), s, q, work, out.address(), stream);
+                }
+            }
+            case Op.LogitBlend q -> regionOps.logitBlend(x.address(), in.get(1).address(), out.address(), count,
+                    graph.parameter(node, "gate").data()[0], stream);
         }
     }
 
-    private static IllegalStateException notYet(Op op) {
-        return new IllegalStateException(Graph.opName(op) + " is not supported on cuda yet; run it with --backend cpu");
+    /**
+     * An op's device temporaries from the pool, returned when the op's launches are queued: the pool hands
+     * them out again only to later work on the same stream, which runs after these launches.
+     */
+    private final class Temporaries implements RegionOpKernels.Work, AutoCloseable {
+        private final List<DeviceBuffer> buffers = new ArrayList<>();
+
+        @Override
+        public long allocate(long bytes, String what) {
+            DeviceBuffer b = allocator.allocate(bytes);
+            buffers.add(b);
+            return b.address();
+        }
+
+        @Override
+        public void close() {
+            for (DeviceBuffer b : buffers) b.close();
+        }
     }
 
     /** cuDNN pooling has no dilation; dilated windows stay on the built-in kernels. */

@@ -57,6 +57,17 @@ public final class DeviceBuffer implements AutoCloseable {
         stream.synchronize("upload");
     }
 
+    /** Copies host bytes to the device through pinned staging, as {@link #upload(float[], PinnedBuffer, CudaStream)}. */
+    public void upload(byte[] data, PinnedBuffer staging, CudaStream stream) {
+        requireOpen();
+        long n = data.length;
+        checkFits(n);
+        if (n > staging.bytes()) throw new IllegalArgumentException("upload of " + n + " bytes through " + staging.bytes() + " bytes of staging");
+        staging.byteView().put(data);
+        Driver.check(cuMemcpyHtoDAsync(pointer, staging.pointer(), n, stream), "cuMemcpyHtoDAsync(" + n + " bytes)");
+        stream.synchronize("upload");
+    }
+
     /** Copies the first {@code data.length} floats back to the host, waiting for all work queued on the stream. */
     public void download(float[] data, PinnedBuffer staging, CudaStream stream) {
         requireOpen();

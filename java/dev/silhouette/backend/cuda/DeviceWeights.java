@@ -18,6 +18,10 @@ import java.util.function.IntFunction;
 final class DeviceWeights implements AutoCloseable {
     static final String BN_SCALE = "silhouette.bn_scale";
     static final String BN_SHIFT = "silhouette.bn_shift";
+    /** A RegionQuantize node's constants (RegionOpKernels.RegionTable): cumulative fractions, region widths, clip levels. */
+    static final String REGION_FRACTIONS = "silhouette.region_fractions";
+    static final String REGION_BITS = "silhouette.region_bits";
+    static final String REGION_ALPHAS = "silhouette.region_alphas";
 
     private final Map<String, DeviceBuffer> buffers = new HashMap<>();
     private long bytes;
@@ -35,6 +39,11 @@ final class DeviceWeights implements AutoCloseable {
                     }
                     put(node.name() + "." + BN_SCALE, scale, allocator, staging, stream);
                     put(node.name() + "." + BN_SHIFT, shift, allocator, staging, stream);
+                } else if (node.op() instanceof Op.RegionQuantize q) {
+                    byte[][] table = RegionOpKernels.tableBytes(q);
+                    put(node.name() + "." + REGION_FRACTIONS, table[0], allocator, staging, stream);
+                    put(node.name() + "." + REGION_BITS, table[1], allocator, staging, stream);
+                    put(node.name() + "." + REGION_ALPHAS, table[2], allocator, staging, stream);
                 } else {
                     for (Op.Parameter p : node.op().parameters()) {
                         Tensor t = graph.parameters().get(node.parameterName(p));
@@ -52,6 +61,13 @@ final class DeviceWeights implements AutoCloseable {
         DeviceBuffer b = allocator.allocate((long) data.length * Sizeof.FLOAT);
         buffers.put(name, b);
         b.upload(data, staging.apply(data.length), stream);
+        bytes += b.capacity();
+    }
+
+    private void put(String name, byte[] data, DeviceAllocator allocator, IntFunction<PinnedBuffer> staging, CudaStream stream) {
+        DeviceBuffer b = allocator.allocate(data.length);
+        buffers.put(name, b);
+        if (data.length > 0) b.upload(data, staging.apply((data.length + Sizeof.FLOAT - 1) / Sizeof.FLOAT), stream);
         bytes += b.capacity();
     }
 

@@ -2,6 +2,7 @@ package dev.silhouette.backend.cuda;
 
 import jcuda.Pointer;
 
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 
@@ -35,6 +36,11 @@ public final class PinnedBuffer implements AutoCloseable {
 
     FloatBuffer floats() {
         return floats.clear();
+    }
+
+    /** The whole buffer as bytes (raw uploads: the caller lays out multi-byte values as the device reads them). */
+    ByteBuffer byteView() {
+        return pointer.getByteBuffer(0, bytes);
     }
 
     @Override

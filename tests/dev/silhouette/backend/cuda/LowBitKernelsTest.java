@@ -71,7 +71,7 @@ public class LowBitKernelsTest {
         return out;
     }
 
-    private static void checkLaunches(Recorder r, int expected) throws IOException {
+    static void checkLaunches(Recorder r, int expected) throws IOException {
         Map<String, List<Class<?>>> params = parameters();
         assertEquals(r.launches.size(), expected, "launches " + r.launches);
         for (Launch l : r.launches) {
