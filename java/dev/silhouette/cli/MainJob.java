@@ -322,7 +322,8 @@ final class MainJob {
     private Row evaluate(String name, String silhouette, Graph graph, RegionQuantization.Layers split, Scheme.Region scheme, int uniformBits,
                          int uniformWeightBits, ProgressBar bar) {
         boolean drq = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.DrqQuantize);
-        // Silhouette's own ops (quantizers, squeezes, the attention branch's blend) run on the CPU reference only.
+        // Silhouette's own ops (quantizers, squeezes, the attention branch's blend) stay on the CPU reference until their CUDA
+        // kernels, checked only under emulation so far, have passed RegionOpsGpuTest on a device (docs/KERNELS.md).
         boolean cpuOnly = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize || n.op() instanceof Op.RegionQuantize
                 || n.op() instanceof Op.DrqQuantize || n.op() instanceof Op.ChannelSqueeze || n.op() instanceof Op.LogitBlend);
         Backend runner = cpuOnly ? cpu : backend;
