@@ -75,7 +75,7 @@ final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--mask-order", defaultValue = "RESIZE_THEN_THRESHOLD", description = "RESIZE_THEN_THRESHOLD or THRESHOLD_THEN_RESIZE (default: ${DEFAULT-VALUE})")
     Op.RegionQuantize.MaskOrder maskOrder;
 
-    @Option(names = "--silhouette-weight", defaultValue = "1", description = "weight of the silhouette branch's importance loss "
+    @Option(names = "--silhouette-weight", defaultValue = "10", description = "weight of the silhouette branch's importance loss "
             + "(docs/REGION_QUANTIZATION.md, Fine-tuning); 0 leaves the branch untrained (default: ${DEFAULT-VALUE})")
     float silhouetteWeight;
 

@@ -168,7 +168,8 @@ final class MainJob {
                 rows.add(region(p, form, "learned", fp32, bar));
                 rows.add(region(p, form, "training-free", trainingFree, bar));
             }
-            if (i == 0) rows.add(region(p, WeightForm.SHARED, NOISE, RegionQuantization.noiseSilhouette(fp32, RegionQuantization.branchPoint(fp32), 0), bar));
+            // The control for every policy: where the widths go matters most when the low width is very low.
+            rows.add(region(p, WeightForm.SHARED, NOISE, RegionQuantization.noiseSilhouette(fp32, RegionQuantization.branchPoint(fp32), 0), bar));
         }
         rows.add(region(high, WeightForm.PER_REGION, "learned", fp32, bar));
         rows.add(region(high, WeightForm.PER_REGION, "training-free", trainingFree, bar));
@@ -188,10 +189,10 @@ final class MainJob {
     /** Number of configurations {@link #run} evaluates on the test split (for the progress bar). */
     int rowCount() {
         int regionRows = 0;
-        for (int i = 0; i < settings.policies().size(); i++) regionRows += 2 * forms(i).size();
+        for (int i = 0; i < settings.policies().size(); i++) regionRows += 2 * forms(i).size() + 1;
         int mainWeights = sharedWeightBits(settings.policies().getFirst());
         int mixed = (int) MIXED_UNIFORM_BITS.stream().filter(b -> b < mainWeights).count();
-        return 1 + UNIFORM_BITS.size() + mixed + regionRows + 1 + 2 + 2;
+        return 1 + UNIFORM_BITS.size() + mixed + regionRows + 2 + 2;
     }
 
     /**

@@ -45,14 +45,15 @@ public class MainJobTest {
     @Test
     public void tableHasEveryConfiguration() {
         assertEquals(report.get("images").getAsInt(), 200);
-        assertEquals(rows.size(), 22, rows.keySet().toString());
+        assertEquals(rows.size(), 25, rows.keySet().toString());
         for (String name : new String[] {"FP32", "W8A8", "W4A4", "W3A3", "W2A2", "W4A3", "W4A2"}) row(name, "-");
         for (String s : new String[] {"learned", "training-free"}) {
             row("2:50,3:30,4:20 W4", s);
             row("2:50,3:30,4:20 per-region W", s);
             row("4:80,8:20 per-region W", s);
         }
-        row("2:50,3:30,4:20 W4", MainJob.NOISE);
+        // Every policy has its noise control.
+        for (String policy : new String[] {"2:50,3:30,4:20", "2:70,4:30", "3:50,4:50", "2:30,3:40,4:30"}) row(policy + " W4", MainJob.NOISE);
         row("DRQ 4/2 (2.7 bits)", "input blocks");
         row("DRQ 8/4 (4.8 bits)", "input blocks");
         assertTrue(report.get("calibration").getAsString().contains("training"), report.get("calibration").getAsString());
@@ -102,7 +103,7 @@ public class MainJobTest {
             assertTrue(img.getWidth() > 100 && img.getHeight() > 100, name + " " + img.getWidth() + "x" + img.getHeight());
         }
         JsonObject saved = JsonParser.parseString(Files.readString(out.resolve("results.json"))).getAsJsonObject();
-        assertEquals(saved.getAsJsonArray("rows").size(), 22);
+        assertEquals(saved.getAsJsonArray("rows").size(), rows.size());
         assertTrue(saved.get("machine").getAsString().contains("cores"));
         try (var files = Files.list(out)) {
             assertFalse(files.anyMatch(p -> p.getFileName().toString().endsWith(".tmp")), "no temporary files left");
