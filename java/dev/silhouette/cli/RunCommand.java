@@ -192,7 +192,7 @@ final class RunCommand implements Callable<Integer> {
             int count = learnedClipLevels.values().stream().mapToInt(Map::size).sum();
             out.printf("clip levels  %d learned by fine-tuning (model metadata) for %d inputs; the others calibrated%n", count, learnedClipLevels.size());
         }
-        out.printf("silhouettes  learned: the bundled branch on %s; training-free: %s%s%n", r.branchPoint(), r.trainingFreeSilhouette(),
+        out.printf("silhouettes  learned: the model's branch on %s; training-free: %s%s%n", r.branchPoint(), r.trainingFreeSilhouette(),
                 squeeze != null ? " (--squeeze)" : " (best of " + r.squeezeTrials().size() + " squeezes on the calibration images)");
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
                 MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
