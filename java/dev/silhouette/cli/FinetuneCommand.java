@@ -84,6 +84,10 @@ final class FinetuneCommand implements Callable<Integer> {
                     + "file for the main job; --no-learn-clip-levels keeps them calibrated (default: ${DEFAULT-VALUE})")
     boolean learnClipLevels;
 
+    @Option(names = "--branch-only", description = "train only the silhouette branch (importance loss) on the quantized model as it is: "
+            + "every other weight, BatchNorm statistic and clip level stays bit for bit, so the other rows of the main job do not move")
+    boolean branchOnly;
+
     @Option(names = "--uniform", paramLabel = "BITS", description = "fine-tune the uniform baseline instead: every receiving convolution's "
             + "activations at BITS, weights at the policy's shared width (the main job's W4A2/W4A3 rows for 2:50,3:30,4:20)")
     Integer uniformBits;
@@ -120,12 +124,16 @@ final class FinetuneCommand implements Callable<Integer> {
         ActivationCalibration clips = new ActivationCalibration(folded, RegionQuantization.layers(folded), calibration, 100, MainJob.DRQ_BLOCK);
         clips.adopt(LearnedClipLevels.read(loaded.metadata(), model));
         int weightBits = MainJob.sharedWeightBits(parsed);
+        if (branchOnly && uniformBits != null) throw new IllegalArgumentException("--branch-only trains the silhouette, which --uniform does not use");
+        if (branchOnly && !(silhouetteWeight > 0)) throw new IllegalArgumentException("--branch-only needs a positive --silhouette-weight, not " + silhouetteWeight);
+        boolean learnClips = learnClipLevels && !branchOnly;
         if (uniformBits != null && (uniformBits < 1 || uniformBits > 8)) throw new IllegalArgumentException("--uniform " + uniformBits + " must be 1 to 8 bits");
         Scheme scheme = uniformBits == null ? new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder)
                 : new Scheme.Uniform(uniformBits, weightBits);
-        String trainedFor = uniformBits == null ? "region policy " + parsed : "uniform W" + weightBits + "A" + uniformBits;
+        String trainedFor = uniformBits != null ? "uniform W" + weightBits + "A" + uniformBits
+                : (branchOnly ? "the silhouette branch only, under region policy " : "region policy ") + parsed;
         Plan plan = new Plan(scheme, MainJob.PRE_BRANCH_BITS);
-        Network network = RegionFinetune.network(graph, plan, clips, new Network.RegionTraining(silhouetteWeight, learnClipLevels));
+        Network network = RegionFinetune.network(graph, plan, clips, new Network.RegionTraining(silhouetteWeight, learnClips, branchOnly));
 
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
         long steps = Trainer.totalSteps(n, config);
@@ -134,7 +142,7 @@ final class FinetuneCommand implements Callable<Integer> {
         Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
         stdout.printf("fine-tuning %s for %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
                         + "SGD lr %s cosine, silhouette weight %s, clip levels %s, seed %d; before: test accuracy %.2f%% in the loop%n",
-                loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClipLevels ? "learned" : "calibrated", seed,
+                loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClips ? "learned" : "calibrated", seed,
                 100 * before.accuracy());
         stdout.flush();
         long start = System.nanoTime();
@@ -167,7 +175,7 @@ final class FinetuneCommand implements Callable<Integer> {
         finetune.put("images_per_second", Math.round((double) trainer.step() * batch / seconds));
         finetune.put("machine", Machine.current().toString());
         meta.put("silhouette.trained_by", "silhouette finetune");
-        if (learnClipLevels) meta.put(LearnedClipLevels.KEY, LearnedClipLevels.json(network.clipLevels()));
+        if (learnClips) meta.put(LearnedClipLevels.KEY, LearnedClipLevels.json(network.clipLevels()));
         meta.put("silhouette.finetune", new Gson().toJson(finetune));
         Trainer.saveModel(network, out, meta);
         stdout.printf("wrote %s (test accuracy in the loop %.2f%% -> %.2f%%); %.1f s, %.0f images/s on %s%nevaluate it with: bin/silhouette run --model %s --policy '%s'%n",

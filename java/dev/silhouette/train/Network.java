@@ -3,6 +3,7 @@ package dev.silhouette.train;
 import dev.silhouette.backend.cpu.CpuOps;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.tensor.Shape;
@@ -34,6 +35,7 @@ public final class Network {
     private final Map<String, SteQuantizers.WeightQuantizer> weightQuantizers;
     private final Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers;
     private final float silhouetteWeight;
+    private final boolean branchOnly;
     /** Quantizer node name -> the parameter holding its learned clip levels. */
     private final Map<String, String> clipLevelParameters;
     /** The smallest clip level training may reach (activation units). */
@@ -60,20 +62,31 @@ public final class Network {
      * @param learnClipLevels  whether the clip levels of the PACT and region quantizers are parameters (PACT's
      *                         straight-through alpha gradient, {@link OpGradients#regionClipLevels}), named
      *                         {@code <node>.alpha}, one per region
+     * @param branchOnly       whether only the silhouette branch (nodes named {@code silhouette} and {@code silhouette.*})
+     *                         learns: every other node is frozen, its BatchNorm on running statistics, so the rest of the
+     *                         model comes out bit for bit as it went in
      */
-    public record RegionTraining(float silhouetteWeight, boolean learnClipLevels) {
-        public static final RegionTraining NONE = new RegionTraining(0f, false);
+    public record RegionTraining(float silhouetteWeight, boolean learnClipLevels, boolean branchOnly) {
+        public static final RegionTraining NONE = new RegionTraining(0f, false, false);
 
         public RegionTraining {
             if (!(silhouetteWeight >= 0f) || Float.isInfinite(silhouetteWeight)) {
                 throw new IllegalArgumentException("silhouette loss weight " + silhouetteWeight + " must be finite and at least 0");
             }
+            if (branchOnly && learnClipLevels) {
+                throw new IllegalArgumentException("training the silhouette branch only keeps the clip levels as they are; do not also learn them");
+            }
+        }
+
+        public RegionTraining(float silhouetteWeight, boolean learnClipLevels) {
+            this(silhouetteWeight, learnClipLevels, false);
         }
     }
 
     public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
                    Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers, RegionTraining regionTraining) {
         this.silhouetteWeight = regionTraining.silhouetteWeight();
+        this.branchOnly = regionTraining.branchOnly();
         List<String> untrainable = new ArrayList<>();
         for (Node node : graph.nodes()) {
             if (!hasBackward(node.op())) untrainable.add(node.name() + " (" + Graph.opName(node.op()) + ")");
@@ -312,7 +325,7 @@ public final class Network {
         return switch (node.op()) {
             case Op.Conv2d op -> CpuOps.conv2d(x, weight(node, pass), op.bias() ? param(node, "bias") : null, op);
             case Op.BatchNorm op -> {
-                if (!pass.training) {
+                if (!pass.training || frozen(node.name())) {
                     yield CpuOps.batchNorm(x, param(node, "weight"), param(node, "bias"), param(node, "running_mean"), param(node, "running_var"), op);
                 }
                 OpGradients.BatchStats stats = OpGradients.batchStats(x, op.eps());
@@ -381,7 +394,17 @@ public final class Network {
         if (inputGrads) {
             for (Graph.Input in : graph.inputs()) if (grads.containsKey(in.name())) paramGrads.put(in.name(), grads.get(in.name()));
         }
+        if (branchOnly) paramGrads.keySet().removeIf(name -> !inBranch(name));
         return paramGrads;
+    }
+
+    /** Whether a node (or a parameter, by its node's name) belongs to the silhouette branch. */
+    private static boolean inBranch(String name) {
+        return name.equals(Models.SILHOUETTE) || name.startsWith(Models.SILHOUETTE + ".");
+    }
+
+    private boolean frozen(String node) {
+        return branchOnly && !inBranch(node);
     }
 
     private static void addGrad(Map<String, Tensor> grads, String name, Tensor g) {
@@ -422,6 +445,12 @@ public final class Network {
                 paramGrads.put(prefix + "weight", weightGrad(node, g.weight()));
                 if (g.bias() != null) paramGrads.put(prefix + "bias", g.bias());
                 if (needInput) addGrad(grads, in0, g.input());
+            }
+            case Op.BatchNorm op when frozen(node.name()) -> {
+                if (needInput) {
+                    addGrad(grads, in0, OpGradients.batchNormEval(x, param(node, "weight"), param(node, "running_mean"), param(node, "running_var"),
+                            op.eps(), dy).input());
+                }
             }
             case Op.BatchNorm op -> {
                 OpGradients.BatchNormGrads g = OpGradients.batchNormTrain(x, param(node, "weight"), pass.batchStats.get(node.name()), dy);

@@ -59,6 +59,28 @@ public class FinetuneCommandTest {
     }
 
     @Test
+    public void branchOnlyTrainsTheSilhouetteAndLeavesEveryOtherTensorBitForBit() throws Exception {
+        Path data = TrainCommandTest.dataset(28, 64, 32), dir = Files.createTempDirectory("finetune");
+        Path model = dir.resolve("branch.safetensors");
+        CliTest.Result r = CliTest.run("finetune", "--data", data.toString(), "--epochs", "1", "--batch", "32", "--lr", "0.05", "--calibration", "64",
+                "--branch-only", "--out", model.toString());
+        assertEquals(r.exitCode(), 0, r.err());
+        ModelLoader.Loaded tuned = ModelLoader.load(model.toString()), bundled = ModelLoader.load(ModelLoader.BUNDLED);
+        Map<String, Tensor> after = tuned.graph().parameters(), before = bundled.graph().parameters();
+        int moved = 0;
+        for (String name : before.keySet()) {
+            boolean same = java.util.Arrays.equals(after.get(name).data(), before.get(name).data());
+            if (name.startsWith("silhouette.")) moved += same ? 0 : 1;
+            else assertTrue(same, name + " changed");
+        }
+        assertTrue(moved > 0, "the branch moved");
+        assertFalse(tuned.metadata().containsKey(LearnedClipLevels.KEY), "clip levels stay calibrated");
+        r = CliTest.run("finetune", "--branch-only", "--silhouette-weight", "0", "--out", "x.safetensors");
+        assertEquals(r.exitCode(), 2);
+        assertTrue(r.err().contains("--silhouette-weight"), r.err());
+    }
+
+    @Test
     public void malformedLearnedClipLevelsAreRefusedByName() {
         for (String bad : new String[] {"[1]", "{\"v\": 3}", "{\"v\": {\"x\": 1}}", "{\"v\": {\"2\": -1}}", "{\"v\": {\"9\": 1}}"}) {
             IllegalArgumentException e = org.testng.Assert.expectThrows(IllegalArgumentException.class,
