@@ -60,7 +60,7 @@ public final class Network {
      * @param silhouetteWeight weight of the silhouette's importance loss through every region quantizer
      *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient
      * @param learnClipLevels  whether the clip levels of the PACT and region quantizers are parameters (PACT's
-     *                         straight-through alpha gradient, {@link OpGradients#regionClipLevels}), named
+     *                         straight-through alpha gradient, {@link OpGradients#regionQuantize}), named
      *                         {@code <node>.alpha}, one per region
      * @param branchOnly       whether only the silhouette branch (nodes named {@code silhouette} and {@code silhouette.*})
      *                         learns: every other node is frozen, its BatchNorm on running statistics, so the rest of the
@@ -493,10 +493,10 @@ public final class Network {
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
             case Op.PactQuantize stored -> {
-                Op.PactQuantize op = withClipLevels(node, stored);
-                if (needInput) addGrad(grads, in0, OpGradients.pactQuantize(x, dy, op));
+                OpGradients.QuantizerGrads g = OpGradients.pactQuantize(x, dy, withClipLevels(node, stored));
+                if (needInput) addGrad(grads, in0, g.input());
                 String alpha = clipLevelParameters.get(node.name());
-                if (alpha != null) paramGrads.put(alpha, OpGradients.pactClipLevel(x, dy, op));
+                if (alpha != null) paramGrads.put(alpha, g.clipLevels());
             }
             // The silhouette (input 1) only picks each pixel's region, so the hard masks pass it no gradient; with a
             // silhouette weight it gets its importance loss instead, where a learnable branch produces it.
@@ -504,9 +504,10 @@ public final class Network {
                 Op.RegionQuantize op = withClipLevels(node, stored);
                 String in1 = node.inputs().get(1);
                 Tensor silhouette = pass.values.get(in1);
-                if (needInput) addGrad(grads, in0, OpGradients.regionQuantize(x, silhouette, dy, op));
+                OpGradients.QuantizerGrads g = OpGradients.regionQuantize(x, silhouette, dy, op);
+                if (needInput) addGrad(grads, in0, g.input());
                 String alpha = clipLevelParameters.get(node.name());
-                if (alpha != null) paramGrads.put(alpha, OpGradients.regionClipLevels(x, silhouette, dy, op));
+                if (alpha != null) paramGrads.put(alpha, g.clipLevels());
                 if (silhouetteWeight > 0f && op.onlyRegion() < 0 && learnable(in1)) {
                     addGrad(grads, in1, OpGradients.silhouetteImportance(x, silhouette, dy, op, silhouetteWeight));
                 }

@@ -254,30 +254,40 @@ public final class OpGradients {
         return new Tensor(dy.shape(), dx);
     }
 
+    /** Gradients of a PACT or region quantizer: to its input, and to its clip levels (one per region). */
+    public record QuantizerGrads(Tensor input, Tensor clipLevels) {}
+
     /**
-     * PACT quantization's straight-through gradient: 1 where the input lies in the clip range
+     * PACT quantization's straight-through gradients. To x: 1 where the input lies in the clip range
      * (0 <= x < alpha), 0 where it was clipped (below 0 or at/above alpha), as {@link SteQuantizers.Pact}
-     * passes it to x. The clip level is fixed here (calibrated), so it gets no gradient.
+     * passes it. To alpha (Choi et al.): the output is alpha wherever the input is at or above it, so d alpha
+     * collects dy there; inside the range rounding is straight-through and alpha gets nothing.
      */
-    public static Tensor pactQuantize(Tensor x, Tensor dy, Op.PactQuantize op) {
+    public static QuantizerGrads pactQuantize(Tensor x, Tensor dy, Op.PactQuantize op) {
         float[] in = x.data(), g = dy.data(), dx = new float[g.length];
         float alpha = op.alpha();
-        for (int i = 0; i < g.length; i++) dx[i] = in[i] >= 0f && in[i] < alpha ? g[i] : 0f;
-        return new Tensor(dy.shape(), dx);
+        double dAlpha = 0;
+        for (int i = 0; i < g.length; i++) {
+            if (in[i] >= alpha) dAlpha += g[i];
+            else if (in[i] >= 0f) dx[i] = g[i];
+        }
+        return new QuantizerGrads(new Tensor(dy.shape(), dx), new Tensor(Shape.of(1), new float[] {(float) dAlpha}));
     }
 
     /**
-     * Region quantization's straight-through gradient to the activations: per pixel the PACT rule with
-     * that pixel's region clip level; pixels the op zeroes (another region under {@code onlyRegion}) get
-     * 0. The region map is recomputed from the silhouette exactly as the forward found it. The silhouette
-     * itself gets no gradient: it only selects regions through hard thresholds.
+     * Region quantization's straight-through gradients: per pixel the PACT rules with that pixel's region
+     * clip level, region r's level collecting dy where its pixels' inputs are at or above it; pixels the op
+     * zeroes (another region under {@code onlyRegion}) pass nothing. The region map is recomputed from the
+     * silhouette exactly as the forward found it, once for both gradients. The silhouette itself gets no
+     * gradient here: it only selects regions through hard thresholds.
      */
-    public static Tensor regionQuantize(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op) {
+    public static QuantizerGrads regionQuantize(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op) {
         Shape s = x.shape();
         byte[] region = RegionOps.regionMap(silhouette, s, op);
         float[] in = x.data(), g = dy.data(), dx = new float[g.length];
         float[] alphas = new float[op.alphas().size()];
         for (int r = 0; r < alphas.length; r++) alphas[r] = op.alphas().get(r);
+        double[] dAlphas = new double[alphas.length];
         int plane = s.h() * s.w();
         for (int p = 0; p < s.n() * s.c(); p++) {
             int mapOffset = p / s.c() * plane;
@@ -285,42 +295,13 @@ public final class OpGradients {
                 int r = region[mapOffset + i];
                 if (op.onlyRegion() >= 0 && r != op.onlyRegion()) continue;
                 float v = in[p * plane + i];
-                if (v >= 0f && v < alphas[r]) dx[p * plane + i] = g[p * plane + i];
+                if (v >= alphas[r]) dAlphas[r] += g[p * plane + i];
+                else if (v >= 0f) dx[p * plane + i] = g[p * plane + i];
             }
         }
-        return new Tensor(dy.shape(), dx);
-    }
-
-    /**
-     * PACT's clip-level gradient (Choi et al.): the output is alpha wherever the input is at or above it, so
-     * d alpha collects dy there; inside the range rounding is straight-through and alpha gets nothing.
-     */
-    public static Tensor pactClipLevel(Tensor x, Tensor dy, Op.PactQuantize op) {
-        float[] in = x.data(), g = dy.data();
-        double sum = 0;
-        for (int i = 0; i < g.length; i++) if (in[i] >= op.alpha()) sum += g[i];
-        return new Tensor(Shape.of(1), new float[] {(float) sum});
-    }
-
-    /** The same rule per region: region r's clip level collects dy where its pixels' inputs are at or above it. */
-    public static Tensor regionClipLevels(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op) {
-        Shape s = x.shape();
-        byte[] region = RegionOps.regionMap(silhouette, s, op);
-        int regions = op.alphas().size();
-        double[] sums = new double[regions];
-        float[] in = x.data(), g = dy.data();
-        int plane = s.h() * s.w();
-        for (int p = 0; p < s.n() * s.c(); p++) {
-            int mapOffset = p / s.c() * plane;
-            for (int i = 0; i < plane; i++) {
-                int r = region[mapOffset + i];
-                if (op.onlyRegion() >= 0 && r != op.onlyRegion()) continue;
-                if (in[p * plane + i] >= op.alphas().get(r)) sums[r] += g[p * plane + i];
-            }
-        }
-        float[] out = new float[regions];
-        for (int r = 0; r < regions; r++) out[r] = (float) sums[r];
-        return new Tensor(Shape.of(regions), out);
+        float[] clipLevels = new float[alphas.length];
+        for (int r = 0; r < alphas.length; r++) clipLevels[r] = (float) dAlphas[r];
+        return new QuantizerGrads(new Tensor(dy.shape(), dx), new Tensor(Shape.of(alphas.length), clipLevels));
     }
 
     /**

@@ -36,7 +36,7 @@ public class RegionFinetuneTest {
         Tensor x = new Tensor(Shape.of(1, 1, 2, 3), new float[] {-0.5f, 0f, 0.3f, 1.99f, 2f, 3f});
         Tensor dy = new Tensor(x.shape(), new float[] {1, 2, 3, 4, 5, 6});
         // alpha 2: -0.5 clipped below, 2 and 3 at or above alpha.
-        assertEquals(OpGradients.pactQuantize(x, dy, new Op.PactQuantize(3, 2f)).data(), new float[] {0, 2, 3, 4, 0, 0});
+        assertEquals(OpGradients.pactQuantize(x, dy, new Op.PactQuantize(3, 2f)).input().data(), new float[] {0, 2, 3, 4, 0, 0});
     }
 
     /**
@@ -56,10 +56,10 @@ public class RegionFinetuneTest {
         assertEquals(RegionOps.regionMap(SILHOUETTE, X.shape(), region(-1)), new byte[] {0, 1, 1, 0});
         Tensor dy = new Tensor(X.shape(), DY);
         // channel 0: 1.5 >= alpha 1 in region 0 is clipped, 1.5 < 3 in region 1 passes; channel 1: -0.1 and 3 (= alpha 3) are clipped.
-        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(-1)).data(), new float[] {0, 2, 3, 4, 0, 0, 7, 8});
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(-1)).input().data(), new float[] {0, 2, 3, 4, 0, 0, 7, 8});
         // The one-region form zeroes (and so passes nothing to) the other region's pixels.
-        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(0)).data(), new float[] {0, 0, 0, 4, 0, 0, 0, 8});
-        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(1)).data(), new float[] {0, 2, 3, 0, 0, 0, 7, 0});
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(0)).input().data(), new float[] {0, 0, 0, 4, 0, 0, 0, 8});
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(1)).input().data(), new float[] {0, 2, 3, 0, 0, 0, 7, 0});
     }
 
     @Test
@@ -135,9 +135,9 @@ public class RegionFinetuneTest {
     @Test
     public void clipLevelsCollectTheGradientWhereTheInputIsClipped() {
         Tensor dy = new Tensor(X.shape(), DY);
-        assertEquals(OpGradients.regionClipLevels(X, SILHOUETTE, dy, region(-1)).data(), new float[] {1, 6});
+        assertEquals(OpGradients.regionQuantize(X, SILHOUETTE, dy, region(-1)).clipLevels().data(), new float[] {1, 6});
         Tensor x = new Tensor(Shape.of(1, 1, 2, 3), new float[] {-0.5f, 0f, 0.3f, 1.99f, 2f, 3f});
-        assertEquals(OpGradients.pactClipLevel(x, new Tensor(x.shape(), new float[] {1, 2, 3, 4, 5, 6}), new Op.PactQuantize(3, 2f)).data(),
+        assertEquals(OpGradients.pactQuantize(x, new Tensor(x.shape(), new float[] {1, 2, 3, 4, 5, 6}), new Op.PactQuantize(3, 2f)).clipLevels().data(),
                 new float[] {11});
     }
 
@@ -156,7 +156,7 @@ public class RegionFinetuneTest {
         Map<String, Tensor> in = Map.of("x", X, "s", SILHOUETTE);
         Network.Pass pass = net.forward(in, true);
         Map<String, Tensor> grads = net.backward(pass, Map.of("q", new Tensor(X.shape(), DY)), true);
-        assertEquals(grads.get("q.alpha").data(), OpGradients.regionClipLevels(pass.value("p"), SILHOUETTE, new Tensor(X.shape(), DY), region(-1)).data());
+        assertEquals(grads.get("q.alpha").data(), OpGradients.regionQuantize(pass.value("p"), SILHOUETTE, new Tensor(X.shape(), DY), region(-1)).clipLevels().data());
         assertTrue(grads.containsKey("p.alpha"), grads.keySet().toString());
 
         // A step moves the levels, and the forward quantizes with the moved ones; a level pushed below zero stops at the minimum.
