@@ -36,6 +36,8 @@ public final class Network {
     private final Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers;
     private final float silhouetteWeight;
     private final boolean branchOnly;
+    /** Whether the branch learns from its importance loss alone, which then stops at the branch's input. */
+    private final boolean importanceStopsAtBranch;
     /** Quantizer node name -> the parameter holding its learned clip levels. */
     private final Map<String, String> clipLevelParameters;
     /** The smallest clip level training may reach (activation units). */
@@ -58,7 +60,9 @@ public final class Network {
      * What fine-tuning with region quantization in the loop learns besides the weights.
      *
      * @param silhouetteWeight weight of the silhouette's importance loss through every region quantizer
-     *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient
+     *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient.
+     *                         Where the branch feeds nothing but region masks, this loss trains the branch only: it
+     *                         stops at the branch's input, so it does not pull the shared blocks away from the task
      * @param learnClipLevels  whether the clip levels of the PACT and region quantizers are parameters (PACT's
      *                         straight-through alpha gradient, {@link OpGradients#regionQuantize}), named
      *                         {@code <node>.alpha}, one per region
@@ -96,6 +100,7 @@ public final class Network {
                     + "; train the model before importing or quantizing it");
         }
         this.graph = graph;
+        this.importanceStopsAtBranch = silhouetteWeight > 0f && branchFeedsOnlyRegionMasks(graph);
         this.parameters = new LinkedHashMap<>();
         graph.parameters().forEach((name, t) -> parameters.put(name, t.copy()));
         for (String node : weightQuantizers.keySet()) {
@@ -125,6 +130,24 @@ public final class Network {
             }
         }
         this.clipLevelParameters = Map.copyOf(clipNodes);
+    }
+
+    /**
+     * Whether branch values reach the rest of the graph only as RegionQuantize's silhouette (the 1x1 branch): then
+     * its only gradient is the importance loss. The attention branch also feeds the prediction and is not such a one.
+     */
+    private static boolean branchFeedsOnlyRegionMasks(Graph graph) {
+        boolean hasBranch = false;
+        for (Node node : graph.nodes()) {
+            if (inBranch(node.name())) {
+                hasBranch = true;
+                continue;
+            }
+            for (int i = 0; i < node.inputs().size(); i++) {
+                if (inBranch(node.inputs().get(i)) && !(node.op() instanceof Op.RegionQuantize && i == 1)) return false;
+            }
+        }
+        return hasBranch;
     }
 
     private static float[] toArray(List<Float> values) {
@@ -389,7 +412,15 @@ public final class Network {
             if (dy == null) continue;
             SteQuantizers.ActivationQuantizer q = activationQuantizers.get(node.name());
             if (q != null) dy = q.backward(pass.beforeQuant.get(node.name()), dy, parameters, node.name(), paramGrads);
-            backwardNode(node, pass, dy, grads, paramGrads, inputGrads);
+            if (importanceStopsAtBranch && inBranch(node.name())) {
+                Map<String, Tensor> withinBranch = new HashMap<>();
+                backwardNode(node, pass, dy, withinBranch, paramGrads, inputGrads);
+                withinBranch.forEach((name, g) -> {
+                    if (inBranch(name)) addGrad(grads, name, g);
+                });
+            } else {
+                backwardNode(node, pass, dy, grads, paramGrads, inputGrads);
+            }
         }
         if (inputGrads) {
             for (Graph.Input in : graph.inputs()) if (grads.containsKey(in.name())) paramGrads.put(in.name(), grads.get(in.name()));

@@ -129,6 +129,42 @@ public class RegionFinetuneTest {
     }
 
     /**
+     * A trunk conv feeding a 1x1 branch and the region quantizer: the importance loss trains the branch and leaves
+     * the trunk's gradient exactly what the task alone gives it. Once the branch also feeds the output (as the
+     * attention branch feeds the prediction), the loss is not the branch's only gradient and flows on.
+     */
+    @Test
+    public void theImportanceLossTrainsTheBranchAndStopsAtItsInput() {
+        Tensor dy = new Tensor(X.shape(), DY);
+        Map<String, Tensor> in = Map.of("x", X);
+        Map<String, Tensor> task = trunkGrads(false, 0f, dy, in), withLoss = trunkGrads(false, 3f, dy, in);
+        assertEquals(withLoss.get("t.weight").data(), task.get("t.weight").data());
+        assertEquals(withLoss.get("t.bias").data(), task.get("t.bias").data());
+        assertTrue(withLoss.containsKey("silhouette.conv.weight") && !task.containsKey("silhouette.conv.weight"), withLoss.keySet().toString());
+        assertTrue(Math.abs(withLoss.get("silhouette.conv.weight").data()[0]) > 0, "the branch learns");
+
+        Map<String, Tensor> alsoOutput = trunkGrads(true, 3f, dy, in), alsoOutputTask = trunkGrads(true, 0f, dy, in);
+        assertFalse(java.util.Arrays.equals(alsoOutput.get("t.weight").data(), alsoOutputTask.get("t.weight").data()),
+                "a branch that also feeds an output passes its gradient on");
+    }
+
+    private static Map<String, Tensor> trunkGrads(boolean branchAlsoFeedsAnOutput, float silhouetteWeight, Tensor dy, Map<String, Tensor> in) {
+        GraphBuilder b = new GraphBuilder(3);
+        String x = b.input("x", 2, 2, 2);
+        String t = b.conv("t", x, 2, dev.silhouette.graph.Window.square(1, 1, 0), 1, true);
+        String logit = b.conv(Models.SILHOUETTE + ".conv", t, 1, dev.silhouette.graph.Window.square(1, 1, 0), 1, false);
+        String s = b.add(Models.SILHOUETTE, new Op.Sigmoid(), logit);
+        b.output(b.add("q", region(-1), t, s));
+        Map<String, Tensor> outputGrads = new java.util.HashMap<>(Map.of("q", dy));
+        if (branchAlsoFeedsAnOutput) {
+            b.output(b.add("aux", new Op.Relu(), s));
+            outputGrads.put("aux", new Tensor(SILHOUETTE.shape(), new float[] {0, 0, 0, 0}));
+        }
+        Network net = new Network(b.build(), Map.of(), Map.of(), new Network.RegionTraining(silhouetteWeight, false));
+        return net.backward(net.forward(in, true), outputGrads);
+    }
+
+    /**
      * PACT's clip-level gradient by hand. Under 2:50,4:50 (alphas 1 and 3) region 0's pixels 0 and 3 hold 1.5 (at
      * or above 1: dy 1), 0.5, -0.1 and 0.99; region 1's pixels 1 and 2 hold 1.5, 0.5, 3 (at or above 3: dy 6) and 2.9.
      */
