@@ -92,6 +92,13 @@ final class FinetuneCommand implements Callable<Integer> {
             + "activations at BITS, weights at the policy's shared width (the main job's W4A2/W4A3 rows for 2:50,3:30,4:20)")
     Integer uniformBits;
 
+    @Option(names = "--distill", paramLabel = "WEIGHT", defaultValue = "0", description = "share of the loss taken by knowledge distillation "
+            + "from the model as loaded, in full precision (0 to 1; 0 trains on the labels alone) (default: ${DEFAULT-VALUE})")
+    float distillWeight;
+
+    @Option(names = "--distill-temperature", defaultValue = "1", description = "softmax temperature of the distillation (default: ${DEFAULT-VALUE})")
+    float distillTemperature;
+
     @Option(names = "--limit", description = "use only the first N training images (quick runs)")
     Integer limit;
 
@@ -103,6 +110,10 @@ final class FinetuneCommand implements Callable<Integer> {
         if (epochs < 1 || epochs > 1_000) throw new IllegalArgumentException("--epochs " + epochs + " must be between 1 and 1000");
         if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
         if (!(lr > 0)) throw new IllegalArgumentException("--lr " + lr + " must be positive");
+        if (!(distillWeight >= 0 && distillWeight <= 1)) throw new IllegalArgumentException("--distill " + distillWeight + " must be between 0 and 1");
+        if (!(distillTemperature > 0) || Float.isInfinite(distillTemperature)) {
+            throw new IllegalArgumentException("--distill-temperature " + distillTemperature + " must be positive and finite");
+        }
         if (limit != null && limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
         if (!out.getFileName().toString().endsWith(".safetensors")) throw new IllegalArgumentException("--out " + out + " must end in .safetensors");
         RegionPolicy parsed = RegionPolicy.parse(policy);
@@ -137,12 +148,19 @@ final class FinetuneCommand implements Callable<Integer> {
 
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
         long steps = Trainer.totalSteps(n, config);
-        Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config);
+        Trainer.Distillation distillation = null;
+        if (distillWeight > 0) {
+            Network teacher = new Network(graph);
+            String input = graph.inputs().getFirst().name(), logits = dev.silhouette.graph.Models.logits(graph);
+            distillation = new Trainer.Distillation(images -> teacher.forward(Map.of(input, images), false).value(logits), distillWeight, distillTemperature);
+        }
+        Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config, distillation);
         int perEpoch = trainer.batchesPerEpoch();
         Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
         stdout.printf("fine-tuning %s for %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
-                        + "SGD lr %s cosine, silhouette weight %s, clip levels %s, seed %d; before: test accuracy %.2f%% in the loop%n",
-                loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClips ? "learned" : "calibrated", seed,
+                        + "SGD lr %s cosine, silhouette weight %s, clip levels %s, %s, seed %d; before: test accuracy %.2f%% in the loop%n",
+                loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClips ? "learned" : "calibrated",
+                distillation == null ? "labels only" : distillation + " from the full-precision model", seed,
                 100 * before.accuracy());
         stdout.flush();
         long start = System.nanoTime();

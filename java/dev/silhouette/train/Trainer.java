@@ -37,6 +37,23 @@ public final class Trainer {
         }
     }
 
+    /**
+     * Knowledge distillation from a teacher (the full-precision model a quantized one is fine-tuned from): the
+     * teacher sees the same augmented batch, and {@link Loss#distillation} mixes its softened predictions into
+     * the loss.
+     */
+    public record Distillation(java.util.function.UnaryOperator<Tensor> teacher, float weight, float temperature) {
+        public Distillation {
+            if (!(weight > 0 && weight <= 1)) throw new IllegalArgumentException("distillation weight " + weight + " must be above 0 and at most 1");
+            if (!(temperature > 0) || Float.isInfinite(temperature)) throw new IllegalArgumentException("distillation temperature " + temperature + " must be positive and finite");
+        }
+
+        @Override
+        public String toString() {
+            return "distillation weight " + weight + " temperature " + temperature;
+        }
+    }
+
     /** Called after every step (for progress bars). */
     public interface Listener {
         void step(int epoch, int batchInEpoch, int batchesInEpoch, double loss, int correct, int batchSize);
@@ -52,6 +69,7 @@ public final class Trainer {
     private final Config config;
     private final Idx.Dataset train;
     private final int batchesPerEpoch;
+    private final Distillation distillation;
     private long step;
     private final List<EpochRecord> history = new ArrayList<>();
     // Sums over the epoch in progress (restored on resume so a resumed epoch reports the same means).
@@ -59,6 +77,12 @@ public final class Trainer {
     private long epochCorrect;
 
     public Trainer(Network network, Optimizer optimizer, Schedule schedule, Idx.Dataset train, Config config) {
+        this(network, optimizer, schedule, train, config, null);
+    }
+
+    /** @param distillation the teacher and its share of the loss; null trains on the labels alone */
+    public Trainer(Network network, Optimizer optimizer, Schedule schedule, Idx.Dataset train, Config config, Distillation distillation) {
+        this.distillation = distillation;
         this.network = network;
         this.optimizer = optimizer;
         this.schedule = schedule;
@@ -88,7 +112,9 @@ public final class Trainer {
     /** One optimizer step on one batch; returns the loss and the number of correct predictions. */
     public Loss.Result trainStep(Tensor images, int[] labels) {
         Network.Pass pass = network.forward(Map.of(network.graph().inputs().getFirst().name(), images), true);
-        Loss.Result loss = Loss.softmaxCrossEntropy(pass.value(config.logitsOutput()), labels);
+        Tensor logits = pass.value(config.logitsOutput());
+        Loss.Result loss = distillation == null ? Loss.softmaxCrossEntropy(logits, labels)
+                : Loss.distillation(logits, distillation.teacher().apply(images), labels, distillation.weight(), distillation.temperature());
         if (!Double.isFinite(loss.loss())) {
             throw new IllegalStateException("the training loss became " + loss.loss() + " at epoch " + (epoch() + 1) + ", step " + step
                     + " (learning rate " + schedule.lr(step) + "); lower the learning rate or resume from the last checkpoint with other settings");
@@ -197,7 +223,7 @@ public final class Trainer {
 
     /** Optimizer, schedule and quantizers: what besides the config must match for an exact resume. */
     private String recipe() {
-        return optimizer.describe() + " " + schedule + " quantizers " + network.quantization();
+        return optimizer.describe() + " " + schedule + " quantizers " + network.quantization() + (distillation == null ? "" : " " + distillation);
     }
 
     /** The trained weights as a model file ModelLoader reads (graph parameters only, with the model's metadata). */

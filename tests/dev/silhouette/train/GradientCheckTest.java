@@ -259,6 +259,23 @@ public class GradientCheckTest {
         assertEquals(Loss.softmaxCrossEntropy(Tensor.zeros(2, 6), new int[] {1, 3}).loss(), Math.log(6), 1e-12);
     }
 
+    @Test
+    public void distillationGradient() {
+        Tensor logits = Tensor.uniform(Shape.of(4, 6), -3, 3, 1), teacher = Tensor.uniform(Shape.of(4, 6), -3, 3, 2);
+        int[] labels = {0, 5, 2, 2};
+        Loss.Result r = Loss.distillation(logits, teacher, labels, 0.7f, 2f);
+        for (int i = 0; i < logits.size(); i++) {
+            double fd = centralDifference(() -> Loss.distillation(logits, teacher, labels, 0.7f, 2f).loss(), logits.data(), i);
+            assertEquals(r.grad().data()[i], fd, ABS / 10 + REL * Math.abs(fd), "d loss / d logit " + i);
+        }
+        // Independently: a student that already predicts as its teacher has nothing to learn from it,
+        // and weight 0 is plain cross-entropy.
+        Loss.Result same = Loss.distillation(teacher, teacher, labels, 1f, 3f);
+        assertEquals(same.loss(), 0, 1e-12);
+        for (float g : same.grad().data()) assertEquals(g, 0f, 1e-7f);
+        assertEquals(Loss.distillation(logits, teacher, labels, 0f, 2f).loss(), Loss.softmaxCrossEntropy(logits, labels).loss(), 1e-12);
+    }
+
     /**
      * A small residual network end to end (conv, BatchNorm, ReLU, add, average pooling, linear) through the
      * cross-entropy loss. ReLU kinks cannot be placed by hand here, so probes whose +-h perturbation

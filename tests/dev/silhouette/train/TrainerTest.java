@@ -54,6 +54,36 @@ public class TrainerTest {
         }
     }
 
+    /** With the whole loss on distillation, a student learns its teacher's predictions, not the labels. */
+    @Test
+    public void aDistilledStudentLearnsItsTeachersPredictions() {
+        Idx.Dataset data = randomData(16, 4, 3);
+        Network teacher = new Network(tinyNet(7, 4));
+        Tensor teacherLogits = teacher.forward(Map.of("input", data.images()), false).value("fc");
+        int[] teacherSays = argmax(teacherLogits);
+        int disagree = 0;
+        for (int i = 0; i < teacherSays.length; i++) if (teacherSays[i] != data.labels()[i]) disagree++;
+        assertTrue(disagree >= 8, "the teacher should disagree with the random labels often, not " + disagree + " times in 16");
+
+        Network student = new Network(tinyNet(1, 4));
+        Trainer t = new Trainer(student, new Optimizer.Sgd(0.9, true, 0), new Schedule.Constant(0.05), data,
+                new Trainer.Config(1, 16, 0, Batches.Augmentation.NONE, "fc"),
+                new Trainer.Distillation(images -> teacher.forward(Map.of("input", images), false).value("fc"), 1f, 2f));
+        for (int i = 0; i < 300; i++) t.trainStep(data.images(), data.labels());
+        assertEquals(argmax(student.forward(Map.of("input", data.images()), false).value("fc")), teacherSays);
+        assertThrows(IllegalArgumentException.class, () -> new Trainer.Distillation(images -> images, 0f, 1f));
+        assertThrows(IllegalArgumentException.class, () -> new Trainer.Distillation(images -> images, 0.5f, Float.NaN));
+    }
+
+    private static int[] argmax(Tensor logits) {
+        int n = logits.shape().dim(0), classes = logits.shape().dim(1);
+        int[] out = new int[n];
+        for (int i = 0; i < n; i++) {
+            for (int c = 1; c < classes; c++) if (logits.data()[i * classes + c] > logits.data()[i * classes + out[i]]) out[i] = c;
+        }
+        return out;
+    }
+
     private static Trainer trainer(Idx.Dataset data, long seed) {
         Network net = new Network(tinyNet(seed, 3));
         Trainer.Config c = new Trainer.Config(2, 8, seed, Batches.Augmentation.CROP_FLIP, "fc");
