@@ -99,6 +99,11 @@ final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--distill-temperature", defaultValue = "1", description = "softmax temperature of the distillation (default: ${DEFAULT-VALUE})")
     float distillTemperature;
 
+    @Option(names = "--validation", paramLabel = "N", defaultValue = "0", description = "hold out the last N training images: they are not "
+            + "trained on, and the accuracy in the loop is measured on them instead of the test split, for choosing settings without "
+            + "looking at the test split (default: ${DEFAULT-VALUE})")
+    int validation;
+
     @Option(names = "--limit", description = "use only the first N training images (quick runs)")
     Integer limit;
 
@@ -121,7 +126,14 @@ final class FinetuneCommand implements Callable<Integer> {
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         Graph graph = loaded.graph();
         TrainingData d = TrainingData.load(data);
-        var train = limit == null ? d.train() : d.train().first(limit);
+        int available = d.train().labels().length;
+        if (validation < 0 || validation >= available) {
+            throw new IllegalArgumentException("--validation " + validation + " must be at least 0 and leave training images (the training split holds " + available + ")");
+        }
+        var trainable = d.train().slice(0, available - validation);
+        var train = limit == null ? trainable : trainable.first(limit);
+        var heldOut = validation > 0 ? d.train().slice(available - validation, available) : d.test();
+        String heldOutName = validation > 0 ? "validation" : "test";
         int n = train.labels().length;
         d.requireInput(graph, loaded.architecture());
 
@@ -156,12 +168,12 @@ final class FinetuneCommand implements Callable<Integer> {
         }
         Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config, distillation);
         int perEpoch = trainer.batchesPerEpoch();
-        Trainer.Evaluation before = Trainer.evaluate(network, d.test(), 500, dev.silhouette.graph.Models.logits(graph));
+        Trainer.Evaluation before = Trainer.evaluate(network, heldOut, 500, dev.silhouette.graph.Models.logits(graph));
         stdout.printf("fine-tuning %s for %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
-                        + "SGD lr %s cosine, silhouette weight %s, clip levels %s, %s, seed %d; before: test accuracy %.2f%% in the loop%n",
+                        + "SGD lr %s cosine, silhouette weight %s, clip levels %s, %s, seed %d; before: %s accuracy %.2f%% in the loop%n",
                 loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClips ? "learned" : "calibrated",
                 distillation == null ? "labels only" : distillation + " from the full-precision model", seed,
-                100 * before.accuracy());
+                heldOutName, 100 * before.accuracy());
         stdout.flush();
         long start = System.nanoTime();
         Trainer.EpochRecord last = null;
@@ -170,14 +182,14 @@ final class FinetuneCommand implements Callable<Integer> {
             long epochStart = System.nanoTime();
             try (ProgressBar bar = new ProgressBarBuilder().setTaskName("epoch " + (epoch + 1) + "/" + epochs).setInitialMax(perEpoch)
                     .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).continuousUpdate().build()) {
-                last = trainer.runEpoch(d.test(), (e, b, of, loss, correct, size) -> {
+                last = trainer.runEpoch(heldOut, (e, b, of, loss, correct, size) -> {
                     double secs = (System.nanoTime() - epochStart) / 1e9;
                     bar.stepTo(b);
                     bar.setExtraMessage(String.format(" loss %.4f %.0f img/s", loss, b * (double) batch / secs));
                 }, s -> {});
             }
-            stdout.printf("epoch %d/%d loss %.4f train accuracy %.4f test accuracy %.4f in the loop (%.1f s)%n", last.epoch(), epochs, last.trainLoss(),
-                    last.trainAccuracy(), last.testAccuracy(), (System.nanoTime() - epochStart) / 1e9);
+            stdout.printf("epoch %d/%d loss %.4f train accuracy %.4f %s accuracy %.4f in the loop (%.1f s)%n", last.epoch(), epochs, last.trainLoss(),
+                    last.trainAccuracy(), heldOutName, last.testAccuracy(), (System.nanoTime() - epochStart) / 1e9);
             stdout.flush();
         }
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -187,8 +199,8 @@ final class FinetuneCommand implements Callable<Integer> {
         finetune.put("command", "silhouette " + String.join(" ", spec.commandLine().getParseResult().originalArgs()));
         finetune.put("from", loaded.source());
         finetune.put("policy", uniformBits == null ? parsed.toString() : trainedFor);
-        finetune.put("test_accuracy_in_loop_before", before.accuracy());
-        finetune.put("test_accuracy_in_loop", last.testAccuracy());
+        finetune.put(heldOutName + "_accuracy_in_loop_before", before.accuracy());
+        finetune.put(heldOutName + "_accuracy_in_loop", last.testAccuracy());
         finetune.put("seconds", Math.round(seconds * 10) / 10.0);
         finetune.put("images_per_second", Math.round((double) trainer.step() * batch / seconds));
         finetune.put("machine", Machine.current().toString());
@@ -196,8 +208,8 @@ final class FinetuneCommand implements Callable<Integer> {
         if (learnClips) meta.put(LearnedClipLevels.KEY, LearnedClipLevels.json(network.clipLevels()));
         meta.put("silhouette.finetune", new Gson().toJson(finetune));
         Trainer.saveModel(network, out, meta);
-        stdout.printf("wrote %s (test accuracy in the loop %.2f%% -> %.2f%%); %.1f s, %.0f images/s on %s%nevaluate it with: bin/silhouette run --model %s --policy '%s'%n",
-                out, 100 * before.accuracy(), 100 * last.testAccuracy(), seconds, (double) trainer.step() * batch / seconds, Machine.current(), out, parsed);
+        stdout.printf("wrote %s (%s accuracy in the loop %.2f%% -> %.2f%%); %.1f s, %.0f images/s on %s%nevaluate it with: bin/silhouette run --model %s --policy '%s'%n",
+                out, heldOutName, 100 * before.accuracy(), 100 * last.testAccuracy(), seconds, (double) trainer.step() * batch / seconds, Machine.current(), out, parsed);
         stdout.flush();
         return 0;
     }

@@ -88,8 +88,13 @@ public final class Idx {
 
         /** The first {@code n} samples (all of them when there are fewer). */
         public Dataset first(int n) {
-            int count = Math.min(n, labels.length);
-            return count == labels.length ? this : new Dataset(images.slice(0, count), java.util.Arrays.copyOf(labels, count));
+            return slice(0, Math.min(n, labels.length));
+        }
+
+        /** Samples {@code from} (inclusive) to {@code to} (exclusive). */
+        public Dataset slice(int from, int to) {
+            if (from < 0 || to > labels.length || from > to) throw new IllegalArgumentException("samples " + from + " to " + to + " of " + labels.length);
+            return from == 0 && to == labels.length ? this : new Dataset(images.slice(from, to), java.util.Arrays.copyOfRange(labels, from, to));
         }
 
         public static Dataset load(Path images, Path labels) throws IOException {

@@ -47,6 +47,25 @@ public class FinetuneCommandTest {
     }
 
     @Test
+    public void aValidationSplitIsHeldOutOfTrainingAndDistillationIsReported() throws Exception {
+        Path data = TrainCommandTest.dataset(28, 128, 32), dir = Files.createTempDirectory("finetune");
+        Path model = dir.resolve("ft.safetensors");
+        CliTest.Result r = CliTest.run("finetune", "--data", data.toString(), "--epochs", "1", "--batch", "32", "--calibration", "64",
+                "--validation", "32", "--distill", "0.5", "--distill-temperature", "2", "--out", model.toString());
+        assertEquals(r.exitCode(), 0, r.err());
+        assertTrue(r.out().contains("on 96 training images") && r.out().contains("validation accuracy"), r.out());
+        assertTrue(r.out().contains("distillation weight 0.5 temperature 2.0"), r.out());
+        assertTrue(ModelLoader.load(model.toString()).metadata().get("silhouette.finetune").contains("validation_accuracy_in_loop"));
+
+        CliTest.Result all = CliTest.run("finetune", "--data", data.toString(), "--validation", "128", "--out", dir.resolve("x.safetensors").toString());
+        assertEquals(all.exitCode(), 2, all.err());
+        assertTrue(all.err().contains("--validation 128") && all.err().contains("holds 128"), all.err());
+        CliTest.Result distill = CliTest.run("finetune", "--data", data.toString(), "--distill", "1.5", "--out", dir.resolve("x.safetensors").toString());
+        assertTrue(distill.err().contains("--distill 1.5 must be between 0 and 1"), distill.err());
+        assertFalse(Files.exists(dir.resolve("x.safetensors")), "nothing written");
+    }
+
+    @Test
     public void withoutTheSilhouetteLossAndClipLearningTheBranchAndClipLevelsStay() throws Exception {
         Path data = TrainCommandTest.dataset(28, 64, 32), dir = Files.createTempDirectory("finetune");
         Path model = dir.resolve("ft.safetensors");
