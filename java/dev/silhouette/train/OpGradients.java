@@ -37,7 +37,11 @@ public final class OpGradients {
      *
      * @param needInput false for the first layer, whose input gradient nobody reads
      */
-    public static ConvGrads conv2d(Tensor x, Tensor weight, Tensor dy, Op.Conv2d op, boolean needInput) {
+    /**
+     * @param needInput      whether to compute the input's gradient
+     * @param needParameters whether to compute the weight's and bias's (a frozen layer needs neither; they come back null)
+     */
+    public static ConvGrads conv2d(Tensor x, Tensor weight, Tensor dy, Op.Conv2d op, boolean needInput, boolean needParameters) {
         Shape in = x.shape();
         Window win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
@@ -57,15 +61,17 @@ public final class OpGradients {
         float[][] partialW = new float[chunks][];
         float[][] partialB = new float[chunks][];
         IntStream.range(0, chunks).parallel().forEach(chunk -> {
-            float[] dw = new float[w.length];
-            float[] db = op.bias() ? new float[op.outChannels()] : null;
-            float[] colT = new float[pixels * k];
+            float[] dw = needParameters ? new float[w.length] : null;
+            float[] db = needParameters && op.bias() ? new float[op.outChannels()] : null;
+            float[] colT = needParameters ? new float[pixels * k] : null;
             float[] dcol = needInput ? new float[k * pixels] : null;
             for (int n = chunk * batch / chunks; n < (chunk + 1) * batch / chunks; n++) {
                 for (int g = 0; g < groups; g++) {
                     int dyOff = (n * op.outChannels() + g * og) * pixels;
-                    im2colTransposed(x.data(), in, n, g * cg, cg, win, oh, ow, colT);
-                    Gemm.multiply(og, k, pixels, dy.data(), dyOff, pixels, colT, 0, k, dw, g * og * k, k, false);
+                    if (needParameters) {
+                        im2colTransposed(x.data(), in, n, g * cg, cg, win, oh, ow, colT);
+                        Gemm.multiply(og, k, pixels, dy.data(), dyOff, pixels, colT, 0, k, dw, g * og * k, k, false);
+                    }
                     if (needInput) {
                         Arrays.fill(dcol, 0f);
                         Gemm.multiply(k, pixels, og, wt, g * k * og, og, dy.data(), dyOff, pixels, dcol, 0, pixels, false);
@@ -84,8 +90,8 @@ public final class OpGradients {
             partialW[chunk] = dw;
             partialB[chunk] = db;
         });
-        return new ConvGrads(needInput ? new Tensor(in, dx) : null, new Tensor(weight.shape(), sum(partialW)),
-                op.bias() ? new Tensor(Shape.of(op.outChannels()), sum(partialB)) : null);
+        return new ConvGrads(needInput ? new Tensor(in, dx) : null, needParameters ? new Tensor(weight.shape(), sum(partialW)) : null,
+                needParameters && op.bias() ? new Tensor(Shape.of(op.outChannels()), sum(partialB)) : null);
     }
 
     /** Row p (output pixel) of the result holds the taps (c, ky, kx) that pixel reads, 0 in padding. */
