@@ -25,7 +25,7 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             }
             Shape out = shapes.get(n.name());
             long macs = switch (n.op()) {
-                case Op.Conv2d c -> (long) out.size() * (c.inChannels() / c.groups()) * c.window().kernelH() * c.window().kernelW();
+                case Op.Conv2d c -> (long) out.size() * c.taps();
                 case Op.Linear l -> (long) out.size() * l.inFeatures();
                 default -> 0L;
             };

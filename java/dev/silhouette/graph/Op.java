@@ -38,9 +38,24 @@ public sealed interface Op {
             }
         }
 
+        /** Input channels each group reads. */
+        public int inPerGroup() {
+            return inChannels / groups;
+        }
+
+        /** Output channels each group writes. */
+        public int outPerGroup() {
+            return outChannels / groups;
+        }
+
+        /** Weights per output channel: the length of one im2col column. */
+        public int taps() {
+            return inPerGroup() * window.kernelH() * window.kernelW();
+        }
+
         @Override
         public List<Parameter> parameters() {
-            Parameter weight = new Parameter("weight", outChannels, inChannels / groups, window.kernelH(), window.kernelW());
+            Parameter weight = new Parameter("weight", outChannels, inPerGroup(), window.kernelH(), window.kernelW());
             return bias ? List.of(weight, new Parameter("bias", outChannels)) : List.of(weight);
         }
     }

@@ -46,8 +46,7 @@ public final class OpGradients {
         Window win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
         int groups = op.groups();
-        int cg = op.inChannels() / groups, og = op.outChannels() / groups;
-        int k = cg * win.kernelH() * win.kernelW();
+        int cg = op.inPerGroup(), og = op.outPerGroup(), k = op.taps();
         int pixels = oh * ow;
         int batch = in.n();
         float[] w = weight.data();

@@ -24,8 +24,7 @@ public final class CpuOps {
         Window win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
         int groups = op.groups();
-        int cg = op.inChannels() / groups, og = op.outChannels() / groups;
-        int k = cg * win.kernelH() * win.kernelW();
+        int cg = op.inPerGroup(), og = op.outPerGroup(), k = op.taps();
         int pixels = oh * ow;
         float[] out = new float[in.n() * op.outChannels() * pixels];
         if (bias != null) {

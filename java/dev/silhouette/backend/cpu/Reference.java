@@ -18,7 +18,7 @@ public final class Reference {
         Shape in = x.shape();
         var win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
-        int cg = op.inChannels() / op.groups(), og = op.outChannels() / op.groups();
+        int cg = op.inPerGroup(), og = op.outPerGroup();
         float[] xd = x.data(), wd = weight.data();
         float[] out = new float[in.n() * op.outChannels() * oh * ow];
         for (int n = 0; n < in.n(); n++)
@@ -81,8 +81,7 @@ public final class Reference {
         var win = op.window();
         int regions = activationBits.length;
         int oh = win.outH(in.h()), ow = win.outW(in.w());
-        int cg = op.inChannels() / op.groups(), og = op.outChannels() / op.groups();
-        int taps = cg * win.kernelH() * win.kernelW();
+        int cg = op.inPerGroup(), og = op.outPerGroup(), taps = op.taps();
         float[][] scales = new float[regions][];
         for (int r = 0; r < regions; r++) scales[r] = RegionQuantizer.weightScales(weight.data(), op.outChannels(), weightBits[r]);
         float[] xd = x.data(), wd = weight.data();
