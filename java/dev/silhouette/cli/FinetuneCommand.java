@@ -158,17 +158,18 @@ final class FinetuneCommand implements Callable<Integer> {
         Plan plan = new Plan(scheme, MainJob.PRE_BRANCH_BITS);
         Network network = RegionFinetune.network(graph, plan, clips, new Network.RegionTraining(silhouetteWeight, learnClips, branchOnly));
 
-        Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, dev.silhouette.graph.Models.logits(graph));
+        String logits = dev.silhouette.graph.Models.logits(graph);
+        Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, logits);
         long steps = Trainer.totalSteps(n, config);
         Trainer.Distillation distillation = null;
         if (distillWeight > 0) {
             Network teacher = new Network(graph);
-            String input = graph.inputs().getFirst().name(), logits = dev.silhouette.graph.Models.logits(graph);
+            String input = graph.inputs().getFirst().name();
             distillation = new Trainer.Distillation(images -> teacher.forward(Map.of(input, images), false).value(logits), distillWeight, distillTemperature);
         }
         Trainer trainer = new Trainer(network, new Optimizer.Sgd(momentum, true, weightDecay), new Schedule.Cosine(lr, 0, steps), train, config, distillation);
         int perEpoch = trainer.batchesPerEpoch();
-        Trainer.Evaluation before = Trainer.evaluate(network, heldOut, 500, dev.silhouette.graph.Models.logits(graph));
+        Trainer.Evaluation before = Trainer.evaluate(network, heldOut, 500, logits);
         stdout.printf("fine-tuning %s for %s (shared W%d, pre-branch W%dA%d) on %,d training images, %d epochs of %d batches of %d, "
                         + "SGD lr %s cosine, silhouette weight %s, clip levels %s, %s, seed %d; before: %s accuracy %.2f%% in the loop%n",
                 loaded.architecture(), trainedFor, weightBits, MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, n, epochs, perEpoch, batch, lr, silhouetteWeight, learnClips ? "learned" : "calibrated",

@@ -472,7 +472,7 @@ public final class Network {
         switch (node.op()) {
             case Op.Conv2d op -> {
                 Tensor w = pass.quantizedWeights.getOrDefault(node.name(), param(node, "weight"));
-                // A frozen layer's weight gradient would be dropped anyway; not computing it halves its backward.
+                // A frozen layer's weight gradient would be dropped anyway, so it is not computed.
                 OpGradients.ConvGrads g = OpGradients.conv2d(x, w, dy, op, needInput, !frozen(node.name()));
                 if (g.weight() != null) paramGrads.put(prefix + "weight", weightGrad(node, g.weight()));
                 if (g.bias() != null) paramGrads.put(prefix + "bias", g.bias());

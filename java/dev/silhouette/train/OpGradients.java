@@ -35,11 +35,8 @@ public final class OpGradients {
      * Convolution backward as GEMMs per image and group, on the forward's im2col matrix:
      * dW += dY * col^T and dcol = W^T * dY, then col2im scatters dcol into dX.
      *
-     * @param needInput false for the first layer, whose input gradient nobody reads
-     */
-    /**
-     * @param needInput      whether to compute the input's gradient
-     * @param needParameters whether to compute the weight's and bias's (a frozen layer needs neither; they come back null)
+     * @param needInput      false for the first layer, whose input gradient nobody reads
+     * @param needParameters false for a frozen layer: its weight and bias gradients come back null
      */
     public static ConvGrads conv2d(Tensor x, Tensor weight, Tensor dy, Op.Conv2d op, boolean needInput, boolean needParameters) {
         Shape in = x.shape();

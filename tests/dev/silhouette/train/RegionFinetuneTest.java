@@ -13,11 +13,14 @@ import dev.silhouette.graph.RegionQuantization;
 import dev.silhouette.graph.RegionQuantization.Plan;
 import dev.silhouette.graph.RegionQuantization.Scheme;
 import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.graph.Window;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.Test;
 
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -144,18 +147,18 @@ public class RegionFinetuneTest {
         assertTrue(Math.abs(withLoss.get("silhouette.conv.weight").data()[0]) > 0, "the branch learns");
 
         Map<String, Tensor> alsoOutput = trunkGrads(true, 3f, dy, in), alsoOutputTask = trunkGrads(true, 0f, dy, in);
-        assertFalse(java.util.Arrays.equals(alsoOutput.get("t.weight").data(), alsoOutputTask.get("t.weight").data()),
+        assertFalse(Arrays.equals(alsoOutput.get("t.weight").data(), alsoOutputTask.get("t.weight").data()),
                 "a branch that also feeds an output passes its gradient on");
     }
 
     private static Map<String, Tensor> trunkGrads(boolean branchAlsoFeedsAnOutput, float silhouetteWeight, Tensor dy, Map<String, Tensor> in) {
         GraphBuilder b = new GraphBuilder(3);
         String x = b.input("x", 2, 2, 2);
-        String t = b.conv("t", x, 2, dev.silhouette.graph.Window.square(1, 1, 0), 1, true);
-        String logit = b.conv(Models.SILHOUETTE + ".conv", t, 1, dev.silhouette.graph.Window.square(1, 1, 0), 1, false);
+        String t = b.conv("t", x, 2, Window.square(1, 1, 0), 1, true);
+        String logit = b.conv(Models.SILHOUETTE + ".conv", t, 1, Window.square(1, 1, 0), 1, false);
         String s = b.add(Models.SILHOUETTE, new Op.Sigmoid(), logit);
         b.output(b.add("q", region(-1), t, s));
-        Map<String, Tensor> outputGrads = new java.util.HashMap<>(Map.of("q", dy));
+        Map<String, Tensor> outputGrads = new HashMap<>(Map.of("q", dy));
         if (branchAlsoFeedsAnOutput) {
             b.output(b.add("aux", new Op.Relu(), s));
             outputGrads.put("aux", new Tensor(SILHOUETTE.shape(), new float[] {0, 0, 0, 0}));
