@@ -1,11 +1,11 @@
-// Just enough of CUDA, on the host, to run the low-bit kernels of cuda/ on the CPU for tests: every
-// thread of a launch runs as plain C++ (each warp's 32 lanes as 32 std::threads, so __ballot_sync
-// is a real rendezvous), the rounding intrinsics are IEEE operations compiled without contraction
-// (-ffp-contract=off) and popcount is the compiler's. It checks indexing, layouts, launch grids and
-// arithmetic against the Java reference without a GPU; it says nothing about the GPU's memory model,
-// scheduling or speed. Not for __syncthreads, shared memory or atomics (the select kernel): those
-// compile here only so that silhouette_threshold.cu, whose region map kernel is emulated, can be included,
-// and abort if ever reached (emu_launch does not offer the select kernel).
+// Just enough of CUDA, on the host, to run the kernels of cuda/ on the CPU for tests: every thread of a
+// launch runs as plain C++ on its own std::thread, so warp votes and shuffles are real rendezvous of
+// 32 lanes, and (in a whole-block launch, launch.cpp's run_block) __syncthreads is a barrier of the
+// block's threads, __shared__ memory is one static per kernel shared by them (one block runs at a
+// time) and atomicAdd is an atomic read-modify-write. The rounding intrinsics are IEEE operations
+// compiled without contraction (-ffp-contract=off) and popcount is the compiler's. It checks indexing,
+// layouts, launch grids, block synchronisation and arithmetic against the Java reference without a
+// GPU; it says nothing about the GPU's memory model, scheduling or speed.
 #pragma once
 #include <stdint.h>
 #include <algorithm>
@@ -56,18 +56,37 @@ inline float __uint_as_float(unsigned u) {
 }
 
 #define __shared__ static
-[[noreturn]] inline void emu_not_emulated() { std::abort(); }
-inline void __syncthreads() { emu_not_emulated(); }
-inline unsigned atomicAdd(unsigned*, unsigned) { emu_not_emulated(); }
-inline unsigned __shfl_up_sync(unsigned, unsigned, int) { emu_not_emulated(); }
 
-// One warp's rendezvous: every lane ORs its vote in, waits for all, reads, waits again, and lane 0
-// clears for the next ballot once everyone has read.
+// One warp's rendezvous: every lane ORs its vote in (or posts its shuffle value), waits for all,
+// reads, waits again, and lane 0 clears for the next ballot once everyone has read.
 struct emu_warp {
     std::barrier<> sync{32};
     std::atomic<unsigned> votes{0};
+    unsigned posted[32] = {};
 };
 inline thread_local emu_warp* emu_current_warp = nullptr;
+
+// The barrier of the block being run; null outside a whole-block launch, where __syncthreads aborts.
+inline thread_local std::barrier<>* emu_current_block = nullptr;
+
+inline void __syncthreads() {
+    if (emu_current_block == nullptr) std::abort();
+    emu_current_block->arrive_and_wait();
+}
+
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+    return std::atomic_ref<unsigned>(*address).fetch_add(value);
+}
+
+inline unsigned __shfl_up_sync(unsigned, unsigned value, int offset) {
+    emu_warp* w = emu_current_warp;
+    const unsigned lane = threadIdx.x % 32;
+    w->posted[lane] = value;
+    w->sync.arrive_and_wait();
+    const unsigned result = lane >= (unsigned)offset ? w->posted[lane - offset] : value;
+    w->sync.arrive_and_wait();
+    return result;
+}
 
 inline unsigned __ballot_sync(unsigned, int predicate) {
     emu_warp* w = emu_current_warp;

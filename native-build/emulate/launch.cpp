@@ -4,6 +4,7 @@
 #include "cuda_emulation.h"
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -88,6 +89,46 @@ int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* ar
     return 0;
 }
 
+// Runs every block with all its threads at once (one std::thread each, kept for the whole launch), for
+// kernels that synchronise a block: __syncthreads is a barrier of blockDim.x threads, and each warp
+// has its own rendezvous for shuffles and votes.
+template <typename... P>
+int run_block(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
+    if (count != (int)sizeof...(P)) return -2;
+    if (block_x % 32 != 0 || block_x > 1024) return -3;
+    gridDim = {(unsigned)grid_x, (unsigned)grid_y, 1};
+    blockDim = {(unsigned)block_x, 1, 1};
+    std::barrier<> start(block_x + 1), done(block_x + 1), block(block_x);
+    std::unique_ptr<emu_warp[]> warps(new emu_warp[block_x / 32]);
+    int bx = 0, by = 0;
+    bool stop = false;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < block_x; t++) {
+        threads.emplace_back([&, t] {
+            emu_current_warp = &warps[t / 32];
+            emu_current_block = &block;
+            for (;;) {
+                start.arrive_and_wait();
+                if (stop) return;
+                blockIdx = {(unsigned)bx, (unsigned)by, 0};
+                threadIdx = {(unsigned)t, 0, 0};
+                invoke(f, args, std::index_sequence_for<P...>{});
+                done.arrive_and_wait();
+            }
+        });
+    }
+    for (by = 0; by < grid_y; by++) {
+        for (bx = 0; bx < grid_x; bx++) {
+            start.arrive_and_wait();
+            done.arrive_and_wait();
+        }
+    }
+    stop = true;
+    start.arrive_and_wait();
+    for (auto& t : threads) t.join();
+    return 0;
+}
+
 }  // namespace
 
 extern "C" int emu_launch(const char* kernel, int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
@@ -98,6 +139,7 @@ extern "C" int emu_launch(const char* kernel, int grid_x, int grid_y, int block_
     if (k == "binary_conv") return run(binary_conv, grid_x, grid_y, block_x, args, count);
     if (k == "silhouette_interpolate_nearest") return run(silhouette_interpolate_nearest, grid_x, grid_y, block_x, args, count);
     if (k == "silhouette_interpolate_bilinear") return run(silhouette_interpolate_bilinear, grid_x, grid_y, block_x, args, count);
+    if (k == "silhouette_cut_keys") return run_block(silhouette_cut_keys, grid_x, grid_y, block_x, args, count);
     if (k == "silhouette_region_map") return run(silhouette_region_map, grid_x, grid_y, block_x, args, count);
     if (k == "region_pact_quantize") return run(region_pact_quantize, grid_x, grid_y, block_x, args, count);
     if (k == "region_quantize_by_map") return run(region_quantize_by_map, grid_x, grid_y, block_x, args, count);

@@ -201,7 +201,7 @@ public sealed interface Op {
     /**
      * Region-based activation quantization: input 0 (N x C x H x W activations) is quantized per pixel at
      * the bits of that pixel's region, found from input 1 (the N x 1 x h x w silhouette) by the policy's
-     * per-image quantiles after resizing to H x W ({@code resize}, {@code order}). Region j uses
+     * per-image rank cuts (dev.silhouette.quant.SilhouetteThresholds) at size H x W ({@code resize}, {@code order}). Region j uses
      * {@code alphas.get(j)} as its PACT clip level. With {@code onlyRegion >= 0} pixels of every other
      * region are zero: the masked input of the original code's one-conv-per-region form.
      */

@@ -81,11 +81,6 @@ public record RegionPolicy(List<Region> regions) {
         return regions.stream().mapToInt(Region::percent).toArray();
     }
 
-    /** The interior cumulative fractions at which each image's thresholds are taken (0.5 and 0.8 for 2:50,3:30,4:20). */
-    public double[] cumulativeFractions() {
-        return SilhouetteThresholds.cumulativeFractions(percents());
-    }
-
     /** Bits of region {@code index} (0 = lowest silhouette values). */
     public int bits(int index) {
         return regions.get(index).bits();

@@ -4,36 +4,39 @@ import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
 /**
- * Per-image region thresholds of a silhouette: the CPU specification that the CUDA kernels
- * ({@code cuda/silhouette_threshold.cu}) match bit for bit.
+ * Per-image region cuts of a silhouette: the CPU specification that the CUDA kernels
+ * ({@code cuda/silhouette_threshold.cu}, {@code cuda/region_masks.cu}) match bit for bit.
  *
- * <p>A policy such as {@code 2:50,3:30,4:20} splits each image's pixels by the quantiles of its own
- * silhouette values at the interior cumulative fractions (0.5 and 0.8 there; see
- * {@link #cumulativeFractions(int...)}). For an image of n values and a fraction q the threshold is the
- * linear-interpolated quantile of numpy's and torch's default ('linear') method:
- * p = q (n - 1) in double, lo = floor(p), hi = min(lo + 1, n - 1), frac = (float) (p - lo), and
- * t = v_lo + (v_hi - v_lo) * frac in float32 with each operation rounded to nearest (no fused
- * multiply-add), where v_r is the value of rank r in ascending order.
+ * <p>Every pixel of an image gets a distinct rank: pixels are ordered by silhouette value in the float
+ * total order (-0.0 before +0.0), and equal values by pixel index (row-major), so the order is a
+ * stable sort. A policy with integer shares s_1..s_R (total T, cumulative sums S_j) splits an image of
+ * n pixels at the cut ranks {@code c_j = ceil(n S_j / T)} (j = 1..R-1, exact integer arithmetic):
+ * region j holds the ranks [c_j, c_(j+1)), with c_0 = 0 and c_R = n. Rounding up puts the fractional
+ * pixel in the lower region, so with widths that never decrease an image never averages more bits
+ * than the policy; it falls short by less than one pixel's width difference per cut.
  *
- * <p>Ranks follow the float total order (-0.0 before +0.0), found by selection on order-preserving
- * integer keys rather than a full sort. Ties: equal values are one order statistic each, exactly as in
- * a sorted list, and a pixel is in region j when t_j &lt;= v &lt; t_(j+1) (region 0 below t_1, the top
- * region including its lower bound), so every pixel equal to a threshold goes to the higher region.
- * A constant image therefore puts all its pixels in the top region. NaN silhouettes are outside the
- * contract (a sigmoid never produces them).
+ * <p>The original research code thresholds at linear-interpolated quantiles and sends a pixel equal
+ * to a threshold up. On distinct values that is within one pixel of the cuts here, but on ties it lets
+ * a whole plateau (a flat background) change region, overspending the budget; the ranks here keep it.
+ *
+ * <p>The ranks are found by selection, not by sorting: the key of pixel i with value v is
+ * {@code orderKey(v) << 32 | i} (unsigned, {@link #pixelKey}), and each cut is the key at rank c_j
+ * ({@link #ABOVE_ALL} for c_j = n). A pixel is in region j when its key is at least cut j and below
+ * cut j+1. NaN silhouettes are outside the contract (a sigmoid never produces them).
  */
 public final class SilhouetteThresholds {
     /** Region indices are stored in a byte, as by the kernel. */
     public static final int MAX_REGIONS = 256;
+    /** The cut key at rank n (an empty region above it): above every pixel key, which has an index below 2^31. */
+    public static final long ABOVE_ALL = -1L;
 
     private SilhouetteThresholds() {}
 
     /**
-     * The interior cumulative fractions of region shares: {@code 50, 30, 20} gives {@code [0.5, 0.8]}.
-     * Shares are integers (percent or any unit) so the running sums are exact and each fraction is one
-     * correctly rounded division.
+     * Checks region shares: 1 to {@link #MAX_REGIONS} positive integers (percent or any unit) whose sum
+     * fits an int, so every {@code n S_j} of {@link #cutRanks} is exact in 64 bits.
      */
-    public static double[] cumulativeFractions(int... shares) {
+    public static void validateShares(int[] shares) {
         if (shares.length < 1 || shares.length > MAX_REGIONS) {
             throw new IllegalArgumentException("a policy has 1 to " + MAX_REGIONS + " regions, got " + shares.length);
         }
@@ -42,86 +45,96 @@ public final class SilhouetteThresholds {
             if (share <= 0) throw new IllegalArgumentException("region share " + share + " is not positive");
             total += share;
         }
-        double[] fractions = new double[shares.length - 1];
+        if (total > Integer.MAX_VALUE) throw new IllegalArgumentException("region shares sum to " + total + ", more than 2^31 - 1");
+    }
+
+    /** The cut ranks {@code ceil(n S_j / T)} of an image of {@code pixels} pixels: shares.length - 1 of them, ascending. */
+    public static int[] cutRanks(int[] shares, int pixels) {
+        validateShares(shares);
+        if (pixels < 0) throw new IllegalArgumentException("an image has " + pixels + " pixels");
+        long total = 0;
+        for (int share : shares) total += share;
+        int[] ranks = new int[shares.length - 1];
         long sum = 0;
-        for (int j = 0; j < fractions.length; j++) {
+        for (int j = 0; j < ranks.length; j++) {
             sum += shares[j];
-            fractions[j] = (double) sum / total;
+            ranks[j] = (int) (((long) pixels * sum + total - 1) / total);
         }
-        return fractions;
+        return ranks;
     }
 
     /**
-     * Checks a B x 1 x H x W silhouette with at least one pixel and fractions in [0, 1] (at most
-     * {@link #MAX_REGIONS} - 1 of them); the CUDA path checks its arguments with this too.
+     * Checks a B x 1 x H x W silhouette with at least one pixel against the shares; the CUDA path checks
+     * its arguments with this too.
      *
      * @return the pixels of one image
      */
-    public static int validate(Shape silhouette, double[] cumulativeFractions) {
+    public static int validate(Shape silhouette, int[] shares) {
         if (silhouette.rank() != 4 || silhouette.c() != 1) {
             throw new IllegalArgumentException("a silhouette is B x 1 x H x W, got " + silhouette);
         }
+        validateShares(shares);
         int pixels = silhouette.h() * silhouette.w();
         if (pixels < 1) throw new IllegalArgumentException("silhouette " + silhouette + " has no pixels");
-        if (cumulativeFractions.length > MAX_REGIONS - 1) {
-            throw new IllegalArgumentException(cumulativeFractions.length + " thresholds make more than " + MAX_REGIONS + " regions");
-        }
-        for (double q : cumulativeFractions) {
-            if (!(q >= 0 && q <= 1)) throw new IllegalArgumentException("cumulative fraction " + q + " is outside [0, 1]");
-        }
         return pixels;
     }
 
-    /** @return B x fractions.length thresholds, row-major: image b's j-th threshold at b * fractions.length + j */
-    public static float[] thresholds(Tensor silhouette, double[] cumulativeFractions) {
+    /** @return B x (shares.length - 1) cut keys (unsigned, as the kernel writes them), row-major: image b's j-th cut at b * count + j */
+    public static long[] cutKeys(Tensor silhouette, int[] shares) {
         Shape s = silhouette.shape();
-        int pixels = validate(s, cumulativeFractions);
-        int count = cumulativeFractions.length;
+        int pixels = validate(s, shares);
+        int[] ranks = cutRanks(shares, pixels);
+        int count = ranks.length;
         float[] data = silhouette.data();
-        float[] out = new float[s.n() * count];
-        int[] keys = new int[pixels];
+        long[] out = new long[s.n() * count];
+        long[] keys = new long[pixels];
         for (int b = 0; b < s.n(); b++) {
-            for (int i = 0; i < pixels; i++) keys[i] = orderKey(data[b * pixels + i]);
+            // Selection runs on signed keys (the unsigned key with its top bit flipped), which order alike.
+            for (int i = 0; i < pixels; i++) keys[i] = pixelKey(data[b * pixels + i], i) ^ Long.MIN_VALUE;
             for (int j = 0; j < count; j++) {
-                double p = cumulativeFractions[j] * (pixels - 1);
-                int lo = (int) Math.floor(p);
-                int hi = Math.min(lo + 1, pixels - 1);
-                float frac = (float) (p - lo);
-                float vLo = keyValue(select(keys, lo));
-                float vHi = hi == lo ? vLo : keyValue(select(keys, hi));
-                out[b * count + j] = vLo + (vHi - vLo) * frac;
+                out[b * count + j] = ranks[j] == pixels ? ABOVE_ALL : select(keys, ranks[j]) ^ Long.MIN_VALUE;
             }
         }
         return out;
     }
 
     /**
-     * Region index of every pixel, B x H x W row-major: the number of its image's thresholds t_j with
-     * value &gt;= t_j, so region j is [t_j, t_(j+1)) and a pixel equal to a threshold goes up.
+     * Region index of every pixel, B x H x W row-major: the number of its image's cuts at or below its
+     * key, so region j holds the ranks [c_j, c_(j+1)).
      *
-     * @param thresholds B x (regions - 1) values from {@link #thresholds}
-     * @param regions    regions of the policy (thresholds per image + 1)
+     * @param cutKeys B x (regions - 1) keys from {@link #cutKeys}
+     * @param regions regions of the policy (cuts per image + 1)
      */
-    public static byte[] regionMap(Tensor silhouette, float[] thresholds, int regions) {
+    public static byte[] regionMap(Tensor silhouette, long[] cutKeys, int regions) {
         Shape s = silhouette.shape();
         if (s.rank() != 4 || s.c() != 1) throw new IllegalArgumentException("a silhouette is B x 1 x H x W, got " + s);
         if (regions < 1 || regions > MAX_REGIONS) throw new IllegalArgumentException("a policy has 1 to " + MAX_REGIONS + " regions, got " + regions);
         int count = regions - 1;
-        if (thresholds.length != s.n() * count) {
+        if (cutKeys.length != s.n() * count) {
             throw new IllegalArgumentException(s.n() + " images of " + regions + " regions need " + s.n() * count
-                    + " thresholds, got " + thresholds.length);
+                    + " cut keys, got " + cutKeys.length);
         }
         int pixels = s.h() * s.w();
         float[] data = silhouette.data();
         byte[] region = new byte[data.length];
         for (int i = 0; i < region.length; i++) {
-            float v = data[i];
+            long key = pixelKey(data[i], i % pixels);
             int row = i / pixels * count;
             int r = 0;
-            for (int j = 0; j < count; j++) if (v >= thresholds[row + j]) r++;
+            for (int j = 0; j < count; j++) if (Long.compareUnsigned(key, cutKeys[row + j]) >= 0) r++;
             region[i] = (byte) r;
         }
         return region;
+    }
+
+    /** The unsigned 64-bit rank key of pixel {@code index} (row-major within its image) with silhouette {@code value}. */
+    public static long pixelKey(float value, int index) {
+        return (long) (orderKey(value) ^ 0x80000000) << 32 | index;
+    }
+
+    /** The silhouette value of a cut (the value of the first pixel of the region above it); NaN for {@link #ABOVE_ALL}. */
+    public static float cutValue(long cutKey) {
+        return cutKey == ABOVE_ALL ? Float.NaN : keyValue((int) (cutKey >>> 32) ^ 0x80000000);
     }
 
     /**
@@ -141,17 +154,17 @@ public final class SilhouetteThresholds {
 
     /**
      * The rank-k key, by quickselect with a median-of-three pivot. Permutes {@code keys} but keeps the
-     * multiset, so later calls on the same array stay valid. The partition stops on keys equal to the
-     * pivot, so heavy ties split evenly instead of degrading to quadratic time.
+     * multiset, so later calls on the same array stay valid. Keys are distinct (they carry the pixel
+     * index), so the partition always shrinks.
      */
-    static int select(int[] keys, int k) {
+    static long select(long[] keys, int k) {
         int lo = 0, hi = keys.length - 1;
         while (lo < hi) {
             int mid = (lo + hi) >>> 1;
             if (keys[mid] < keys[lo]) swap(keys, mid, lo);
             if (keys[hi] < keys[lo]) swap(keys, hi, lo);
             if (keys[hi] < keys[mid]) swap(keys, hi, mid);
-            int pivot = keys[mid];
+            long pivot = keys[mid];
             int i = lo, j = hi;
             while (i <= j) {
                 while (keys[i] < pivot) i++;
@@ -165,8 +178,8 @@ public final class SilhouetteThresholds {
         return keys[k];
     }
 
-    private static void swap(int[] a, int i, int j) {
-        int t = a[i];
+    private static void swap(long[] a, int i, int j) {
+        long t = a[i];
         a[i] = a[j];
         a[j] = t;
     }

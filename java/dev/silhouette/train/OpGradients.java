@@ -313,7 +313,7 @@ public final class OpGradients {
      * the pixel's percentile rank, within its image, of the importance of the activations it decides. A layer
      * pixel's importance is the first-order loss change of moving it from the lowest to the highest region
      * width, {@code sum_c |dy * (Q_high(x) - Q_low(x))|}; the resize's adjoint sums it onto the silhouette
-     * pixels that decide it. Only the ranks matter because the masks threshold at per-image quantiles.
+     * pixels that decide it. Only the ranks matter because the masks cut each image at ranks.
      * Ties share their average rank; a one-pixel silhouette aims at 0.5.
      */
     public static Tensor silhouetteImportance(Tensor x, Tensor silhouette, Tensor dy, Op.RegionQuantize op, float weight) {

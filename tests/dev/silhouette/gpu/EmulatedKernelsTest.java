@@ -1,8 +1,8 @@
 package dev.silhouette.gpu;
 
 import dev.silhouette.backend.cpu.RegionOps;
-import dev.silhouette.backend.cuda.KernelLauncher;
 import dev.silhouette.backend.cuda.RegionMaskKernel;
+import dev.silhouette.backend.cuda.SilhouetteThresholdKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.graph.Op;
 import dev.silhouette.quant.RegionPolicy;
@@ -106,31 +106,57 @@ public class EmulatedKernelsTest {
     }
 
     @DataProvider
-    public Object[][] maskProblems() {
-        // At equal sizes the glue uses silhouette_region_map (silhouette_threshold.cu), not the fused kernel.
-        return where(new RegionMaskKernelTest().problems(), c -> c[5] == Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE
-                && (((Tensor) c[1]).shape().h() != (int) c[2] || ((Tensor) c[1]).shape().w() != (int) c[3]));
+    public Object[][] cutKeyProblems() {
+        return where(new SilhouetteThresholdKernelTest().images(), c -> ((Tensor) c[1]).size() <= 4 * 56 * 56);
     }
 
     /**
-     * The fused THRESHOLD_THEN_RESIZE kernel, launched by RegionMaskKernel. The select kernel before it
-     * uses shared memory and block barriers, which the emulation does not model, so its launch is
-     * answered by its CPU specification (SilhouetteThresholds.thresholds) on the same memory.
+     * The block-wide radix select (silhouette_cut_keys, every thread of a block at once with real block
+     * barriers, shared memory and atomics) and the region map after it, at the glue's block of
+     * SilhouetteThresholdKernel.SELECT_BLOCK threads and at one warp.
      */
+    @Test(dataProvider = "cutKeyProblems")
+    public void cutKeysAndRegionMap(String name, Tensor silhouette, int[] shares) {
+        for (int block : new int[] {SilhouetteThresholdKernel.SELECT_BLOCK, 32}) {
+            Shape s = silhouette.shape();
+            int batch = s.n(), pixels = s.h() * s.w(), count = shares.length - 1;
+            long input = emu.put(silhouette.data());
+            long keys = emu.allocate((long) batch * count * Long.BYTES + LowBitDevice.Emulated.GUARD);
+            long region = emu.allocate((long) batch * pixels + LowBitDevice.Emulated.GUARD);
+            if (batch > 0 && count > 0) {
+                emu.launch(SilhouetteThresholdKernel.CUT_KEYS, batch, 1, block, 0, null, input, batch, pixels, emu.put(shares), shares.length, keys);
+            }
+            if (batch > 0) {
+                emu.launch(SilhouetteThresholdKernel.REGION_MAP, 4, 1, SilhouetteThresholdKernel.BLOCK, 0, null, input, batch, pixels, keys, count, region);
+            }
+            SilhouetteThresholdKernelTest.compare(name + " (block " + block + ")", silhouette, shares,
+                    new SilhouetteThresholdKernel.Result(emu.longs(keys, batch * count), emu.bytes(region, batch * pixels)));
+            for (byte b : emu.bytes(keys + (long) batch * count * Long.BYTES, LowBitDevice.Emulated.GUARD)) {
+                if (b != (byte) 0xA5) fail(name + ": the cut keys were written past their end");
+            }
+        }
+    }
+
+    @DataProvider
+    public Object[][] maskProblems() {
+        return where(new RegionMaskKernelTest().problems(), c -> ((Tensor) c[1]).size() <= 4 * 28 * 28);
+    }
+
+    /** RegionMaskKernel's launches, both orders, all emulated: resize, cut keys, and the region map or the fused mask resize. */
     @Test(dataProvider = "maskProblems")
-    public void regionMapThresholdThenResize(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, Op.RegionQuantize.MaskOrder order,
-                                             RegionPolicy policy) {
-        double[] fractions = policy.cumulativeFractions();
-        KernelLauncher launcher = emu.withCpuThresholds();
-        RegionMaskKernel kernel = new RegionMaskKernel(launcher, (x, y, planes, h, w, oh, ow, bilinear, s) -> fail("THRESHOLD_THEN_RESIZE resized the silhouette"));
+    public void regionMap(String name, Tensor silhouette, int outH, int outW, Op.Interpolate.Mode mode, Op.RegionQuantize.MaskOrder order,
+                          RegionPolicy policy) {
+        int[] shares = policy.percents();
+        RegionMaskKernel kernel = new RegionMaskKernel(emu, emu::interpolate);
         Shape s = silhouette.shape();
         int pixels = s.n() * outH * outW;
         long region = emu.allocate(pixels + LowBitDevice.Emulated.GUARD);
-        kernel.launch(s, emu.put(silhouette.data()), fractions, emu.put(fractions), outH, outW, mode, order, 0,
-                emu.allocate((long) s.n() * Math.max(1, fractions.length) * Float.BYTES), region, null);
+        long work = emu.allocate(Math.max(1, RegionMaskKernel.workFloats(s, outH, outW, order)) * Float.BYTES);
+        kernel.launch(s, emu.put(silhouette.data()), shares, emu.put(shares), outH, outW, mode, order, work,
+                emu.allocate((long) s.n() * Math.max(1, shares.length - 1) * Long.BYTES), region, null);
         byte[] actual = emu.bytes(region, pixels), expected = RegionOps.regionMap(silhouette, policy, outH, outW, mode, order);
         int i = Arrays.mismatch(expected, actual);
-        if (i >= 0) fail(name + " " + s + " -> " + outH + "x" + outW + " " + mode + " " + policy + ": pixel " + i + " is region " + actual[i]
+        if (i >= 0) fail(name + " " + s + " -> " + outH + "x" + outW + " " + mode + " " + order + " " + policy + ": pixel " + i + " is region " + actual[i]
                 + ", the CPU says " + expected[i]);
         byte[] guard = emu.bytes(region + pixels, LowBitDevice.Emulated.GUARD);
         for (byte b : guard) if (b != (byte) 0xA5) fail(name + ": the region map was written past its end");

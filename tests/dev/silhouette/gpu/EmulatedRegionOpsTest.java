@@ -36,7 +36,7 @@ public class EmulatedRegionOpsTest {
     @BeforeClass(alwaysRun = true)
     public void open() {
         emu = new HostEmulator();
-        kernels = new RegionOpKernels(emu.withCpuThresholds(), emu::interpolate);
+        kernels = new RegionOpKernels(emu, emu::interpolate);
     }
 
     @AfterClass(alwaysRun = true)

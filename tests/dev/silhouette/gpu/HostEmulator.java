@@ -4,9 +4,6 @@ import dev.silhouette.backend.cuda.BuiltinKernels;
 import dev.silhouette.backend.cuda.CudaStream;
 import dev.silhouette.backend.cuda.KernelLauncher;
 import dev.silhouette.backend.cuda.SilhouetteThresholdKernel;
-import dev.silhouette.quant.SilhouetteThresholds;
-import dev.silhouette.tensor.Shape;
-import dev.silhouette.tensor.Tensor;
 import org.testng.SkipException;
 
 import java.io.File;
@@ -95,23 +92,6 @@ final class HostEmulator implements KernelLauncher, AutoCloseable {
         }
     }
 
-    /**
-     * This emulator, except that {@code silhouette_thresholds} (shared memory and block barriers, which the
-     * emulation does not model) is answered by its CPU specification, SilhouetteThresholds.thresholds, on
-     * the same memory.
-     */
-    KernelLauncher withCpuThresholds() {
-        return (kernel, gridX, gridY, blockX, sharedBytes, stream, args) -> {
-            if (!kernel.equals(SilhouetteThresholdKernel.THRESHOLDS)) {
-                launch(kernel, gridX, gridY, blockX, sharedBytes, stream, args);
-                return;
-            }
-            int batch = (Integer) args[1], pixels = (Integer) args[2], count = (Integer) args[4];
-            Tensor images = new Tensor(Shape.of(batch, 1, 1, pixels), floats((Long) args[0], batch * pixels));
-            write((Long) args[5], SilhouetteThresholds.thresholds(images, doubles((Long) args[3], count)));
-        };
-    }
-
     /** BuiltinKernels.interpolate's launch of the emulated silhouette_interpolate_* kernels (its grid: pixels on x, planes on y). */
     void interpolate(long x, long y, int planes, int h, int w, int oh, int ow, boolean bilinear, CudaStream s) {
         BuiltinKernels.Kernel k = bilinear ? BuiltinKernels.Kernel.INTERPOLATE_BILINEAR : BuiltinKernels.Kernel.INTERPOLATE_NEAREST;
@@ -130,18 +110,6 @@ final class HostEmulator implements KernelLauncher, AutoCloseable {
 
     long put(float[] a) {
         return copy(MemorySegment.ofArray(a), (long) a.length * Float.BYTES);
-    }
-
-    long put(double[] a) {
-        return copy(MemorySegment.ofArray(a), (long) a.length * Double.BYTES);
-    }
-
-    void write(long address, float[] a) {
-        MemorySegment.ofAddress(address).reinterpret((long) a.length * Float.BYTES).copyFrom(MemorySegment.ofArray(a));
-    }
-
-    double[] doubles(long address, int n) {
-        return MemorySegment.ofAddress(address).reinterpret((long) n * Double.BYTES).toArray(ValueLayout.JAVA_DOUBLE);
     }
 
     long put(byte[] a) {

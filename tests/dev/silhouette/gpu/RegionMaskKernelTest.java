@@ -90,7 +90,7 @@ public class RegionMaskKernelTest {
                                               RegionPolicy policy) {
         GpuGuard.requireCuda();
         byte[] expected = RegionOps.regionMap(silhouette, policy, outH, outW, mode, order);
-        byte[] actual = kernel.run(context, silhouette, policy.cumulativeFractions(), outH, outW, mode, order);
+        byte[] actual = kernel.run(context, silhouette, policy.percents(), outH, outW, mode, order);
         int i = Arrays.mismatch(expected, actual);
         if (i >= 0) {
             fail(name + " " + silhouette.shape() + " -> " + outH + "x" + outW + " " + mode + " " + order + " " + policy + ": pixel " + i

@@ -20,16 +20,16 @@ import java.util.SplittableRandom;
 import static org.testng.Assert.fail;
 
 /**
- * The threshold and region-map kernels against the CPU specification, bit for bit
- * (Float.floatToRawIntBits), on constant images, one pixel, checkerboards, heavy ties, signed zeros,
- * the network's silhouette sizes at batch 1 and 32, and policies with up to 9 thresholds (two
- * selection sweeps).
+ * The cut-key and region-map kernels against the CPU specification, bit for bit, on constant images,
+ * one pixel, checkerboards, heavy ties, signed zeros, the network's silhouette sizes at batch 1 and 32,
+ * cuts at rank 0 and at rank n, and policies of up to 20 regions (two selection sweeps).
  */
 @Test(groups = "gpu")
 public class SilhouetteThresholdKernelTest {
     static final int[] POLICY_50_30_20 = {50, 30, 20};
     static final int[] POLICY_10_20_30_40 = {10, 20, 30, 40};
     static final int[] POLICY_TENTHS = {10, 10, 10, 10, 10, 10, 10, 10, 10, 10};
+    static final int[] POLICY_TWENTIETHS = {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5};
 
     private CudaContext context;
     private KernelModule module;
@@ -71,8 +71,11 @@ public class SilhouetteThresholdKernelTest {
         cases.add(new Object[] {"two levels", levels(Shape.of(8, 1, 28, 28), 2, 3), POLICY_10_20_30_40});
         cases.add(new Object[] {"saturated sigmoid", saturatedSigmoid(Shape.of(16, 1, 56, 56), 4), POLICY_10_20_30_40});
         cases.add(new Object[] {"signed zeros and subnormals", signedZeros(Shape.of(4, 1, 28, 28), 5), POLICY_50_30_20});
-        cases.add(new Object[] {"nine thresholds", uniform(Shape.of(4, 1, 112, 112), 6), POLICY_TENTHS});
-        cases.add(new Object[] {"nine thresholds, ties", levels(Shape.of(4, 1, 56, 56), 7, 7), POLICY_TENTHS});
+        cases.add(new Object[] {"nine cuts", uniform(Shape.of(4, 1, 112, 112), 6), POLICY_TENTHS});
+        cases.add(new Object[] {"nine cuts, ties", levels(Shape.of(4, 1, 56, 56), 7, 7), POLICY_TENTHS});
+        cases.add(new Object[] {"nineteen cuts, two sweeps", levels(Shape.of(3, 1, 28, 28), 5, 12), POLICY_TWENTIETHS});
+        cases.add(new Object[] {"a cut at rank 1 and at rank n", uniform(Shape.of(6, 1, 28, 28), 13), new int[] {1, 1000000, 1}});
+        cases.add(new Object[] {"a cut at rank n, constant", filled(Shape.of(2, 1, 7, 7), 0.5f), new int[] {1000000, 1}});
         cases.add(new Object[] {"one row", uniform(Shape.of(3, 1, 1, 1000), 8), POLICY_50_30_20});
         cases.add(new Object[] {"large image", uniform(Shape.of(1, 1, 512, 512), 9), POLICY_10_20_30_40});
         cases.add(new Object[] {"odd size", uniform(Shape.of(5, 1, 13, 31), 10), POLICY_10_20_30_40});
@@ -83,26 +86,21 @@ public class SilhouetteThresholdKernelTest {
 
     @Test(dataProvider = "images")
     public void kernelMatchesTheCpuSpecificationBitForBit(String name, Tensor silhouette, int[] shares) {
-        compare(name, silhouette, SilhouetteThresholds.cumulativeFractions(shares), shares.length);
-    }
-
-    @Test
-    public void fractionsAtTheEndsAndNearRankBoundaries() {
-        compare("extreme fractions", uniform(Shape.of(6, 1, 28, 28), 12), new double[] {0.0, 1.0, 1e-9, 0.999999999, 0.5}, 6);
-    }
-
-    private void compare(String name, Tensor silhouette, double[] fractions, int regions) {
         GpuGuard.requireCuda();
-        float[] expected = SilhouetteThresholds.thresholds(silhouette, fractions);
-        byte[] expectedRegions = SilhouetteThresholds.regionMap(silhouette, expected, regions);
-        SilhouetteThresholdKernel.Result actual = kernel.run(silhouette, fractions);
-        String where = name + " " + silhouette.shape() + " at " + Arrays.toString(fractions);
-        for (int i = 0; i < expected.length; i++) {
-            int e = Float.floatToRawIntBits(expected[i]), a = Float.floatToRawIntBits(actual.thresholds()[i]);
-            if (e != a) {
-                fail(where + ": threshold " + i % fractions.length + " of image " + i / fractions.length + " is " + actual.thresholds()[i]
-                        + " (0x" + Integer.toHexString(a) + "), the CPU gives " + expected[i] + " (0x" + Integer.toHexString(e) + ")");
-            }
+        compare(name, silhouette, shares, kernel.run(silhouette, shares));
+    }
+
+    /** Fails unless {@code actual} holds the CPU specification's cut keys and region map of {@code silhouette}. */
+    static void compare(String name, Tensor silhouette, int[] shares, SilhouetteThresholdKernel.Result actual) {
+        long[] expected = SilhouetteThresholds.cutKeys(silhouette, shares);
+        byte[] expectedRegions = SilhouetteThresholds.regionMap(silhouette, expected, shares.length);
+        String where = name + " " + silhouette.shape() + " at " + Arrays.toString(shares);
+        int count = shares.length - 1;
+        int k = Arrays.mismatch(expected, actual.cutKeys());
+        if (k >= 0) {
+            fail(where + ": cut " + k % count + " of image " + k / count + " is 0x" + Long.toHexString(actual.cutKeys()[k])
+                    + ", the CPU gives 0x" + Long.toHexString(expected[k]) + " (value " + SilhouetteThresholds.cutValue(expected[k])
+                    + ", pixel " + (int) expected[k] + ")");
         }
         int mismatch = Arrays.mismatch(expectedRegions, actual.regions());
         if (mismatch >= 0) {

@@ -22,15 +22,12 @@ public class RegionPolicyTest {
     }
 
     @Test
-    public void averageBitsAndThresholdFractionsFollowTheShares() {
+    public void averageBitsAndSharesFollowTheText() {
         RegionPolicy p = RegionPolicy.parse(" 2:50 , 3:30 ,4:20 ");
         assertEquals(p.averageBits(), 2.7, 1e-12);
-        double[] q = p.cumulativeFractions();
-        assertEquals(q.length, 2);
-        assertEquals(q[0], 0.5);
-        assertEquals(q[1], 0.8);
+        assertEquals(p.percents(), new int[] {50, 30, 20});
         RegionPolicy single = RegionPolicy.parse("8:100");
-        assertEquals(single.cumulativeFractions().length, 0);
+        assertEquals(single.percents(), new int[] {100});
         assertEquals(single.averageBits(), 8.0);
         RegionPolicy many = RegionPolicy.parse("1:10,2:10,3:10,4:10,5:10,6:10,7:10,8:10,8:20");
         assertEquals(many.regions().size(), 9);

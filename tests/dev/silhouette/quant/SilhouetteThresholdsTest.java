@@ -4,10 +4,13 @@ import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.Test;
 
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertThrows;
@@ -15,43 +18,51 @@ import static org.testng.Assert.assertTrue;
 import static org.testng.Assert.fail;
 
 /**
- * The CPU reference (selection) against an independent full-sort implementation of the same
- * specification, bit for bit, on images chosen to break selection: heavy ties, constant images, one
- * pixel, sorted and reversed data, signed zeros and odd sizes.
+ * The CPU reference (selection on 64-bit keys) against an independent stable-sort implementation of the
+ * same specification, bit for bit, on images chosen to break selection: heavy ties, constant images, one
+ * pixel, sorted and reversed data, signed zeros and odd sizes; and the budget the rank cuts keep.
  */
 public class SilhouetteThresholdsTest {
     static final int[][] SIZES = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 3}, {1, 17}, {5, 13}, {7, 7}, {28, 28}, {31, 17}, {56, 56}, {112, 112}};
-    static final double[][] FRACTIONS = {
-            SilhouetteThresholds.cumulativeFractions(50, 30, 20),
-            SilhouetteThresholds.cumulativeFractions(10, 20, 30, 40),
-            SilhouetteThresholds.cumulativeFractions(1, 1),
-            SilhouetteThresholds.cumulativeFractions(100),
-            SilhouetteThresholds.cumulativeFractions(10, 10, 10, 10, 10, 10, 10, 10, 10, 10),
-            {0.0, 1.0},
-            {0.999999999, 1e-9, 0.25},
-    };
+    static final int[][] SHARES = {{50, 30, 20}, {10, 20, 30, 40}, {1, 1}, {100}, {10, 10, 10, 10, 10, 10, 10, 10, 10, 10}, {1, 1000000},
+            {1000000, 1}, {3, 7, 1, 9}};
 
     /** How the test images draw their values. */
     enum Values { UNIFORM, FOUR_LEVELS, TWO_LEVELS, SATURATED_SIGMOID, SIGNED_ZEROS, SORTED, REVERSED, CONSTANT }
 
-    /** The specification evaluated on a fully sorted copy (Arrays.sort orders floats like the keys). */
-    static float[] sortedReference(Tensor silhouette, double[] fractions) {
-        int batch = silhouette.shape().n();
-        int pixels = silhouette.shape().h() * silhouette.shape().w();
-        float[] out = new float[batch * fractions.length];
+    /** Cut keys and region map of one batch, by the specification's words: a stable sort, then ranks. */
+    record Split(long[] cutKeys, byte[] regions) {}
+
+    static Split sortedReference(Tensor silhouette, int[] shares) {
+        int batch = silhouette.shape().n(), pixels = silhouette.shape().h() * silhouette.shape().w();
+        BigInteger total = BigInteger.valueOf(Arrays.stream(shares).asLongStream().sum());
+        int count = shares.length - 1;
+        int[] cuts = new int[count];
+        long sum = 0;
+        for (int j = 0; j < count; j++) {
+            sum += shares[j];
+            BigInteger[] qr = BigInteger.valueOf(pixels).multiply(BigInteger.valueOf(sum)).divideAndRemainder(total);
+            cuts[j] = qr[0].intValue() + (qr[1].signum() > 0 ? 1 : 0);
+        }
+        long[] keys = new long[batch * count];
+        byte[] regions = new byte[batch * pixels];
+        float[] d = silhouette.data();
         for (int b = 0; b < batch; b++) {
-            float[] v = Arrays.copyOfRange(silhouette.data(), b * pixels, (b + 1) * pixels);
-            Arrays.sort(v);
-            for (int j = 0; j < fractions.length; j++) {
-                double p = fractions[j] * (pixels - 1);
-                int lo = (int) Math.floor(p);
-                float frac = (float) (p - lo);
-                float vLo = v[lo];
-                float vHi = v[Math.min(lo + 1, pixels - 1)];
-                out[b * fractions.length + j] = vLo + (vHi - vLo) * frac;
+            int base = b * pixels;
+            // Float.compare is the total order of the keys (-0.0 before 0.0); the sort is stable, so ties keep pixel order.
+            Integer[] order = IntStream.range(0, pixels).boxed().toArray(Integer[]::new);
+            Arrays.sort(order, Comparator.comparing(i -> d[base + i], Float::compare));
+            for (int rank = 0; rank < pixels; rank++) {
+                int r = 0;
+                for (int cut : cuts) if (rank >= cut) r++;
+                regions[base + order[rank]] = (byte) r;
+            }
+            for (int j = 0; j < count; j++) {
+                keys[b * count + j] = cuts[j] == pixels ? SilhouetteThresholds.ABOVE_ALL
+                        : SilhouetteThresholds.pixelKey(d[base + order[cuts[j]]], order[cuts[j]]);
             }
         }
-        return out;
+        return new Split(keys, regions);
     }
 
     static Tensor image(int batch, int h, int w, Values kind, long seed) {
@@ -79,29 +90,27 @@ public class SilhouetteThresholdsTest {
         return new Tensor(Shape.of(batch, 1, h, w), d);
     }
 
-    static String firstDifference(float[] expected, float[] actual) {
-        if (expected.length != actual.length) return "lengths " + expected.length + " and " + actual.length;
-        for (int i = 0; i < expected.length; i++) {
-            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
-                return "index " + i + ": expected " + expected[i] + " (0x" + Integer.toHexString(Float.floatToRawIntBits(expected[i]))
-                        + "), got " + actual[i] + " (0x" + Integer.toHexString(Float.floatToRawIntBits(actual[i])) + ")";
-            }
-        }
-        return null;
+    static String difference(Split expected, Tensor t, int[] shares) {
+        long[] keys = SilhouetteThresholds.cutKeys(t, shares);
+        int k = Arrays.mismatch(expected.cutKeys(), keys);
+        if (k >= 0) return "cut key " + k + ": expected 0x" + Long.toHexString(expected.cutKeys()[k]) + ", got 0x" + Long.toHexString(keys[k]);
+        byte[] regions = SilhouetteThresholds.regionMap(t, keys, shares.length);
+        int p = Arrays.mismatch(expected.regions(), regions);
+        return p < 0 ? null : "pixel " + p + ": expected region " + expected.regions()[p] + ", got " + regions[p];
     }
 
     @Test
-    public void selectionMatchesFullSortBitForBit() {
+    public void selectionMatchesAStableSortBitForBit() {
         List<String> failures = new ArrayList<>();
         int cases = 0;
         long seed = 1;
         for (Values kind : Values.values()) {
             for (int[] size : SIZES) {
                 for (int batch : new int[] {1, 3}) {
-                    for (double[] fractions : FRACTIONS) {
+                    for (int[] shares : SHARES) {
                         Tensor t = image(batch, size[0], size[1], kind, seed++);
-                        String diff = firstDifference(sortedReference(t, fractions), SilhouetteThresholds.thresholds(t, fractions));
-                        if (diff != null) failures.add(kind + " " + t.shape() + " at " + Arrays.toString(fractions) + ": " + diff);
+                        String diff = difference(sortedReference(t, shares), t, shares);
+                        if (diff != null) failures.add(kind + " " + t.shape() + " at " + Arrays.toString(shares) + ": " + diff);
                         cases++;
                     }
                 }
@@ -111,118 +120,149 @@ public class SilhouetteThresholdsTest {
     }
 
     @Test
-    public void manyRandomImagesMatchFullSort() {
+    public void manyRandomImagesMatchAStableSort() {
         SplittableRandom rnd = new SplittableRandom(42);
         Values[] kinds = Values.values();
         for (int c = 0; c < 2000; c++) {
             int h = 1 + rnd.nextInt(40), w = 1 + rnd.nextInt(40);
             Values kind = kinds[rnd.nextInt(kinds.length)];
-            double[] fractions = FRACTIONS[rnd.nextInt(FRACTIONS.length)];
+            int[] shares = SHARES[rnd.nextInt(SHARES.length)];
             Tensor t = image(1 + rnd.nextInt(3), h, w, kind, rnd.nextLong());
-            String diff = firstDifference(sortedReference(t, fractions), SilhouetteThresholds.thresholds(t, fractions));
-            if (diff != null) fail("case " + c + ", " + kind + " " + t.shape() + " at " + Arrays.toString(fractions) + ": " + diff);
+            String diff = difference(sortedReference(t, shares), t, shares);
+            if (diff != null) fail("case " + c + ", " + kind + " " + t.shape() + " at " + Arrays.toString(shares) + ": " + diff);
         }
     }
 
     @Test
-    public void policyFractionsAreExactDivisions() {
-        assertEquals(SilhouetteThresholds.cumulativeFractions(50, 30, 20), new double[] {0.5, 0.8});
-        assertEquals(SilhouetteThresholds.cumulativeFractions(10, 20, 30, 40), new double[] {0.1, 0.3, 0.6});
-        assertEquals(SilhouetteThresholds.cumulativeFractions(100), new double[0]);
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cumulativeFractions(50, 0, 50));
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cumulativeFractions());
-    }
-
-    @Test
-    public void constantImagePutsEveryPixelInTheTopRegion() {
-        Tensor t = image(2, 9, 11, Values.CONSTANT, 0);
-        double[] fractions = SilhouetteThresholds.cumulativeFractions(10, 20, 30, 40);
-        float[] thresholds = SilhouetteThresholds.thresholds(t, fractions);
-        for (float x : thresholds) assertEquals(Float.floatToRawIntBits(x), Float.floatToRawIntBits(0.375f));
-        for (byte r : SilhouetteThresholds.regionMap(t, thresholds, 4)) assertEquals(r, 3);
-    }
-
-    @Test
-    public void onePixelIsItsOwnQuantile() {
-        Tensor t = new Tensor(Shape.of(3, 1, 1, 1), new float[] {0.25f, 0.5f, 0.9f});
-        float[] thresholds = SilhouetteThresholds.thresholds(t, new double[] {0.5, 0.8});
-        assertEquals(thresholds, new float[] {0.25f, 0.25f, 0.5f, 0.5f, 0.9f, 0.9f});
-        assertEquals(SilhouetteThresholds.regionMap(t, thresholds, 3), new byte[] {2, 2, 2});
-    }
-
-    @Test
-    public void valuesEqualToAThresholdGoToTheHigherRegion() {
-        Tensor t = new Tensor(Shape.of(1, 1, 1, 5), new float[] {0.9f, 0.5f, 0.2f, 0.5f, 0.5f});
-        float[] thresholds = SilhouetteThresholds.thresholds(t, new double[] {0.5});
-        assertEquals(thresholds, new float[] {0.5f});
-        assertEquals(SilhouetteThresholds.regionMap(t, thresholds, 2), new byte[] {1, 1, 0, 1, 1});
-    }
-
-    @Test
-    public void interpolatesLikeNumpyLinear() {
-        // numpy.quantile([0, 1, 2, 3, 4, 5, 6, 7, 8, 10], [0.5, 0.8, 0.95]) = [4.5, 7.2, 9.1]
-        float[] v = {3, 0, 10, 1, 8, 2, 7, 4, 6, 5};
-        float[] thresholds = SilhouetteThresholds.thresholds(new Tensor(Shape.of(1, 1, 2, 5), v), new double[] {0.5, 0.8, 0.95});
-        assertEquals(thresholds[0], 4.5f);
-        assertEquals(thresholds[1], 7.2f, 1e-6f);
-        assertEquals(thresholds[2], 9.1f, 1e-6f);
+    public void cutRanksRoundUpTheExactShare() {
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {50, 30, 20}, 784), new int[] {392, 628}, "627.2 rounds up");
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {50, 30, 20}, 196), new int[] {98, 157});
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {50, 30, 20}, 49), new int[] {25, 40}, "24.5 and 39.2 round up");
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {50, 30, 20}, 10), new int[] {5, 8}, "exact shares stay exact");
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {50, 30, 20}, 1), new int[] {1, 1}, "one pixel: the lowest region");
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {70, 30}, 10), new int[] {7}, "0.7 * 10 is 7, not the double 7.000000000000001");
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {100}, 784), new int[0]);
+        assertEquals(SilhouetteThresholds.cutRanks(new int[] {Integer.MAX_VALUE - 1, 1}, Integer.MAX_VALUE), new int[] {Integer.MAX_VALUE - 1},
+                "n S_j in 64 bits");
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutRanks(new int[] {50, 0, 50}, 10));
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutRanks(new int[0], 10));
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutRanks(new int[] {Integer.MAX_VALUE, 1}, 10));
     }
 
     /**
-     * On distinct values the count below the threshold at q is floor(p) or floor(p) + 1 (p = q (n - 1)),
-     * so within one pixel of q n: the regions get the policy's shares.
+     * The point of ranking ties by index: whatever the values, every image's regions hold exactly the cut
+     * counts, so a policy with non-decreasing widths never spends more than its nominal bits.
      */
     @Test
-    public void regionCountsFollowThePolicyOnTieFreeData() {
-        int[][] policies = {{50, 30, 20}, {10, 20, 30, 40}};
-        SplittableRandom rnd = new SplittableRandom(7);
-        for (int[] size : new int[][] {{7, 7}, {28, 28}, {56, 56}, {112, 112}, {13, 31}}) {
-            for (int[] shares : policies) {
-                int batch = 4, pixels = size[0] * size[1];
-                float[] d = new float[batch * pixels];
-                for (int b = 0; b < batch; b++) {
-                    int[] perm = permutation(pixels, rnd);
-                    for (int i = 0; i < pixels; i++) d[b * pixels + i] = (perm[i] + 0.5f) / pixels;
-                }
-                Tensor t = new Tensor(Shape.of(batch, 1, size[0], size[1]), d);
-                double[] fractions = SilhouetteThresholds.cumulativeFractions(shares);
-                float[] thresholds = SilhouetteThresholds.thresholds(t, fractions);
-                byte[] regions = SilhouetteThresholds.regionMap(t, thresholds, shares.length);
-                for (int b = 0; b < batch; b++) {
-                    int[] counts = new int[shares.length];
+    public void everyImageSpendsThePolicyBudgetWhateverItsTies() {
+        RegionPolicy policy = RegionPolicy.parse("2:50,3:30,4:20");
+        int[] shares = policy.percents();
+        for (Values kind : Values.values()) {
+            for (int[] size : SIZES) {
+                Tensor t = image(2, size[0], size[1], kind, 9);
+                int pixels = size[0] * size[1];
+                int[] cuts = SilhouetteThresholds.cutRanks(shares, pixels);
+                byte[] regions = SilhouetteThresholds.regionMap(t, SilhouetteThresholds.cutKeys(t, shares), 3);
+                for (int b = 0; b < 2; b++) {
+                    int[] counts = new int[3];
                     for (int i = 0; i < pixels; i++) counts[regions[b * pixels + i]]++;
-                    int below = 0;
-                    for (int j = 0; j < fractions.length; j++) {
-                        below += counts[j];
-                        double p = fractions[j] * (pixels - 1);
-                        int lo = (int) Math.floor(p);
-                        assertTrue(below == lo || below == lo + 1, below + " pixels below threshold " + j + " of image " + b + " of " + t.shape() + ", p = " + p);
-                        assertTrue(Math.abs(below - fractions[j] * pixels) <= 1, below + " pixels below the " + fractions[j] + " quantile of " + pixels);
-                    }
+                    int[] expected = {cuts[0], cuts[1] - cuts[0], pixels - cuts[1]};
+                    assertEquals(counts, expected, kind + " " + t.shape() + " image " + b);
+                    double bits = (2.0 * counts[0] + 3.0 * counts[1] + 4.0 * counts[2]) / pixels;
+                    assertTrue(bits <= policy.averageBits() + 1e-12, kind + " " + t.shape() + ": " + bits + " bits");
+                    // Each cut moves less than one pixel from its exact share, each worth at most 2 bits here.
+                    assertTrue(bits > policy.averageBits() - 2.0 / pixels, kind + " " + t.shape() + ": " + bits + " bits");
                 }
             }
         }
     }
 
     @Test
-    public void regionMapChecksItsArguments() {
-        Tensor t = image(2, 4, 4, Values.UNIFORM, 3);
-        float[] thresholds = SilhouetteThresholds.thresholds(t, new double[] {0.5, 0.8});
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.regionMap(t, thresholds, 2));
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.regionMap(t, thresholds, 0));
-        assertEquals(SilhouetteThresholds.regionMap(t, thresholds, 3).length, 32);
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.thresholds(t, new double[] {1.5}));
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.thresholds(t, new double[] {Double.NaN}));
-        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.thresholds(Tensor.zeros(2, 3, 4, 4), new double[] {0.5}));
+    public void constantImageSplitsByPixelIndex() {
+        Tensor t = image(2, 9, 11, Values.CONSTANT, 0);
+        int[] shares = {10, 20, 30, 40};
+        byte[] regions = SilhouetteThresholds.regionMap(t, SilhouetteThresholds.cutKeys(t, shares), 4);
+        // 99 pixels: cuts at ceil(9.9) = 10, ceil(29.7) = 30, ceil(59.4) = 60, in raster order.
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 99; i++) assertEquals(regions[b * 99 + i], i < 10 ? 0 : i < 30 ? 1 : i < 60 ? 2 : 3, "image " + b + " pixel " + i);
     }
 
     @Test
-    public void orderKeysFollowTheFloatTotalOrder() {
+    public void onePixelTakesTheLowestRegion() {
+        Tensor t = new Tensor(Shape.of(3, 1, 1, 1), new float[] {0.25f, 0.5f, 0.9f});
+        long[] keys = SilhouetteThresholds.cutKeys(t, new int[] {50, 30, 20});
+        for (long key : keys) assertEquals(key, SilhouetteThresholds.ABOVE_ALL);
+        assertEquals(SilhouetteThresholds.regionMap(t, keys, 3), new byte[] {0, 0, 0});
+        // A tiny lowest share still leaves the pixel in the lowest region: ceil(1 * 1 / 100) = 1.
+        assertEquals(SilhouetteThresholds.regionMap(t, SilhouetteThresholds.cutKeys(t, new int[] {1, 99}), 2), new byte[] {0, 0, 0});
+    }
+
+    @Test
+    public void tiesAtACutSplitByPixelIndex() {
+        // Ranks: 0.2 (pixel 2), then the three 0.5s in pixel order (1, 3, 4), then 0.9 (pixel 0). Half of
+        // 5 pixels rounds up to 3 below the cut, so rank 3, pixel 4, is the cut: pixel 3, the same value, stays below.
+        Tensor t = new Tensor(Shape.of(1, 1, 1, 5), new float[] {0.9f, 0.5f, 0.2f, 0.5f, 0.5f});
+        long[] keys = SilhouetteThresholds.cutKeys(t, new int[] {50, 50});
+        assertEquals(keys, new long[] {SilhouetteThresholds.pixelKey(0.5f, 4)});
+        assertEquals(SilhouetteThresholds.cutValue(keys[0]), 0.5f);
+        assertEquals(SilhouetteThresholds.regionMap(t, keys, 2), new byte[] {1, 0, 0, 0, 1});
+    }
+
+    /**
+     * On distinct values the cuts are the original's interpolated-quantile thresholds up to one pixel:
+     * there a pixel is in region j or above when v &gt;= t_j, which counts ceil(q (n - 1)) pixels below.
+     */
+    @Test
+    public void onDistinctValuesTheCutsStayWithinOnePixelOfTheQuantiles() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        for (int[] size : new int[][] {{7, 7}, {14, 14}, {28, 28}, {13, 31}}) {
+            for (int[] shares : new int[][] {{50, 30, 20}, {10, 20, 30, 40}}) {
+                int pixels = size[0] * size[1];
+                float[] d = new float[pixels];
+                int[] perm = permutation(pixels, rnd);
+                for (int i = 0; i < pixels; i++) d[i] = (perm[i] + 0.5f) / pixels;
+                Tensor t = new Tensor(Shape.of(1, 1, size[0], size[1]), d);
+                byte[] regions = SilhouetteThresholds.regionMap(t, SilhouetteThresholds.cutKeys(t, shares), shares.length);
+                double total = Arrays.stream(shares).sum(), sum = 0;
+                for (int j = 0; j + 1 < shares.length; j++) {
+                    sum += shares[j];
+                    int cut = j + 1;
+                    long below = IntStream.range(0, pixels).filter(i -> regions[i] < cut).count();
+                    long original = (long) Math.ceil(sum / total * (pixels - 1));
+                    assertTrue(Math.abs(below - original) <= 1, below + " below cut " + j + " of " + t.shape() + ", the original " + original);
+                }
+            }
+        }
+    }
+
+    @Test
+    public void argumentsAreChecked() {
+        Tensor t = image(2, 4, 4, Values.UNIFORM, 3);
+        long[] keys = SilhouetteThresholds.cutKeys(t, new int[] {50, 30, 20});
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.regionMap(t, keys, 2));
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.regionMap(t, keys, 0));
+        assertEquals(SilhouetteThresholds.regionMap(t, keys, 3).length, 32);
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutKeys(t, new int[] {50, -50}));
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutKeys(t, new int[257]));
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutKeys(Tensor.zeros(2, 3, 4, 4), new int[] {50, 50}));
+        assertThrows(IllegalArgumentException.class, () -> SilhouetteThresholds.cutKeys(Tensor.zeros(2, 1, 0, 4), new int[] {50, 50}));
+    }
+
+    @Test
+    public void keysFollowTheFloatTotalOrderThenThePixelIndex() {
         float[] ascending = {Float.NEGATIVE_INFINITY, -3f, -Float.MIN_VALUE, -0.0f, 0.0f, Float.MIN_VALUE, 0.5f, Float.MAX_VALUE, Float.POSITIVE_INFINITY};
         for (int i = 0; i < ascending.length; i++) {
             int key = SilhouetteThresholds.orderKey(ascending[i]);
             assertEquals(Float.floatToRawIntBits(SilhouetteThresholds.keyValue(key)), Float.floatToRawIntBits(ascending[i]));
-            if (i > 0) assertTrue(SilhouetteThresholds.orderKey(ascending[i - 1]) < key, ascending[i - 1] + " before " + ascending[i]);
+            assertEquals(Float.floatToRawIntBits(SilhouetteThresholds.cutValue(SilhouetteThresholds.pixelKey(ascending[i], 5))),
+                    Float.floatToRawIntBits(ascending[i]));
+            if (i > 0) {
+                assertTrue(SilhouetteThresholds.orderKey(ascending[i - 1]) < key, ascending[i - 1] + " before " + ascending[i]);
+                assertTrue(Long.compareUnsigned(SilhouetteThresholds.pixelKey(ascending[i - 1], Integer.MAX_VALUE - 1),
+                        SilhouetteThresholds.pixelKey(ascending[i], 0)) < 0, "the value decides before the index");
+            }
+            assertTrue(Long.compareUnsigned(SilhouetteThresholds.pixelKey(ascending[i], 3), SilhouetteThresholds.pixelKey(ascending[i], 4)) < 0);
+            assertTrue(Long.compareUnsigned(SilhouetteThresholds.pixelKey(ascending[i], Integer.MAX_VALUE - 1), SilhouetteThresholds.ABOVE_ALL) < 0);
         }
     }
 

@@ -43,8 +43,8 @@ public class RegionFinetuneTest {
     }
 
     /**
-     * Silhouette [0.1, 0.9 / 0.5, 0.2] under 2:50,4:50: its median (linear-interpolated, 0.35) puts pixels 0
-     * and 3 in region 0 (alpha 1) and pixels 1 and 2 in region 1 (alpha 3).
+     * Silhouette [0.1, 0.9 / 0.5, 0.2] under 2:50,4:50: the cut at rank 2 puts pixels 0 and 3 (the two
+     * lowest) in region 0 (alpha 1) and pixels 1 and 2 in region 1 (alpha 3).
      */
     private static final Tensor SILHOUETTE = new Tensor(Shape.of(1, 1, 2, 2), new float[] {0.1f, 0.9f, 0.5f, 0.2f});
     private static final Tensor X = new Tensor(Shape.of(1, 2, 2, 2), new float[] {1.5f, 1.5f, 0.5f, 0.5f, -0.1f, 3f, 2.9f, 0.99f});

@@ -22,22 +22,23 @@ public final class RegionOps {
     /**
      * Region index (0 = lowest silhouette values) of every pixel of an N x 1 x h x w silhouette at
      * size H x W, N x H x W row-major. RESIZE_THEN_THRESHOLD resizes the silhouette with {@code resize}
-     * and thresholds it at the new size (the per-image quantiles of {@link SilhouetteThresholds}).
-     * THRESHOLD_THEN_RESIZE thresholds at the silhouette's own size, resizes each region's 0/1 mask with
+     * and splits it at the new size (the per-image rank cuts of {@link SilhouetteThresholds}).
+     * THRESHOLD_THEN_RESIZE splits at the silhouette's own size, resizes each region's 0/1 mask with
      * {@code resize}, and gives every pixel the region of the largest resized mask, the higher region on
      * ties (so nearest resizing simply copies the source pixel's region).
      */
     public static byte[] regionMap(Tensor silhouette, RegionPolicy policy, int outH, int outW, Op.Interpolate.Mode resize,
                                    Op.RegionQuantize.MaskOrder order) {
         Shape s = silhouette.shape();
-        SilhouetteThresholds.validate(s, policy.cumulativeFractions());
+        int[] shares = policy.percents();
+        SilhouetteThresholds.validate(s, shares);
         int regions = policy.regions().size();
         boolean sameSize = s.h() == outH && s.w() == outW;
         if (order == Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD || sameSize) {
             Tensor resized = sameSize ? silhouette : CpuOps.interpolate(silhouette, new Op.Interpolate(resize, outH, outW));
-            return SilhouetteThresholds.regionMap(resized, SilhouetteThresholds.thresholds(resized, policy.cumulativeFractions()), regions);
+            return SilhouetteThresholds.regionMap(resized, SilhouetteThresholds.cutKeys(resized, shares), regions);
         }
-        byte[] source = SilhouetteThresholds.regionMap(silhouette, SilhouetteThresholds.thresholds(silhouette, policy.cumulativeFractions()), regions);
+        byte[] source = SilhouetteThresholds.regionMap(silhouette, SilhouetteThresholds.cutKeys(silhouette, shares), regions);
         int pixels = s.h() * s.w();
         float[] oneHot = new float[s.n() * regions * pixels];
         for (int i = 0; i < source.length; i++) {

@@ -300,7 +300,7 @@ public final class CudaBackend implements Backend {
             case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
             case Op.PactQuantize q -> regionOps.pactQuantize(x.address(), out.address(), count, q, stream);
             case Op.RegionQuantize q -> {
-                var table = new RegionOpKernels.RegionTable(params.address(node, DeviceWeights.REGION_FRACTIONS),
+                var table = new RegionOpKernels.RegionTable(params.address(node, DeviceWeights.REGION_SHARES),
                         params.address(node, DeviceWeights.REGION_BITS), params.address(node, DeviceWeights.REGION_ALPHAS));
                 try (Temporaries work = new Temporaries()) {
                     regionOps.regionQuantize(x.address(), s, in.get(1).address(), in.get(1).shape(), q, table, work, out.address(), stream);

@@ -18,8 +18,8 @@ import java.util.function.IntFunction;
 final class DeviceWeights implements AutoCloseable {
     static final String BN_SCALE = "silhouette.bn_scale";
     static final String BN_SHIFT = "silhouette.bn_shift";
-    /** A RegionQuantize node's constants (RegionOpKernels.RegionTable): cumulative fractions, region widths, clip levels. */
-    static final String REGION_FRACTIONS = "silhouette.region_fractions";
+    /** A RegionQuantize node's constants (RegionOpKernels.RegionTable): region shares, widths, clip levels. */
+    static final String REGION_SHARES = "silhouette.region_shares";
     static final String REGION_BITS = "silhouette.region_bits";
     static final String REGION_ALPHAS = "silhouette.region_alphas";
 
@@ -41,7 +41,7 @@ final class DeviceWeights implements AutoCloseable {
                     put(node.name() + "." + BN_SHIFT, shift, allocator, staging, stream);
                 } else if (node.op() instanceof Op.RegionQuantize q) {
                     byte[][] table = RegionOpKernels.tableBytes(q);
-                    put(node.name() + "." + REGION_FRACTIONS, table[0], allocator, staging, stream);
+                    put(node.name() + "." + REGION_SHARES, table[0], allocator, staging, stream);
                     put(node.name() + "." + REGION_BITS, table[1], allocator, staging, stream);
                     put(node.name() + "." + REGION_ALPHAS, table[2], allocator, staging, stream);
                 } else {

@@ -42,10 +42,10 @@ public final class RegionOpKernels {
     }
 
     /**
-     * A RegionQuantize node's constants on the device: the policy's interior cumulative fractions
-     * (doubles), each region's width (ints) and clip level (floats), laid out by {@link #tableBytes}.
+     * A RegionQuantize node's constants on the device: each region's share of the pixels (ints), width
+     * (ints) and clip level (floats), laid out by {@link #tableBytes}.
      */
-    public record RegionTable(long fractions, long bits, long alphas) {}
+    public record RegionTable(long shares, long bits, long alphas) {}
 
     private final KernelLauncher launcher;
     private final RegionMaskKernel masks;
@@ -62,27 +62,21 @@ public final class RegionOpKernels {
         this.masks = new RegionMaskKernel(launcher, resize);
     }
 
-    /** The policy's interior cumulative fractions, the thresholds' quantiles. */
-    public static double[] fractions(Op.RegionQuantize op) {
-        return op.policy().cumulativeFractions();
-    }
-
     /**
-     * The device bytes of a {@link RegionTable} (what the backend uploads once per graph): fractions as
-     * little-endian doubles, widths as little-endian ints, clip levels as little-endian floats.
+     * The device bytes of a {@link RegionTable} (what the backend uploads once per graph): shares and
+     * widths as little-endian ints, clip levels as little-endian floats.
      */
     public static byte[][] tableBytes(Op.RegionQuantize op) {
-        double[] fractions = fractions(op);
         int regions = op.policy().regions().size();
-        ByteBuffer f = ByteBuffer.allocate(fractions.length * Double.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        for (double q : fractions) f.putDouble(q);
+        ByteBuffer shares = ByteBuffer.allocate(regions * Integer.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        for (int share : op.policy().percents()) shares.putInt(share);
         ByteBuffer bits = ByteBuffer.allocate(regions * Integer.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer alphas = ByteBuffer.allocate(regions * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         for (int r = 0; r < regions; r++) {
             bits.putInt(op.policy().bits(r));
             alphas.putFloat(op.alphas().get(r));
         }
-        return new byte[][] {f.array(), bits.array(), alphas.array()};
+        return new byte[][] {shares.array(), bits.array(), alphas.array()};
     }
 
     /**
@@ -132,13 +126,13 @@ public final class RegionOpKernels {
         if (xs.size() == 0) return;
         KernelSupport.addresses(BY_MAP, "activations", x, "silhouette", silhouette, "region widths", table.bits(), "clip levels", table.alphas(),
                 "output", y);
-        double[] fractions = fractions(op);
+        int[] shares = op.policy().percents();
         int h = xs.h(), w = xs.w();
         long region = work.allocate((long) xs.n() * h * w, "region map");
-        long thresholds = work.allocate((long) ss.n() * Math.max(1, fractions.length) * Float.BYTES, "thresholds");
+        long cutKeys = work.allocate((long) ss.n() * Math.max(1, shares.length - 1) * Long.BYTES, "cut keys");
         long resizeFloats = RegionMaskKernel.workFloats(ss, h, w, op.order());
         long resized = resizeFloats == 0 ? 0 : work.allocate(resizeFloats * Float.BYTES, "resized silhouette");
-        masks.launch(ss, silhouette, fractions, table.fractions(), h, w, op.resize(), op.order(), resized, thresholds, region, stream);
+        masks.launch(ss, silhouette, shares, table.shares(), h, w, op.resize(), op.order(), resized, cutKeys, region, stream);
         launcher.launch(BY_MAP, grid(xs.size()), 1, BLOCK, 0, stream, x, xs.n(), xs.c(), h * w, region, table.bits(), table.alphas(),
                 op.onlyRegion(), y);
     }
@@ -206,7 +200,7 @@ public final class RegionOpKernels {
         if (silhouette.rank() != 4 || silhouette.n() != x.n()) {
             throw new IllegalArgumentException("silhouette " + silhouette + " does not match activations " + x);
         }
-        RegionMaskKernel.validate(silhouette, fractions(op), x.h(), x.w());
+        RegionMaskKernel.validate(silhouette, op.policy().percents(), x.h(), x.w());
         indexable("activations per image", (long) x.c() * x.h() * x.w());
     }
 

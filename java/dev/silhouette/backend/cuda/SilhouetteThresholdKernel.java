@@ -14,18 +14,18 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 /**
- * Runs {@code silhouette_thresholds} and {@code silhouette_region_map} (cuda/silhouette_threshold.cu) on
+ * Runs {@code silhouette_cut_keys} and {@code silhouette_region_map} (cuda/silhouette_threshold.cu) on
  * a host silhouette and brings both results back; the results equal {@link SilhouetteThresholds}'s bit
  * for bit. Self-contained and synchronous: private device memory, freed before returning, and the
  * legacy default stream, so nothing else queued in the context can race with it. Not for the hot path
  * of inference, which keeps the silhouette on the device.
  */
 public final class SilhouetteThresholdKernel {
-    public static final String THRESHOLDS = "silhouette_thresholds";
+    public static final String CUT_KEYS = "silhouette_cut_keys";
     public static final String REGION_MAP = "silhouette_region_map";
     /**
      * Threads per block of the selection kernel (whole warps, at most its launch bound): one block
-     * selects one image's ranks alone, so the widest block is fastest (cuda/silhouette_threshold.cu).
+     * selects one image's cuts alone, so the widest block is fastest (cuda/silhouette_threshold.cu).
      */
     public static final int SELECT_BLOCK = 1024;
     /** Threads per block of the region map. */
@@ -33,8 +33,8 @@ public final class SilhouetteThresholdKernel {
     /** Grid cap of the grid-stride region map: 2M threads fill any current GPU. */
     static final int MAX_REGION_BLOCKS = 8192;
 
-    /** Thresholds B x (regions - 1) and region indices B x H x W, both row-major. */
-    public record Result(float[] thresholds, byte[] regions) {}
+    /** Cut keys B x (regions - 1) and region indices B x H x W, both row-major. */
+    public record Result(long[] cutKeys, byte[] regions) {}
 
     private final CudaContext context;
     private final KernelModule module;
@@ -45,36 +45,35 @@ public final class SilhouetteThresholdKernel {
         this.module = module;
     }
 
-    /** Thresholds of every image at the interior cumulative fractions, and the region of every pixel. */
-    public Result run(Tensor silhouette, double[] cumulativeFractions) {
+    /** The cut keys of every image for the policy's region shares, and the region of every pixel. */
+    public Result run(Tensor silhouette, int[] shares) {
         Shape s = silhouette.shape();
-        int pixels = SilhouetteThresholds.validate(s, cumulativeFractions);
+        int pixels = SilhouetteThresholds.validate(s, shares);
         int batch = s.n();
-        int count = cumulativeFractions.length;
-        float[] thresholds = new float[batch * count];
+        int count = shares.length - 1;
+        long[] cutKeys = new long[batch * count];
         byte[] regions = new byte[silhouette.size()];
-        if (batch == 0) return new Result(thresholds, regions);
+        if (batch == 0) return new Result(cutKeys, regions);
         context.makeCurrent();
         try (Allocation input = new Allocation((long) silhouette.size() * Sizeof.FLOAT, "silhouette");
-             Allocation fractions = new Allocation((long) count * Sizeof.DOUBLE, "cumulative fractions");
-             Allocation output = new Allocation((long) thresholds.length * Sizeof.FLOAT, "thresholds");
+             Allocation shareTable = new Allocation((long) shares.length * Sizeof.INT, "region shares");
+             Allocation output = new Allocation((long) cutKeys.length * Sizeof.LONG, "cut keys");
              Allocation map = new Allocation(regions.length, "region map")) {
             Driver.check(cuMemcpyHtoD(input.pointer, Pointer.to(silhouette.data()), input.bytes), "cuMemcpyHtoD(silhouette, " + input.bytes + " bytes)");
             if (count > 0) {
-                Driver.check(cuMemcpyHtoD(fractions.pointer, Pointer.to(cumulativeFractions), fractions.bytes),
-                        "cuMemcpyHtoD(cumulative fractions, " + fractions.bytes + " bytes)");
-                module.launch(THRESHOLDS, batch, 1, SELECT_BLOCK, 0, null, input.pointer, batch, pixels, fractions.pointer, count, output.pointer);
+                Driver.check(cuMemcpyHtoD(shareTable.pointer, Pointer.to(shares), shareTable.bytes), "cuMemcpyHtoD(region shares, " + shareTable.bytes + " bytes)");
+                module.launch(CUT_KEYS, batch, 1, SELECT_BLOCK, 0, null, input.pointer, batch, pixels, shareTable.pointer, shares.length, output.pointer);
             }
             int blocks = (int) Math.min(MAX_REGION_BLOCKS, ((long) silhouette.size() + BLOCK - 1) / BLOCK);
             module.launch(REGION_MAP, blocks, 1, BLOCK, 0, null, input.pointer, batch, pixels, output.pointer, count, map.pointer);
             // A fault inside either kernel surfaces here, named, rather than at the copy below.
-            Driver.check(cuCtxSynchronize(), "cuCtxSynchronize after " + THRESHOLDS + " and " + REGION_MAP + " on " + s);
+            Driver.check(cuCtxSynchronize(), "cuCtxSynchronize after " + CUT_KEYS + " and " + REGION_MAP + " on " + s);
             if (count > 0) {
-                Driver.check(cuMemcpyDtoH(Pointer.to(thresholds), output.pointer, output.bytes), "cuMemcpyDtoH(thresholds, " + output.bytes + " bytes)");
+                Driver.check(cuMemcpyDtoH(Pointer.to(cutKeys), output.pointer, output.bytes), "cuMemcpyDtoH(cut keys, " + output.bytes + " bytes)");
             }
             Driver.check(cuMemcpyDtoH(Pointer.to(regions), map.pointer, map.bytes), "cuMemcpyDtoH(region map, " + map.bytes + " bytes)");
         }
-        return new Result(thresholds, regions);
+        return new Result(cutKeys, regions);
     }
 
     /** Device memory freed on close; {@code bytes} is the useful size (the driver gets at least one byte). */

@@ -32,28 +32,31 @@ public class RegionOpsTest {
     }
 
     @Test
-    public void constantSilhouettePutsEveryPixelInTheTopRegion() {
-        for (MaskOrder order : MaskOrder.values())
-            for (Mode mode : Mode.values()) {
-                Tensor s = Tensor.filled(Shape.of(3, 1, 5, 7), 0.3f);
-                byte[] map = RegionOps.regionMap(s, MAIN, 10, 3, mode, order);
-                assertEquals(counts(map, 3), new int[] {0, 0, 30 * 3}, order + " " + mode);
-            }
+    public void constantSilhouetteSplitsInPixelOrderAtThePolicyShares() {
+        Tensor s = Tensor.filled(Shape.of(3, 1, 5, 7), 0.3f);
+        // Resized to 10x3 (still constant): 30 pixels cut at ceil(15) = 15 and ceil(24) = 24, in raster order.
+        for (Mode mode : Mode.values()) {
+            byte[] map = RegionOps.regionMap(s, MAIN, 10, 3, mode, MaskOrder.RESIZE_THEN_THRESHOLD);
+            for (int i = 0; i < map.length; i++) assertEquals(map[i], i % 30 < 15 ? 0 : i % 30 < 24 ? 1 : 2, mode + " pixel " + i);
+        }
+        // Split at 5x7 first: 35 pixels cut at ceil(17.5) = 18 and ceil(28) = 28. Nearest to 10x3 samples source
+        // rows 0,0,1,1,..,4,4 and columns 0, 2, 4: indices 0..4 and 7..11 low, 14 and 16 low and 18 middle,
+        // 21..25 middle, 28..32 top, each row twice.
+        byte[] map = RegionOps.regionMap(s, MAIN, 10, 3, Mode.NEAREST, MaskOrder.THRESHOLD_THEN_RESIZE);
+        assertEquals(counts(map, 3), new int[] {3 * 16, 3 * 8, 3 * 6});
     }
 
     @Test
-    public void singleHotPixelIsTopAndTiesBelowGoUp() {
+    public void singleHotPixelIsTopAndTiesSplitInPixelOrder() {
         float[] v = new float[16];
         v[5] = 1f;
         byte[] map = RegionOps.regionMap(silhouette(1, 4, 4, v), MAIN, 4, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD);
-        // Both thresholds (ranks 7.5 and 12) fall among the 15 zeros, so the zeros tie with them and go up too.
-        assertEquals(counts(map, 3), new int[] {0, 0, 16});
-        // Over a strictly increasing background the hot pixel is still top and the shares are the policy's.
+        // 16 pixels cut at ceil(8) = 8 and ceil(12.8) = 13. The 15 zeros rank in pixel order below the hot pixel:
+        // pixels 0-4 and 6-8 low, 9-13 middle, 14, 15 and the hot pixel 5 top.
+        assertEquals(map, new byte[] {0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2});
+        // A strictly increasing background ranks the same way, so the map is the same.
         for (int i = 0; i < 16; i++) v[i] = i == 5 ? 1f : i * 1e-3f;
-        map = RegionOps.regionMap(silhouette(1, 4, 4, v), MAIN, 4, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD);
-        assertEquals(map[5], 2);
-        // 16 values: t1 at rank 7.5, t2 at rank 12, so ranks 0..7 low, 8..11 middle, 12..15 top.
-        assertEquals(counts(map, 3), new int[] {8, 4, 4});
+        assertEquals(RegionOps.regionMap(silhouette(1, 4, 4, v), MAIN, 4, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), map);
     }
 
     @Test
@@ -68,15 +71,16 @@ public class RegionOpsTest {
     @Test
     public void imagesSmallerThanTheRegionCount() {
         RegionPolicy four = RegionPolicy.parse("1:25,2:25,3:25,4:25");
-        // Two pixels, quantiles 0.25, 0.5, 0.75 interpolate between 0.2 and 0.8: 0.35, 0.5, 0.65.
+        // Two pixels cut at ceil(0.5) = 1, ceil(1) = 1 and ceil(1.5) = 2 (the pixel count: nothing above it).
+        // Region 1 and region 3 are empty; 2 bits on average, within the policy's 2.5.
         byte[] map = RegionOps.regionMap(silhouette(1, 1, 2, 0.2f, 0.8f), four, 1, 2, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD);
-        assertEquals(map, new byte[] {0, 3});
-        // One pixel: every threshold is its value, so it is top.
+        assertEquals(map, new byte[] {0, 2});
+        // One pixel: every cut is at rank 1, so it takes the lowest region.
         map = RegionOps.regionMap(silhouette(2, 1, 1, 0.1f, 0.9f), four, 1, 1, Mode.BILINEAR, MaskOrder.THRESHOLD_THEN_RESIZE);
-        assertEquals(map, new byte[] {3, 3});
-        // One pixel upsampled to 3x3 is constant: all top.
+        assertEquals(map, new byte[] {0, 0});
+        // One pixel upsampled to 3x3 is constant: cut at ceil(2.25) = 3, ceil(4.5) = 5, ceil(6.75) = 7.
         map = RegionOps.regionMap(silhouette(1, 1, 1, 0.5f), four, 3, 3, Mode.BILINEAR, MaskOrder.RESIZE_THEN_THRESHOLD);
-        assertEquals(counts(map, 4), new int[] {0, 0, 0, 9});
+        assertEquals(map, new byte[] {0, 0, 0, 1, 1, 2, 2, 3, 3});
     }
 
     @Test
@@ -111,10 +115,12 @@ public class RegionOpsTest {
                         assertEquals(map[(b * size + y) * size + x], source[(b * 28 + sy) * 28 + sx], "size " + size + " image " + b + " at " + y + "," + x);
                     }
         }
-        // Upsampling by a whole factor replicates values, which leaves the quantile shares unchanged:
-        // both orders agree there.
-        assertEquals(RegionOps.regionMap(s, MAIN, 56, 56, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD),
-                RegionOps.regionMap(s, MAIN, 56, 56, Mode.NEAREST, MaskOrder.THRESHOLD_THEN_RESIZE));
+        // Upsampled 2x, splitting after the resize keeps the budget at the new size (3136 pixels cut at 1568
+        // and ceil(2508.8) = 2509); splitting before replicates the 28x28 split (cut at 392 and 628) four times.
+        byte[] after = RegionOps.regionMap(s, MAIN, 56, 56, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD);
+        byte[] before = RegionOps.regionMap(s, MAIN, 56, 56, Mode.NEAREST, MaskOrder.THRESHOLD_THEN_RESIZE);
+        assertEquals(counts(Arrays.copyOf(after, 3136), 3), new int[] {1568, 941, 627});
+        assertEquals(counts(Arrays.copyOf(before, 3136), 3), new int[] {1568, 944, 624});
     }
 
     @Test

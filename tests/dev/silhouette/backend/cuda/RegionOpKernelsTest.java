@@ -65,8 +65,9 @@ public class RegionOpKernelsTest {
         var table = new RegionOpKernels.RegionTable(0x10, 0x20, 0x30);
         k.regionQuantize(0x1000, Shape.of(4, 64, 14, 14), 0x2000, Shape.of(4, 1, 28, 28), op, table, work, 0x3000, null);
         assertEquals(r.resizes, List.of("4x28x28->14x14 bilinear"));
-        assertEquals(kernels(r), List.of(SilhouetteThresholdKernel.THRESHOLDS, SilhouetteThresholdKernel.REGION_MAP, RegionOpKernels.BY_MAP));
-        assertEquals(work.allocations, List.of("region map " + 4 * 14 * 14, "thresholds " + 4 * 2 * 4, "resized silhouette " + 4 * 14 * 14 * 4));
+        assertEquals(kernels(r), List.of(SilhouetteThresholdKernel.CUT_KEYS, SilhouetteThresholdKernel.REGION_MAP, RegionOpKernels.BY_MAP));
+        assertEquals(work.allocations, List.of("region map " + 4 * 14 * 14, "cut keys " + 4 * 2 * 8, "resized silhouette " + 4 * 14 * 14 * 4));
+        assertEquals(r.launches.getFirst().args().subList(3, 5), List.of(0x10L, 3), "the table's shares, three regions");
         List<Object> quantize = r.launches.getLast().args();
         assertEquals(quantize.subList(1, 4), List.of(4, 64, 14 * 14), "n, c, plane");
         assertEquals(quantize.get(4), r.launches.get(1).args().get(5), "the region map just written");
@@ -78,8 +79,8 @@ public class RegionOpKernelsTest {
                 Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE, -1);
         Work none = new Work();
         k.regionQuantize(0x1000, Shape.of(1, 3, 7, 7), 0x2000, Shape.of(1, 1, 7, 7), same, table, none, 0x3000, null);
-        assertEquals(kernels(r), List.of(SilhouetteThresholdKernel.REGION_MAP, RegionOpKernels.BY_MAP), "one region at the same size: no thresholds, no resize");
-        assertEquals(none.allocations, List.of("region map 49", "thresholds 4"));
+        assertEquals(kernels(r), List.of(SilhouetteThresholdKernel.REGION_MAP, RegionOpKernels.BY_MAP), "one region at the same size: no cuts, no resize");
+        assertEquals(none.allocations, List.of("region map 49", "cut keys 8"));
     }
 
     @Test
