@@ -73,12 +73,15 @@ final class MainJob {
         }
     }
 
-    /** One evaluated configuration. {@code activationBits} averages the receiving layers over their MACs. */
-    record Row(String name, String silhouette, double accuracy, double activationBits, double allLayerActivationBits,
+    /**
+     * One evaluated configuration. {@code activationBits} averages the receiving layers' input values
+     * (each counted once per convolution reading it), {@code activationBitsPerMac} their MACs.
+     */
+    record Row(String name, String silhouette, double accuracy, double activationBits, double activationBitsPerMac,
                double bitOpsVsW8A8, double receivingBitOpsVsW8A8, double packedKiBPerImage, double imagesPerSecond, String backend,
                List<LayerRow> layers) {}
 
-    record LayerRow(String layer, String input, long macs, double activationBits, double bitOps, double packedBytes) {}
+    record LayerRow(String layer, String input, long macs, double activationBits, double activationBitsPerMac, double bitOps, double packedBytes) {}
 
     /** A training-free squeeze tried on the calibration images. */
     record SqueezeTrial(String featureMap, String squeeze, double calibrationAccuracy) {}
@@ -179,7 +182,7 @@ final class MainJob {
                 RegionQuantization.apply(fp32, new Plan(new Scheme.Drq(4, 8, DRQ_BLOCK, drq48), PRE_BRANCH_BITS), this::alpha), layers, null, 0, 0, bar));
         // Until here the two bit-operation fields hold absolute counts per image; W8A8 is row 1.
         double w8a8 = rows.get(1).bitOpsVsW8A8(), w8a8Receiving = rows.get(1).receivingBitOpsVsW8A8();
-        List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.allLayerActivationBits(),
+        List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.activationBitsPerMac(),
                 r.bitOpsVsW8A8() / w8a8, r.receivingBitOpsVsW8A8() / w8a8Receiving, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(),
                 r.layers())).toList();
         views = new Views(test.images().slice(0, Math.min(8, limit())), silhouettes(fp32), silhouettes(trainingFree), layerSizes());
@@ -389,31 +392,31 @@ final class MainJob {
 
     private Row summarise(String name, String silhouette, double accuracy, double imagesPerSecond, String backendName,
                           Map<String, LayerCost> costs, Set<String> receiving) {
-        double recvBitTaps = 0, recvTaps = 0, allBitTaps = 0, allTaps = 0, bitOps = 0, recvBitOps = 0, packed = 0;
+        double recvBitTaps = 0, recvTaps = 0, recvBitValues = 0, recvValues = 0, bitOps = 0, recvBitOps = 0, packed = 0;
         List<LayerRow> rows = new ArrayList<>();
         Set<String> storedInputs = new java.util.HashSet<>();
         for (Node n : convs()) {
             LayerCost c = costs.get(n.name());
-            double taps = (double) c.tapsPerImage() * c.images();
-            allBitTaps += c.activationBitTaps();
-            allTaps += taps;
             if (receiving.contains(n.name())) {
                 recvBitTaps += c.activationBitTaps();
-                recvTaps += taps;
+                recvTaps += (double) c.tapsPerImage() * c.images();
+                recvBitValues += c.activationBitValues();
+                recvValues += (double) c.valuesPerImage() * c.images();
                 recvBitOps += c.bitOpsPerImage();
             }
             bitOps += c.bitOpsPerImage();
             // Convolutions reading the same value read one stored copy.
             if (storedInputs.add(n.inputs().getFirst())) packed += c.packedBytesPerImage();
             Shape in = shapes.get(n.inputs().getFirst());
-            rows.add(new LayerRow(n.name(), in.c() + "x" + in.h() + "x" + in.w(), c.macsPerImage(), c.averageActivationBits(), c.bitOpsPerImage(), c.packedBytesPerImage()));
+            rows.add(new LayerRow(n.name(), in.c() + "x" + in.h() + "x" + in.w(), c.macsPerImage(), c.averageActivationBits(), c.activationBitsPerMac(),
+                    c.bitOpsPerImage(), c.packedBytesPerImage()));
         }
         // The classifier stays FP32 in every configuration.
         Op.Linear fc = (Op.Linear) fp32.node(Models.LOGITS).op();
         double fcOps = (double) fc.inFeatures() * fc.outFeatures() * 32 * 32;
-        rows.add(new LayerRow(Models.LOGITS, String.valueOf(fc.inFeatures()), (long) fc.inFeatures() * fc.outFeatures(), 32, fcOps, 4.0 * fc.inFeatures()));
+        rows.add(new LayerRow(Models.LOGITS, String.valueOf(fc.inFeatures()), (long) fc.inFeatures() * fc.outFeatures(), 32, 32, fcOps, 4.0 * fc.inFeatures()));
         bitOps += fcOps;
-        return new Row(name, silhouette, accuracy, recvBitTaps / recvTaps, allBitTaps / allTaps, bitOps, recvBitOps, packed / 1024, imagesPerSecond,
+        return new Row(name, silhouette, accuracy, recvBitValues / recvValues, recvBitTaps / recvTaps, bitOps, recvBitOps, packed / 1024, imagesPerSecond,
                 backendName, rows);
     }
 

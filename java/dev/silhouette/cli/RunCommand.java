@@ -197,20 +197,22 @@ final class RunCommand implements Callable<Integer> {
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
                 MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
         out.printf("machine      %s%n%n", r.machine());
-        out.printf("%-28s %-16s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "BOPs/W8A8", "recv BOPs",
-                "act KiB/img", "images/s", "backend");
+        out.printf("%-28s %-16s %9s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "bits/MAC", "BOPs/W8A8",
+                "recv BOPs", "act KiB/img", "images/s", "backend");
         for (MainJob.Row row : r.rows()) {
-            out.printf("%-28s %-16s %8.2f%% %9.2f %10.3f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), 100 * row.accuracy(), row.activationBits(),
-                    row.bitOpsVsW8A8(), row.receivingBitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend());
+            out.printf("%-28s %-16s %8.2f%% %9.2f %9.2f %10.3f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), 100 * row.accuracy(), row.activationBits(),
+                    row.activationBitsPerMac(), row.bitOpsVsW8A8(), row.receivingBitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend());
         }
-        out.printf("%nact bits: activation bits of the receiving convolutions averaged over their MACs, measured per image. BOPs/W8A8: MACs x weight%n"
-                + "bits x activation bits over every layer, relative to W8A8; recv BOPs: the same over the receiving convolutions only.%n"
+        out.printf("%nact bits: activation bits of the receiving convolutions' inputs, averaged over their values, measured per image; bits/MAC: the%n"
+                + "same averaged over their MACs. BOPs/W8A8: MACs x weight bits x activation bits over every layer, relative to W8A8; recv BOPs: the%n"
+                + "same over the receiving convolutions only.%n"
                 + "act KiB/img: conv inputs packed at their widths plus region masks. images/s: this machine, quantization simulated in float.%n");
         MainJob.Row main = r.rows().stream().filter(x -> x.name().startsWith(parsed.getFirst() + " W") && x.silhouette().equals("learned")).findFirst().orElseThrow();
         out.printf("%nper layer, %s with the learned silhouette:%n", main.name());
-        out.printf("%-24s %-10s %10s %9s %12s %12s%n", "layer", "input", "MACs", "act bits", "BOPs", "packed B");
+        out.printf("%-24s %-10s %10s %9s %9s %12s %12s%n", "layer", "input", "MACs", "act bits", "bits/MAC", "BOPs", "packed B");
         for (MainJob.LayerRow l : main.layers()) {
-            out.printf("%-24s %-10s %,10d %9.2f %,12.0f %,12.0f%n", l.layer(), l.input(), l.macs(), l.activationBits(), l.bitOps(), l.packedBytes());
+            out.printf("%-24s %-10s %,10d %9.2f %9.2f %,12.0f %,12.0f%n", l.layer(), l.input(), l.macs(), l.activationBits(), l.activationBitsPerMac(),
+                    l.bitOps(), l.packedBytes());
         }
         out.printf("%npictures     %s%n", String.join(", ", pictures));
         out.printf("time         %.1f s%n", seconds);

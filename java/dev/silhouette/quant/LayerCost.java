@@ -14,7 +14,7 @@ public final class LayerCost {
     private final int channels, plane, outChannels;
     private final int[] taps;
     private final long tapsPerImage;
-    private double activationBitTaps, bitOps, packedBytes;
+    private double activationBitTaps, activationBitValues, bitOps, packedBytes;
     private long images;
 
     /**
@@ -54,6 +54,7 @@ public final class LayerCost {
     /** Every activation at one width, every weight at one width (32 and 32 for FP32), {@code count} images. */
     public void addUniform(int activationBits, int weightBits, long count) {
         activationBitTaps += (double) tapsPerImage * activationBits * count;
+        activationBitValues += (double) channels * plane * activationBits * count;
         bitOps += (double) tapsPerImage * outChannels * activationBits * weightBits * count;
         packedBytes += Math.ceil((double) channels * plane * activationBits / 8) * count;
         images += count;
@@ -77,6 +78,7 @@ public final class LayerCost {
         }
         int repeat = perChannel ? 1 : channels;
         activationBitTaps += act * repeat;
+        activationBitValues += stored * repeat;
         bitOps += ops * repeat * outChannels;
         packedBytes += Math.ceil((stored * repeat + maskBits) / 8);
         images++;
@@ -95,8 +97,20 @@ public final class LayerCost {
         return tapsPerImage * outChannels;
     }
 
-    /** Activation bits averaged over the MACs (each MAC weighted by the activation it reads). */
+    /**
+     * Activation bits averaged over the input's values (channels x pixels), each counted once: what a
+     * region policy's shares fix, and what the packed layout stores.
+     */
     public double averageActivationBits() {
+        return images == 0 ? 0 : activationBitValues / ((double) valuesPerImage() * images);
+    }
+
+    /**
+     * Activation bits averaged over the MACs (each MAC weighted by the activation it reads). Differs from
+     * {@link #averageActivationBits} where the window reads pixels unequally: padding borders are read
+     * less, and a stride-2 3x3 window reads odd rows and columns twice as often as even ones.
+     */
+    public double activationBitsPerMac() {
         return images == 0 ? 0 : activationBitTaps / ((double) tapsPerImage * images);
     }
 
@@ -111,6 +125,14 @@ public final class LayerCost {
     /** The totals, for sums over layers. */
     public double activationBitTaps() {
         return activationBitTaps;
+    }
+
+    public double activationBitValues() {
+        return activationBitValues;
+    }
+
+    public long valuesPerImage() {
+        return (long) channels * plane;
     }
 
     public long tapsPerImage() {

@@ -27,7 +27,9 @@ public class RegionCostTest {
         cost.addImage(map, 0, false, new int[] {2, 4}, new int[] {4, 4}, 9);
         // Taps per channel: 49, of which 9 read the centre. Two channels, five output channels.
         double actTaps = 2 * (40 * 2 + 9 * 4);
-        assertEquals(cost.averageActivationBits(), actTaps / (2 * 49), 1e-12);
+        assertEquals(cost.activationBitsPerMac(), actTaps / (2 * 49), 1e-12);
+        // Per value, the centre counts once among 9 pixels: (8 x 2 + 4) / 9, below the MAC average that reads it 9 times of 49.
+        assertEquals(cost.averageActivationBits(), (8 * 2 + 4) / 9.0, 1e-12);
         assertEquals(cost.bitOpsPerImage(), 5 * 2 * (40 * 2 * 4 + 9 * 4 * 4), 1e-9);
         assertEquals(cost.macsPerImage(), 5 * 2 * 49);
         // Codes: 2 channels x (8 pixels x 2 bits + 1 x 4) = 40 bits, plus a 9-bit mask = 49 bits -> 7 bytes.
@@ -38,6 +40,8 @@ public class RegionCostTest {
         for (int i = 0; i < 2; i++) b.addImage(new byte[9 * 3], 0, true, new int[] {3}, new int[] {5}, 0);
         assertEquals(b.bitOpsPerImage(), a.bitOpsPerImage(), 1e-9);
         assertEquals(b.averageActivationBits(), 3.0, 1e-12);
+        assertEquals(b.activationBitsPerMac(), 3.0, 1e-12);
+        assertEquals(a.averageActivationBits(), 3.0, 1e-12);
         assertEquals(b.packedBytesPerImage(), a.packedBytesPerImage(), 1e-9);
     }
 
