@@ -1,16 +1,16 @@
-// Just enough of CUDA, on the host, to run the kernels of cuda/ on the CPU for tests: every thread of a
-// launch runs as plain C++ on its own std::thread, so warp votes and shuffles are real rendezvous of
-// 32 lanes, and (in a whole-block launch, launch.cpp's run_block) __syncthreads is a barrier of the
-// block's threads, __shared__ memory is one static per kernel shared by them (one block runs at a
-// time) and atomicAdd is an atomic read-modify-write. The rounding intrinsics are IEEE operations
-// compiled without contraction (-ffp-contract=off) and popcount is the compiler's. It checks indexing,
-// layouts, launch grids, block synchronisation and arithmetic against the Java reference without a
-// GPU; it says nothing about the GPU's memory model, scheduling or speed.
+// Just enough of CUDA, on the host, to run the kernels of cuda/ on the CPU for tests. Every thread of
+// a block is a coroutine (ucontext) on the launching thread, scheduled cooperatively by launch.cpp's
+// run: a thread runs until it reaches __syncthreads or a warp collective, and waits there until every
+// thread of its block (or lane of its warp) has arrived. So warp votes and shuffles are real
+// rendezvous of 32 lanes, __syncthreads a real block barrier, __shared__ memory one static per kernel
+// shared by the block's threads (one block runs at a time), and atomics trivially atomic. The
+// schedule is deterministic. The rounding intrinsics are IEEE operations compiled without contraction
+// (-ffp-contract=off) and popcount is the compiler's. It checks indexing, layouts, launch grids, block
+// synchronisation and arithmetic against the Java reference without a GPU; it says nothing about the
+// GPU's memory model, scheduling or speed.
 #pragma once
 #include <stdint.h>
 #include <algorithm>
-#include <atomic>
-#include <barrier>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -57,45 +57,45 @@ inline float __uint_as_float(unsigned u) {
 
 #define __shared__ static
 
-// One warp's rendezvous: every lane ORs its vote in (or posts its shuffle value), waits for all,
-// reads, waits again, and lane 0 clears for the next ballot once everyone has read.
-struct emu_warp {
-    std::barrier<> sync{32};
-    std::atomic<unsigned> votes{0};
-    unsigned posted[32] = {};
+// The block being run (launch.cpp): its threads wait at barriers by yielding to the scheduler.
+struct emu_block {
+    // Blocks the calling thread until every thread of the block has called it.
+    virtual void block_barrier() = 0;
+    // Blocks the calling thread until every lane of its warp has called it.
+    virtual void warp_barrier() = 0;
+    unsigned votes[32] = {};      // per warp: the ballot being gathered
+    unsigned posted[1024] = {};   // per thread: its shuffle value
 };
-inline thread_local emu_warp* emu_current_warp = nullptr;
+inline thread_local emu_block* emu_current = nullptr;
 
-// The barrier of the block being run; null outside a whole-block launch, where __syncthreads aborts.
-inline thread_local std::barrier<>* emu_current_block = nullptr;
-
-inline void __syncthreads() {
-    if (emu_current_block == nullptr) std::abort();
-    emu_current_block->arrive_and_wait();
-}
+inline void __syncthreads() { emu_current->block_barrier(); }
 
 inline unsigned atomicAdd(unsigned* address, unsigned value) {
-    return std::atomic_ref<unsigned>(*address).fetch_add(value);
+    const unsigned old = *address;  // one thread runs at a time
+    *address = old + value;
+    return old;
 }
 
+// Every lane posts, waits for all, reads, and waits again before anyone posts anew.
 inline unsigned __shfl_up_sync(unsigned, unsigned value, int offset) {
-    emu_warp* w = emu_current_warp;
-    const unsigned lane = threadIdx.x % 32;
-    w->posted[lane] = value;
-    w->sync.arrive_and_wait();
-    const unsigned result = lane >= (unsigned)offset ? w->posted[lane - offset] : value;
-    w->sync.arrive_and_wait();
+    const unsigned t = threadIdx.x, lane = t % 32;
+    emu_current->posted[t] = value;
+    emu_current->warp_barrier();
+    const unsigned result = lane >= (unsigned)offset ? emu_current->posted[t - offset] : value;
+    emu_current->warp_barrier();
     return result;
 }
 
+// Every lane ORs its vote in, waits for all, reads, waits again; lane 0 clears for the next ballot
+// once everyone has read.
 inline unsigned __ballot_sync(unsigned, int predicate) {
-    emu_warp* w = emu_current_warp;
+    unsigned& votes = emu_current->votes[threadIdx.x / 32];
     const unsigned lane = threadIdx.x % 32;
-    if (predicate) w->votes.fetch_or(1u << lane);
-    w->sync.arrive_and_wait();
-    const unsigned result = w->votes.load();
-    w->sync.arrive_and_wait();
-    if (lane == 0) w->votes.store(0);
-    w->sync.arrive_and_wait();
+    if (predicate) votes |= 1u << lane;
+    emu_current->warp_barrier();
+    const unsigned result = votes;
+    emu_current->warp_barrier();
+    if (lane == 0) votes = 0;
+    emu_current->warp_barrier();
     return result;
 }

@@ -3,10 +3,11 @@
 // 64-bit slots (pointers as host addresses, ints sign-extended, floats as their bit patterns).
 #include "cuda_emulation.h"
 
+#include <ucontext.h>
+
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -49,83 +50,107 @@ int arity(void (*)(P...)) {
     return (int)sizeof...(P);
 }
 
-// Runs every block; within a block, warp after warp, each warp's 32 lanes on 32 threads kept for the
-// whole launch (a ballot needs its lanes running together).
+// One block's threads as coroutines on this thread. A thread runs until it finishes or waits at a
+// barrier; sweeps over the threads run every ready one, and a barrier opens when all the threads it
+// waits for have arrived. Sweeps go from the highest thread index down, so a thread 0 that prepares
+// shared state for the others runs after them: a barrier missing between its writes and their reads
+// gives a wrong answer here instead of passing by luck. A sweep in which nothing ran and nothing
+// opened is a deadlock (threads waiting at different barriers), which aborts.
+class Block final : public emu_block {
+  public:
+    explicit Block(int threads) : threads_(threads), contexts_(threads), state_(threads), stacks_(threads) {
+        for (auto& stack : stacks_) stack.reset(new char[STACK_BYTES]);
+    }
+
+    template <typename F>
+    void run(F&& body) {
+        body_ = std::function<void()>(body);
+        int finished = 0;
+        for (int t = 0; t < threads_; t++) {
+            state_[t] = READY;
+            getcontext(&contexts_[t]);
+            contexts_[t].uc_stack.ss_sp = stacks_[t].get();
+            contexts_[t].uc_stack.ss_size = STACK_BYTES;
+            contexts_[t].uc_link = &scheduler_;
+            makecontext(&contexts_[t], &Block::entry, 0);
+        }
+        at_block_ = 0;
+        std::fill(std::begin(at_warp_), std::end(at_warp_), 0);
+        while (finished < threads_) {
+            bool progressed = false;
+            for (int t = threads_ - 1; t >= 0; t--) {
+                if (state_[t] != READY) continue;
+                current_ = t;
+                threadIdx = {(unsigned)t, 0, 0};
+                swapcontext(&scheduler_, &contexts_[t]);
+                if (state_[t] == DONE) finished++;
+                progressed = true;
+            }
+            if (at_block_ > 0 && at_block_ + finished == threads_) {
+                for (int t = 0; t < threads_; t++) if (state_[t] == AT_BLOCK) state_[t] = READY;
+                at_block_ = 0;
+                progressed = true;
+            }
+            for (int w = 0; w < threads_ / 32; w++) {
+                if (at_warp_[w] < 32) continue;
+                for (int t = w * 32; t < w * 32 + 32; t++) state_[t] = READY;
+                at_warp_[w] = 0;
+                progressed = true;
+            }
+            if (!progressed && finished < threads_) std::abort();
+        }
+    }
+
+    void block_barrier() override {
+        state_[current_] = AT_BLOCK;
+        at_block_++;
+        yield();
+    }
+
+    void warp_barrier() override {
+        state_[current_] = AT_WARP;
+        at_warp_[current_ / 32]++;
+        yield();
+    }
+
+  private:
+    enum State { READY, AT_BLOCK, AT_WARP, DONE };
+    static constexpr size_t STACK_BYTES = 64 * 1024;
+
+    static void entry() {
+        auto* self = static_cast<Block*>(emu_current);
+        self->body_();
+        self->state_[self->current_] = DONE;  // uc_link returns to the scheduler
+    }
+
+    void yield() { swapcontext(&contexts_[current_], &scheduler_); }
+
+    int threads_;
+    std::vector<ucontext_t> contexts_;
+    std::vector<State> state_;
+    std::vector<std::unique_ptr<char[]>> stacks_;
+    ucontext_t scheduler_{};
+    std::function<void()> body_;
+    int current_ = 0, at_block_ = 0;
+    int at_warp_[32] = {};
+};
+
+// Runs every block of the grid, one after another, all threads of a block as coroutines (Block).
 template <typename... P>
 int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
     if (count != (int)sizeof...(P)) return -2;
     if (block_x % 32 != 0 || block_x > 1024) return -3;
     gridDim = {(unsigned)grid_x, (unsigned)grid_y, 1};
     blockDim = {(unsigned)block_x, 1, 1};
-    std::barrier<> start(33), done(33);
-    emu_warp warp;
-    int bx = 0, by = 0, w = 0;
-    bool stop = false;
-    std::vector<std::thread> lanes;
-    for (int lane = 0; lane < 32; lane++) {
-        lanes.emplace_back([&, lane] {
-            emu_current_warp = &warp;
-            for (;;) {
-                start.arrive_and_wait();
-                if (stop) return;
-                blockIdx = {(unsigned)bx, (unsigned)by, 0};
-                threadIdx = {(unsigned)(w * 32 + lane), 0, 0};
-                invoke(f, args, std::index_sequence_for<P...>{});
-                done.arrive_and_wait();
-            }
-        });
-    }
-    for (by = 0; by < grid_y; by++) {
-        for (bx = 0; bx < grid_x; bx++) {
-            for (w = 0; w < block_x / 32; w++) {
-                start.arrive_and_wait();
-                done.arrive_and_wait();
-            }
+    Block block(block_x);
+    emu_current = &block;
+    for (int by = 0; by < grid_y; by++) {
+        for (int bx = 0; bx < grid_x; bx++) {
+            blockIdx = {(unsigned)bx, (unsigned)by, 0};
+            block.run([&] { invoke(f, args, std::index_sequence_for<P...>{}); });
         }
     }
-    stop = true;
-    start.arrive_and_wait();
-    for (auto& t : lanes) t.join();
-    return 0;
-}
-
-// Runs every block with all its threads at once (one std::thread each, kept for the whole launch), for
-// kernels that synchronise a block: __syncthreads is a barrier of blockDim.x threads, and each warp
-// has its own rendezvous for shuffles and votes.
-template <typename... P>
-int run_block(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
-    if (count != (int)sizeof...(P)) return -2;
-    if (block_x % 32 != 0 || block_x > 1024) return -3;
-    gridDim = {(unsigned)grid_x, (unsigned)grid_y, 1};
-    blockDim = {(unsigned)block_x, 1, 1};
-    std::barrier<> start(block_x + 1), done(block_x + 1), block(block_x);
-    std::unique_ptr<emu_warp[]> warps(new emu_warp[block_x / 32]);
-    int bx = 0, by = 0;
-    bool stop = false;
-    std::vector<std::thread> threads;
-    for (int t = 0; t < block_x; t++) {
-        threads.emplace_back([&, t] {
-            emu_current_warp = &warps[t / 32];
-            emu_current_block = &block;
-            for (;;) {
-                start.arrive_and_wait();
-                if (stop) return;
-                blockIdx = {(unsigned)bx, (unsigned)by, 0};
-                threadIdx = {(unsigned)t, 0, 0};
-                invoke(f, args, std::index_sequence_for<P...>{});
-                done.arrive_and_wait();
-            }
-        });
-    }
-    for (by = 0; by < grid_y; by++) {
-        for (bx = 0; bx < grid_x; bx++) {
-            start.arrive_and_wait();
-            done.arrive_and_wait();
-        }
-    }
-    stop = true;
-    start.arrive_and_wait();
-    for (auto& t : threads) t.join();
+    emu_current = nullptr;
     return 0;
 }
 
@@ -139,7 +164,7 @@ extern "C" int emu_launch(const char* kernel, int grid_x, int grid_y, int block_
     if (k == "binary_conv") return run(binary_conv, grid_x, grid_y, block_x, args, count);
     if (k == "silhouette_interpolate_nearest") return run(silhouette_interpolate_nearest, grid_x, grid_y, block_x, args, count);
     if (k == "silhouette_interpolate_bilinear") return run(silhouette_interpolate_bilinear, grid_x, grid_y, block_x, args, count);
-    if (k == "silhouette_cut_keys") return run_block(silhouette_cut_keys, grid_x, grid_y, block_x, args, count);
+    if (k == "silhouette_cut_keys") return run(silhouette_cut_keys, grid_x, grid_y, block_x, args, count);
     if (k == "silhouette_region_map") return run(silhouette_region_map, grid_x, grid_y, block_x, args, count);
     if (k == "region_pact_quantize") return run(region_pact_quantize, grid_x, grid_y, block_x, args, count);
     if (k == "region_quantize_by_map") return run(region_quantize_by_map, grid_x, grid_y, block_x, args, count);

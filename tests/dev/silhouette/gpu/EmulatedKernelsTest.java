@@ -20,7 +20,7 @@ import static org.testng.Assert.fail;
 
 /**
  * The gpu group's conformance checks, run on the CPU through the host emulation of the kernels
- * (native-build/emulate: the kernels' own source compiled by g++, each warp's lanes as threads): the
+ * (native-build/emulate: the kernels' own source compiled by g++, a block's threads as coroutines): the
  * same CPU answers, the same glue launching, the problem lists without the cases too large to emulate
  * quickly. This runs the kernels' code, not a GPU: it catches wrong indices, layouts, grids and
  * arithmetic, not what only a device shows (memory model, scheduling, the compiler's device code).
