@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.backend.Backend;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;
@@ -21,7 +22,6 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -106,13 +106,11 @@ final class BenchCommand implements Callable<Integer> {
 
     private static void writeAtomically(Path file, Object result) {
         try {
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, ".bench", ".tmp");
-            try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
-                Output.json(w, result);
-            }
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            AtomicFiles.write(file, tmp -> {
+                try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
+                    Output.json(w, result);
+                }
+            });
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
         }

@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.quant.ActivationStats;
 import dev.silhouette.quant.Calibration;
 import dev.silhouette.quant.QuantizedModel;
@@ -13,9 +14,7 @@ import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 
 /**
@@ -42,11 +41,7 @@ final class HistogramChart {
         }
         g.dispose();
         try {
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, ".chart", ".png");
-            ImageIO.write(img, "png", tmp.toFile());
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            AtomicFiles.write(file, tmp -> ImageIO.write(img, "png", tmp.toFile()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
         }

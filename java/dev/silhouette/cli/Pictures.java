@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.AtomicFiles;
 import com.google.gson.GsonBuilder;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.quant.RegionPolicy;
@@ -17,7 +18,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -53,27 +53,12 @@ final class Pictures {
         return atomically(file, tmp -> Files.writeString(tmp, text + "\n", StandardCharsets.UTF_8));
     }
 
-    private interface Writer {
-        void write(Path tmp) throws IOException;
-    }
-
-    private static String atomically(Path file, Writer writer) {
-        Path tmp = null;
+    private static String atomically(Path file, AtomicFiles.Content content) {
         try {
-            tmp = Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName(), ".tmp");
-            writer.write(tmp);
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            AtomicFiles.write(file, content);
             return file.toString();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // The move succeeded or the original error is the one worth reporting.
-                }
-            }
         }
     }
 

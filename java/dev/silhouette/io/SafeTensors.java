@@ -25,17 +25,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.regex.Pattern;
 
 /**
@@ -129,23 +125,20 @@ public final class SafeTensors {
         if (padded > MAX_HEADER_BYTES) {
             throw new SafeTensorsException("cannot write " + path + ": its header would be " + padded + " bytes, above the limit of " + MAX_HEADER_BYTES);
         }
-        Path dir = path.toAbsolutePath().getParent();
-        Path tmp = dir.resolve("." + path.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
         try {
-            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW)) {
-                ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
-                head.putLong(padded).put(json);
-                while (head.hasRemaining()) head.put((byte) ' ');
-                writeFully(channel, head.flip());
-                ByteBuffer chunk = ByteBuffer.allocate(CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-                for (var e : tensors.entrySet()) writeTensor(channel, chunk, path, e.getKey(), e.getValue().data(), storage);
-                channel.force(true);
-            }
-            Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            AtomicFiles.write(path, tmp -> {
+                try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                    ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+                    head.putLong(padded).put(json);
+                    while (head.hasRemaining()) head.put((byte) ' ');
+                    writeFully(channel, head.flip());
+                    ByteBuffer chunk = ByteBuffer.allocate(CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+                    for (var e : tensors.entrySet()) writeTensor(channel, chunk, path, e.getKey(), e.getValue().data(), storage);
+                    channel.force(true);
+                }
+            });
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write safetensors file " + path + ": " + e, e);
-        } finally {
-            deleteQuietly(tmp);
         }
     }
 
@@ -354,14 +347,6 @@ public final class SafeTensors {
 
     private static void writeFully(FileChannel channel, ByteBuffer buf) throws IOException {
         while (buf.hasRemaining()) channel.write(buf);
-    }
-
-    private static void deleteQuietly(Path tmp) {
-        try {
-            Files.deleteIfExists(tmp);
-        } catch (IOException ignored) {
-            // Only reached after a failure that is already being reported; a stray temp file is the lesser problem.
-        }
     }
 
     private static SafeTensorsException bad(Path path, String what) {

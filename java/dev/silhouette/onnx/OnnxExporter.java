@@ -1,5 +1,6 @@
 package dev.silhouette.onnx;
 
+import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
@@ -21,7 +22,6 @@ import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Map;
 
@@ -57,32 +57,35 @@ public final class OnnxExporter {
         ModelProto model = toModel(graph, opset, file.getFileName().toString().replaceFirst("\\.onnx$", ""));
         Path dir = file.toAbsolutePath().getParent();
         try {
-            Files.createDirectories(dir);
             if (externalData) {
                 String location = file.getFileName() + ".data";
-                Path dataTmp = Files.createTempFile(dir, ".onnx-data", ".tmp");
                 GraphProto.Builder g = model.getGraph().toBuilder();
-                try (OutputStream out = Files.newOutputStream(dataTmp)) {
-                    long offset = 0;
-                    for (int i = 0; i < g.getInitializerCount(); i++) {
-                        TensorProto t = g.getInitializer(i);
-                        t.getRawData().writeTo(out);
-                        g.setInitializer(i, t.toBuilder().clearRawData().setDataLocation(TensorProto.DataLocation.EXTERNAL)
-                                .addExternalData(entry("location", location)).addExternalData(entry("offset", Long.toString(offset)))
-                                .addExternalData(entry("length", Long.toString(t.getRawData().size()))));
-                        offset += t.getRawData().size();
-                    }
-                }
-                Files.move(dataTmp, dir.resolve(location), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                AtomicFiles.write(dir.resolve(location), dataTmp -> writeExternalData(g, location, dataTmp));
                 model = model.toBuilder().setGraph(g).build();
             }
-            Path tmp = Files.createTempFile(dir, ".onnx", ".tmp");
-            try (OutputStream out = Files.newOutputStream(tmp)) {
-                model.writeTo(out);
-            }
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            ModelProto whole = model;
+            AtomicFiles.write(file, tmp -> {
+                try (OutputStream out = Files.newOutputStream(tmp)) {
+                    whole.writeTo(out);
+                }
+            });
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Moves every initializer's bytes into {@code dataFile}, leaving references to {@code location} in {@code g}. */
+    private static void writeExternalData(GraphProto.Builder g, String location, Path dataFile) throws IOException {
+        try (OutputStream out = Files.newOutputStream(dataFile)) {
+            long offset = 0;
+            for (int i = 0; i < g.getInitializerCount(); i++) {
+                TensorProto t = g.getInitializer(i);
+                t.getRawData().writeTo(out);
+                g.setInitializer(i, t.toBuilder().clearRawData().setDataLocation(TensorProto.DataLocation.EXTERNAL)
+                        .addExternalData(entry("location", location)).addExternalData(entry("offset", Long.toString(offset)))
+                        .addExternalData(entry("length", Long.toString(t.getRawData().size()))));
+                offset += t.getRawData().size();
+            }
         }
     }
 

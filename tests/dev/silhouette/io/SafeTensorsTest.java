@@ -348,9 +348,11 @@ public class SafeTensorsTest {
     }
 
     @Test
-    public void writeIntoMissingFolderFailsCleanly() {
-        Path file = dir.resolve("no-such-folder").resolve("x.safetensors");
+    public void writeUnderAFileFailsCleanly() throws IOException {
+        Path blocker = Files.writeString(dir.resolve("a-file"), "not a folder");
+        Path file = blocker.resolve("x.safetensors");
         assertMentions(expectThrows(UncheckedIOException.class, () -> SafeTensors.write(file, Map.of(), Map.of())), file.toString());
+        assertEquals(Files.readString(blocker), "not a folder");
     }
 
     private static List<String> listing(Path folder) throws IOException {
