@@ -52,10 +52,11 @@ int arity(void (*)(P...)) {
 
 // One block's threads as coroutines on this thread. A thread runs until it finishes or waits at a
 // barrier; sweeps over the threads run every ready one, and a barrier opens when all the threads it
-// waits for have arrived. Sweeps go from the highest thread index down, so a thread 0 that prepares
-// shared state for the others runs after them: a barrier missing between its writes and their reads
-// gives a wrong answer here instead of passing by luck. A sweep in which nothing ran and nothing
-// opened is a deadlock (threads waiting at different barriers), which aborts.
+// waits for have arrived. Sweeps go from the highest thread index down by default, so a thread 0
+// that prepares shared state for the others runs after them and a barrier missing between its writes
+// and their reads gives a wrong answer instead of passing by luck; emu_sweep_ascending turns the
+// order round for the opposite case (others write, thread 0 reads). A sweep in which nothing ran and
+// nothing opened is a deadlock (threads waiting at different barriers): run returns false.
 class Block final : public emu_block {
   public:
     explicit Block(int threads) : threads_(threads), contexts_(threads), state_(threads), stacks_(threads) {
@@ -63,7 +64,7 @@ class Block final : public emu_block {
     }
 
     template <typename F>
-    void run(F&& body) {
+    bool run(F&& body, bool ascending) {
         body_ = std::function<void()>(body);
         int finished = 0;
         for (int t = 0; t < threads_; t++) {
@@ -78,7 +79,8 @@ class Block final : public emu_block {
         std::fill(std::begin(at_warp_), std::end(at_warp_), 0);
         while (finished < threads_) {
             bool progressed = false;
-            for (int t = threads_ - 1; t >= 0; t--) {
+            for (int i = 0; i < threads_; i++) {
+                const int t = ascending ? i : threads_ - 1 - i;
                 if (state_[t] != READY) continue;
                 current_ = t;
                 threadIdx = {(unsigned)t, 0, 0};
@@ -97,8 +99,9 @@ class Block final : public emu_block {
                 at_warp_[w] = 0;
                 progressed = true;
             }
-            if (!progressed && finished < threads_) std::abort();
+            if (!progressed && finished < threads_) return false;
         }
+        return true;
     }
 
     void block_barrier() override {
@@ -135,6 +138,8 @@ class Block final : public emu_block {
     int at_warp_[32] = {};
 };
 
+bool ascending_sweeps = false;
+
 // Runs every block of the grid, one after another, all threads of a block as coroutines (Block).
 template <typename... P>
 int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
@@ -147,7 +152,10 @@ int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* ar
     for (int by = 0; by < grid_y; by++) {
         for (int bx = 0; bx < grid_x; bx++) {
             blockIdx = {(unsigned)bx, (unsigned)by, 0};
-            block.run([&] { invoke(f, args, std::index_sequence_for<P...>{}); });
+            if (!block.run([&] { invoke(f, args, std::index_sequence_for<P...>{}); }, ascending_sweeps)) {
+                emu_current = nullptr;
+                return -4;
+            }
         }
     }
     emu_current = nullptr;
@@ -155,6 +163,9 @@ int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* ar
 }
 
 }  // namespace
+
+// Later launches sweep a block's threads from thread 0 up (nonzero) or from the highest index down (0, the default).
+extern "C" void emu_sweep_ascending(int ascending) { ascending_sweeps = ascending != 0; }
 
 extern "C" int emu_launch(const char* kernel, int grid_x, int grid_y, int block_x, const uint64_t* args, int count) {
     const std::string k = kernel;

@@ -113,23 +113,31 @@ public class EmulatedKernelsTest {
     /**
      * The block-wide radix select (silhouette_cut_keys, every thread of a block at once with real block
      * barriers, shared memory and atomics) and the region map after it, at the glue's block of
-     * SilhouetteThresholdKernel.SELECT_BLOCK threads and at one warp.
+     * SilhouetteThresholdKernel.SELECT_BLOCK threads and at one warp, with the block's threads swept in
+     * both orders so that a missing barrier shows whichever side writes.
      */
     @Test(dataProvider = "cutKeyProblems")
     public void cutKeysAndRegionMap(String name, Tensor silhouette, int[] shares) {
-        for (int block : new int[] {SilhouetteThresholdKernel.SELECT_BLOCK, 32}) {
+        for (int run = 0; run < 4; run++) {
+            int block = run % 2 == 0 ? SilhouetteThresholdKernel.SELECT_BLOCK : 32;
+            boolean ascending = run >= 2;
+            emu.sweepAscending(ascending);
             Shape s = silhouette.shape();
             int batch = s.n(), pixels = s.h() * s.w(), count = shares.length - 1;
             long input = emu.put(silhouette.data());
             long keys = emu.allocate((long) batch * count * Long.BYTES + LowBitDevice.Emulated.GUARD);
             long region = emu.allocate((long) batch * pixels + LowBitDevice.Emulated.GUARD);
-            if (batch > 0 && count > 0) {
-                emu.launch(SilhouetteThresholdKernel.CUT_KEYS, batch, 1, block, 0, null, input, batch, pixels, emu.put(shares), shares.length, keys);
+            try {
+                if (batch > 0 && count > 0) {
+                    emu.launch(SilhouetteThresholdKernel.CUT_KEYS, batch, 1, block, 0, null, input, batch, pixels, emu.put(shares), shares.length, keys);
+                }
+                if (batch > 0) {
+                    emu.launch(SilhouetteThresholdKernel.REGION_MAP, 4, 1, SilhouetteThresholdKernel.BLOCK, 0, null, input, batch, pixels, keys, count, region);
+                }
+            } finally {
+                emu.sweepAscending(false);
             }
-            if (batch > 0) {
-                emu.launch(SilhouetteThresholdKernel.REGION_MAP, 4, 1, SilhouetteThresholdKernel.BLOCK, 0, null, input, batch, pixels, keys, count, region);
-            }
-            SilhouetteThresholdKernelTest.compare(name + " (block " + block + ")", silhouette, shares,
+            SilhouetteThresholdKernelTest.compare(name + " (block " + block + (ascending ? ", ascending" : "") + ")", silhouette, shares,
                     new SilhouetteThresholdKernel.Result(emu.longs(keys, batch * count), emu.bytes(region, batch * pixels)));
             for (byte b : emu.bytes(keys + (long) batch * count * Long.BYTES, LowBitDevice.Emulated.GUARD)) {
                 if (b != (byte) 0xA5) fail(name + ": the cut keys were written past their end");

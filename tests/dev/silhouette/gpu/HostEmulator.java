@@ -26,7 +26,7 @@ import java.util.concurrent.TimeUnit;
 final class HostEmulator implements KernelLauncher, AutoCloseable {
     private static Path library;
     private final Arena arena = Arena.ofShared();
-    private final MethodHandle launch;
+    private final MethodHandle launch, sweepAscending;
 
     HostEmulator() {
         Path so = build();
@@ -34,6 +34,20 @@ final class HostEmulator implements KernelLauncher, AutoCloseable {
         launch = Linker.nativeLinker().downcallHandle(lookup.find("emu_launch").orElseThrow(),
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
                         ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+        sweepAscending = Linker.nativeLinker().downcallHandle(lookup.find("emu_sweep_ascending").orElseThrow(),
+                FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT));
+    }
+
+    /**
+     * Whether later launches run a block's threads from thread 0 up between barriers, rather than from the
+     * highest index down: each order catches the missing barriers the other lets pass (launch.cpp's Block).
+     */
+    void sweepAscending(boolean ascending) {
+        try {
+            sweepAscending.invokeExact(ascending ? 1 : 0);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
     }
 
     /** Builds native-build/emulate/launch.cpp once per JVM. */
@@ -84,7 +98,7 @@ final class HostEmulator implements KernelLauncher, AutoCloseable {
                 slots.setAtIndex(ValueLayout.JAVA_LONG, i, slot);
             }
             int rc = (int) launch.invokeExact(call.allocateFrom(kernel), gridX, gridY, blockX, slots, args.length);
-            if (rc != 0) throw new AssertionError("emulated launch of " + kernel + " failed with " + rc + " (-1 unknown kernel, -2 argument count, -3 block)");
+            if (rc != 0) throw new AssertionError("emulated launch of " + kernel + " failed with " + rc + " (-1 unknown kernel, -2 argument count, -3 block, -4 deadlock: threads of a block waiting at different barriers)");
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
