@@ -107,7 +107,8 @@ public class EmulatedKernelsTest {
 
     @DataProvider
     public Object[][] cutKeyProblems() {
-        return where(new SilhouetteThresholdKernelTest().images(), c -> ((Tensor) c[1]).size() <= 4 * 56 * 56);
+        // Up to one 512x512 image: n > 65536 takes the index digit at bit 16 too.
+        return where(new SilhouetteThresholdKernelTest().images(), c -> ((Tensor) c[1]).size() <= 512 * 512);
     }
 
     /**
