@@ -40,10 +40,6 @@ public final class DeviceScratch implements AutoCloseable {
         return copyIn(Pointer.to(data), (long) data.length * Sizeof.FLOAT, what);
     }
 
-    public long upload(double[] data, String what) {
-        return copyIn(Pointer.to(data), (long) data.length * Sizeof.DOUBLE, what);
-    }
-
     public long upload(int[] data, String what) {
         return copyIn(Pointer.to(data), (long) data.length * Sizeof.INT, what);
     }

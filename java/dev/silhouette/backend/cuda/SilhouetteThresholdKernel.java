@@ -3,20 +3,11 @@ package dev.silhouette.backend.cuda;
 import dev.silhouette.quant.SilhouetteThresholds;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import jcuda.Pointer;
-import jcuda.Sizeof;
-import jcuda.driver.CUdeviceptr;
-
-import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
-import static jcuda.driver.JCudaDriver.cuMemAlloc;
-import static jcuda.driver.JCudaDriver.cuMemFree;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 /**
  * Runs {@code silhouette_cut_keys} and {@code silhouette_region_map} (cuda/silhouette_threshold.cu) on
  * a host silhouette and brings both results back; the results equal {@link SilhouetteThresholds}'s bit
- * for bit. Self-contained and synchronous: private device memory, freed before returning, and the
+ * for bit. Self-contained and synchronous: {@link DeviceScratch} memory, freed before returning, and the
  * legacy default stream, so nothing else queued in the context can race with it. Not for the hot path
  * of inference, which keeps the silhouette on the device.
  */
@@ -51,46 +42,19 @@ public final class SilhouetteThresholdKernel {
         int pixels = SilhouetteThresholds.validate(s, shares);
         int batch = s.n();
         int count = shares.length - 1;
-        long[] cutKeys = new long[batch * count];
-        byte[] regions = new byte[silhouette.size()];
-        if (batch == 0) return new Result(cutKeys, regions);
-        context.makeCurrent();
-        try (Allocation input = new Allocation((long) silhouette.size() * Sizeof.FLOAT, "silhouette");
-             Allocation shareTable = new Allocation((long) shares.length * Sizeof.INT, "region shares");
-             Allocation output = new Allocation((long) cutKeys.length * Sizeof.LONG, "cut keys");
-             Allocation map = new Allocation(regions.length, "region map")) {
-            Driver.check(cuMemcpyHtoD(input.pointer, Pointer.to(silhouette.data()), input.bytes), "cuMemcpyHtoD(silhouette, " + input.bytes + " bytes)");
+        if (batch == 0) return new Result(new long[0], new byte[0]);
+        try (DeviceScratch scratch = new DeviceScratch(context)) {
+            long input = scratch.upload(silhouette.data(), "silhouette");
+            long cutKeys = scratch.allocate((long) batch * count * Long.BYTES, "cut keys");
+            long map = scratch.allocate(silhouette.size(), "region map");
             if (count > 0) {
-                Driver.check(cuMemcpyHtoD(shareTable.pointer, Pointer.to(shares), shareTable.bytes), "cuMemcpyHtoD(region shares, " + shareTable.bytes + " bytes)");
-                module.launch(CUT_KEYS, batch, 1, SELECT_BLOCK, 0, null, input.pointer, batch, pixels, shareTable.pointer, shares.length, output.pointer);
+                long shareTable = scratch.upload(shares, "region shares");
+                module.launch(CUT_KEYS, batch, 1, SELECT_BLOCK, 0, null, input, batch, pixels, shareTable, shares.length, cutKeys);
             }
             int blocks = (int) Math.min(MAX_REGION_BLOCKS, ((long) silhouette.size() + BLOCK - 1) / BLOCK);
-            module.launch(REGION_MAP, blocks, 1, BLOCK, 0, null, input.pointer, batch, pixels, output.pointer, count, map.pointer);
-            // A fault inside either kernel surfaces here, named, rather than at the copy below.
-            Driver.check(cuCtxSynchronize(), "cuCtxSynchronize after " + CUT_KEYS + " and " + REGION_MAP + " on " + s);
-            if (count > 0) {
-                Driver.check(cuMemcpyDtoH(Pointer.to(cutKeys), output.pointer, output.bytes), "cuMemcpyDtoH(cut keys, " + output.bytes + " bytes)");
-            }
-            Driver.check(cuMemcpyDtoH(Pointer.to(regions), map.pointer, map.bytes), "cuMemcpyDtoH(region map, " + map.bytes + " bytes)");
-        }
-        return new Result(cutKeys, regions);
-    }
-
-    /** Device memory freed on close; {@code bytes} is the useful size (the driver gets at least one byte). */
-    private static final class Allocation implements AutoCloseable {
-        final CUdeviceptr pointer = new CUdeviceptr();
-        final long bytes;
-        private final String what;
-
-        Allocation(long bytes, String what) {
-            this.bytes = bytes;
-            this.what = what;
-            Driver.check(cuMemAlloc(pointer, Math.max(bytes, 1)), "cuMemAlloc(" + what + ", " + bytes + " bytes)");
-        }
-
-        @Override
-        public void close() {
-            Driver.check(cuMemFree(pointer), "cuMemFree(" + what + ")");
+            module.launch(REGION_MAP, blocks, 1, BLOCK, 0, null, input, batch, pixels, cutKeys, count, map);
+            scratch.synchronize(CUT_KEYS + " and " + REGION_MAP + " on " + s);
+            return new Result(scratch.downloadLongs(cutKeys, batch * count, "cut keys"), scratch.downloadBytes(map, silhouette.size(), "region map"));
         }
     }
 }
