@@ -115,17 +115,20 @@ silhouette_cut_keys(const float* __restrict__ silhouette, int batch, int pixels,
     const int count = regions - 1;
     if (b >= batch || pixels < 1) return;
     const float* v = silhouette + (size_t)b * pixels;
+    uint32_t wanted[MAX_RANKS];  // thread 0's cut ranks of the sweep, kept across the select
     for (int first = 0; first < count; first += MAX_RANKS) {
         const int here = min(MAX_RANKS, count - first);
         if (threadIdx.x == 0) {
             // A cut at rank n has no pixel to select; rank n - 1 stands in and the key is replaced below.
-            for (int m = 0; m < here; m++) s.rank[m] = min(cut_rank(shares, regions, first + m, pixels), (uint32_t)pixels - 1);
+            for (int m = 0; m < here; m++) {
+                wanted[m] = cut_rank(shares, regions, first + m, pixels);
+                s.rank[m] = min(wanted[m], (uint32_t)pixels - 1);
+            }
         }
         select_ranks(v, pixels, here, s);
         if (threadIdx.x == 0) {
             for (int m = 0; m < here; m++) {
-                const bool above_all = cut_rank(shares, regions, first + m, pixels) == (uint32_t)pixels;
-                cut_keys[(size_t)b * count + first + m] = above_all ? ABOVE_ALL : s.prefix[m];
+                cut_keys[(size_t)b * count + first + m] = wanted[m] == (uint32_t)pixels ? ABOVE_ALL : s.prefix[m];
             }
         }
         __syncthreads();  // the next sweep rewrites s

@@ -59,13 +59,14 @@ int arity(void (*)(P...)) {
 // nothing opened is a deadlock (threads waiting at different barriers): run returns false.
 class Block final : public emu_block {
   public:
-    explicit Block(int threads) : threads_(threads), contexts_(threads), state_(threads), stacks_(threads) {
+    // body: what every thread of every block runs (the kernel with its arguments).
+    Block(int threads, std::function<void()> body)
+        : threads_(threads), contexts_(threads), state_(threads), stacks_(threads), body_(std::move(body)) {
         for (auto& stack : stacks_) stack.reset(new char[STACK_BYTES]);
     }
 
-    template <typename F>
-    bool run(F&& body, bool ascending) {
-        body_ = std::function<void()>(body);
+    // Runs one block (blockIdx set by the caller) to the end; false on a deadlock.
+    bool run(bool ascending) {
         int finished = 0;
         for (int t = 0; t < threads_; t++) {
             state_[t] = READY;
@@ -147,12 +148,12 @@ int run(void (*f)(P...), int grid_x, int grid_y, int block_x, const uint64_t* ar
     if (block_x % 32 != 0 || block_x > 1024) return -3;
     gridDim = {(unsigned)grid_x, (unsigned)grid_y, 1};
     blockDim = {(unsigned)block_x, 1, 1};
-    Block block(block_x);
+    Block block(block_x, [&] { invoke(f, args, std::index_sequence_for<P...>{}); });
     emu_current = &block;
     for (int by = 0; by < grid_y; by++) {
         for (int bx = 0; bx < grid_x; bx++) {
             blockIdx = {(unsigned)bx, (unsigned)by, 0};
-            if (!block.run([&] { invoke(f, args, std::index_sequence_for<P...>{}); }, ascending_sweeps)) {
+            if (!block.run(ascending_sweeps)) {
                 emu_current = nullptr;
                 return -4;
             }

@@ -35,8 +35,10 @@ public final class SilhouetteThresholds {
     /**
      * Checks region shares: 1 to {@link #MAX_REGIONS} positive integers (percent or any unit) whose sum
      * fits an int, so every {@code n S_j} of {@link #cutRanks} is exact in 64 bits.
+     *
+     * @return their sum
      */
-    public static void validateShares(int[] shares) {
+    public static long validateShares(int[] shares) {
         if (shares.length < 1 || shares.length > MAX_REGIONS) {
             throw new IllegalArgumentException("a policy has 1 to " + MAX_REGIONS + " regions, got " + shares.length);
         }
@@ -46,14 +48,13 @@ public final class SilhouetteThresholds {
             total += share;
         }
         if (total > Integer.MAX_VALUE) throw new IllegalArgumentException("region shares sum to " + total + ", more than 2^31 - 1");
+        return total;
     }
 
     /** The cut ranks {@code ceil(n S_j / T)} of an image of {@code pixels} pixels: shares.length - 1 of them, ascending. */
     public static int[] cutRanks(int[] shares, int pixels) {
-        validateShares(shares);
+        long total = validateShares(shares);
         if (pixels < 0) throw new IllegalArgumentException("an image has " + pixels + " pixels");
-        long total = 0;
-        for (int share : shares) total += share;
         int[] ranks = new int[shares.length - 1];
         long sum = 0;
         for (int j = 0; j < ranks.length; j++) {
