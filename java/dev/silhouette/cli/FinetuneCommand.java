@@ -5,10 +5,10 @@ import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Passes;
-import dev.silhouette.graph.RegionQuantization;
-import dev.silhouette.graph.RegionQuantization.Plan;
-import dev.silhouette.graph.RegionQuantization.Scheme;
-import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.backend.cpu.CpuBackend;
+import dev.silhouette.pipeline.Calibration;
+import dev.silhouette.pipeline.Plans;
+import dev.silhouette.quant.QuantPlan;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
@@ -144,19 +144,20 @@ final class FinetuneCommand implements Callable<Integer> {
                     + folded.outputs());
         }
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
-        ActivationCalibration clips = new ActivationCalibration(folded, RegionQuantization.layers(folded), calibration, 100, MainJob.DRQ_BLOCK);
+        Calibration clips = Calibration.collect(new CpuBackend(), folded, loaded.architecture(), calibration.images(), 100, Plans.convolutionInputs(folded),
+                java.util.Set.of(), MainJob.DRQ_BLOCK);
         clips.adopt(LearnedClipLevels.read(loaded.metadata(), model));
         int weightBits = MainJob.sharedWeightBits(parsed);
         if (branchOnly && uniformBits != null) throw new IllegalArgumentException("--branch-only trains the silhouette, which --uniform does not use");
         if (branchOnly && !(silhouetteWeight > 0)) throw new IllegalArgumentException("--branch-only needs a positive --silhouette-weight, not " + silhouetteWeight);
         boolean learnClips = learnClipLevels && !branchOnly;
         if (uniformBits != null && (uniformBits < 1 || uniformBits > 8)) throw new IllegalArgumentException("--uniform " + uniformBits + " must be 1 to 8 bits");
-        Scheme scheme = uniformBits == null ? new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder)
-                : new Scheme.Uniform(uniformBits, weightBits);
+        Plans.Receiving scheme = uniformBits == null ? new Plans.Receiving.Region(parsed, false, weightBits, resize, maskOrder)
+                : new Plans.Receiving.Uniform(uniformBits, weightBits);
         String trainedFor = uniformBits != null ? "uniform W" + weightBits + "A" + uniformBits
                 : (branchOnly ? "the silhouette branch only, under region policy " : "region policy ") + parsed;
-        Plan plan = new Plan(scheme, MainJob.PRE_BRANCH_BITS);
-        Network network = RegionFinetune.network(graph, plan, clips, new Network.RegionTraining(silhouetteWeight, learnClips, branchOnly));
+        QuantPlan plan = Plans.of(folded, loaded.architecture(), trainedFor, new QuantPlan.SilhouetteSource.Learned(), scheme, Plans.PRE_BRANCH_BITS, clips::alpha);
+        Network network = RegionFinetune.network(graph, plan, new Network.RegionTraining(silhouetteWeight, learnClips, branchOnly));
 
         String logits = dev.silhouette.graph.Models.logits(graph);
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, Batches.Augmentation.CROP_FLIP, logits);

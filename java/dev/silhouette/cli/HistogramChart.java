@@ -2,8 +2,8 @@ package dev.silhouette.cli;
 
 import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.quant.ActivationStats;
-import dev.silhouette.quant.Calibration;
-import dev.silhouette.quant.QuantizedModel;
+import dev.silhouette.pipeline.Calibration;
+import dev.silhouette.quant.QuantPlan;
 
 import javax.imageio.ImageIO;
 import java.awt.BasicStroke;
@@ -16,6 +16,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One panel per quantized activation: its calibration histogram (log counts, 128 bars over [min, max])
@@ -26,7 +27,7 @@ final class HistogramChart {
 
     private HistogramChart() {}
 
-    static void write(Path file, Calibration calibration, List<QuantizedModel.Activation> activations, String title) {
+    static void write(Path file, Calibration calibration, Map<String, QuantPlan.Activations.Affine> activations, String title) {
         int rows = (activations.size() + COLUMNS - 1) / COLUMNS;
         BufferedImage img = new BufferedImage(PANEL_W * COLUMNS, PANEL_H * rows + 30, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
@@ -36,8 +37,10 @@ final class HistogramChart {
         g.setColor(Color.BLACK);
         g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 14));
         g.drawString(title, 10, 20);
-        for (int i = 0; i < activations.size(); i++) {
-            panel(g, 30 + (i / COLUMNS) * PANEL_H, (i % COLUMNS) * PANEL_W, calibration.layer(activations.get(i).value()), activations.get(i));
+        int i = 0;
+        for (Map.Entry<String, QuantPlan.Activations.Affine> a : activations.entrySet()) {
+            panel(g, 30 + (i / COLUMNS) * PANEL_H, (i % COLUMNS) * PANEL_W, calibration.layer(a.getKey()), a.getKey(), a.getValue());
+            i++;
         }
         g.dispose();
         try {
@@ -47,7 +50,7 @@ final class HistogramChart {
         }
     }
 
-    private static void panel(Graphics2D g, int top, int left, ActivationStats s, QuantizedModel.Activation a) {
+    private static void panel(Graphics2D g, int top, int left, ActivationStats s, String value, QuantPlan.Activations.Affine a) {
         int x0 = left + 10, y0 = top + 20, w = PANEL_W - 20, h = PANEL_H - 45;
         long[] hist = s.histogram();
         double[] bars = new double[BARS];
@@ -71,7 +74,7 @@ final class HistogramChart {
         }
         g.setColor(Color.BLACK);
         g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 11));
-        g.drawString(String.format("%s  %d bits  range [%.3g, %.3g]", a.value(), a.bits(), a.lo(), a.hi()), x0, top + 14);
+        g.drawString(String.format("%s  %d bits  range [%.3g, %.3g]", value, a.bits(), a.lo(), a.hi()), x0, top + 14);
         g.drawString(String.format("%.3g", s.min()), x0, y0 + h + 14);
         String max = String.format("%.3g", s.max());
         g.drawString(max, x0 + w - g.getFontMetrics().stringWidth(max), y0 + h + 14);

@@ -11,7 +11,7 @@ import java.util.TreeMap;
 /**
  * Clip levels learned by `silhouette finetune`, carried in the model file's metadata as
  * {@code {"value": {"bits": alpha}}}: for those values and widths they replace the calibrated ones
- * ({@link ActivationCalibration#adopt}), wherever the main job or a later fine-tuning quantizes them.
+ * (dev.silhouette.pipeline.Calibration#adopt), wherever the main job or a later fine-tuning quantizes them.
  */
 final class LearnedClipLevels {
     static final String KEY = "silhouette.clip_levels";

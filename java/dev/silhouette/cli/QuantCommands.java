@@ -8,12 +8,16 @@ import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Passes;
 import dev.silhouette.io.SafeTensors;
+import dev.silhouette.backend.cpu.CpuBackend;
+import dev.silhouette.pipeline.Calibration;
+import dev.silhouette.pipeline.Evaluation;
+import dev.silhouette.pipeline.PlanRewrite;
+import dev.silhouette.pipeline.PostTraining;
 import dev.silhouette.quant.Aciq;
-import dev.silhouette.quant.Calibration;
 import dev.silhouette.quant.Entropy;
-import dev.silhouette.quant.FakeQuantRunner;
 import dev.silhouette.quant.PtqRecipe;
-import dev.silhouette.quant.QuantizedModel;
+import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.quant.QuantPlanJson;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import me.tongfei.progressbar.ProgressBar;
@@ -45,7 +49,7 @@ final class QuantCommands {
     static Calibration collect(ModelLoader.Loaded loaded, Graph folded, Path data, int images, int batch) {
         Tensor calibration = FashionMnist.trainingSubset(data, images).images();
         try (Backend cpu = Backends.create("cpu", 0)) {
-            return Calibration.collect(cpu, folded, loaded.architecture(), calibration, batch, Calibration.allValues(folded));
+            return Calibration.collect(cpu, folded, loaded.architecture(), calibration, batch, Calibration.allValues(folded), java.util.Set.of(), 1);
         }
     }
 
@@ -96,8 +100,8 @@ final class QuantCommands {
         @Option(names = "--data", description = "folder with train-images-idx3-ubyte(.gz) for calibration (default: /usr/share/datasets/fashion-mnist)") Path data;
         @Option(names = "--calibration-images", defaultValue = "512", description = "calibration images when statistics are collected (default: ${DEFAULT-VALUE})") int calibrationImages;
         @Option(names = "--stats", description = "statistics file: used if it exists (use mode), else collected and written there (collect mode)") Path stats;
-        @Option(names = "--out", description = "quantized model configuration to write (JSON)") Path out;
-        @Option(names = "--out-model", description = "model file (safetensors) to write: the weights with the configuration in its metadata") Path outModel;
+        @Option(names = "--out", description = "quantization plan to write (JSON, " + QuantPlan.FORMAT + "), for eval --plan, run --plan and the Java API") Path out;
+        @Option(names = "--out-model", description = "model file (safetensors) to write: the weights with the plan in its metadata") Path outModel;
         @Option(names = "--png", description = "draw each quantized activation's histogram with its range into this PNG") Path png;
         @Option(names = "--json", description = "machine-readable output") boolean json;
 
@@ -113,38 +117,48 @@ final class QuantCommands {
                 calibration = collect(loaded, folded, data, calibrationImages, 64);
                 if (stats != null) calibration.save(stats);
             }
-            QuantizedModel q = QuantizedModel.build(folded, loaded.architecture(), recipe, calibration);
-            if (out != null) q.save(out);
-            if (png != null) HistogramChart.write(png, calibration, q.activations(), loaded.architecture() + ": " + recipe.label());
+            PostTraining.Result result = PostTraining.plan(folded, loaded.architecture(), recipe, calibration);
+            QuantPlan q = result.plan();
+            if (out != null) QuantPlanJson.save(q, out);
+            Map<String, QuantPlan.Activations.Affine> activations = activations(q);
+            if (png != null) HistogramChart.write(png, calibration, activations, loaded.architecture() + ": " + recipe.label());
             if (outModel != null) {
                 Map<String, String> metadata = new LinkedHashMap<>(loaded.metadata());
                 metadata.putIfAbsent(ModelLoader.META_MODEL, loaded.architecture());
-                metadata.put(QuantizedModel.METADATA_KEY, q.toJson());
+                metadata.put(PLAN_METADATA_KEY, QuantPlanJson.write(q));
                 SafeTensors.write(outModel, loaded.graph().parameters(), metadata);
             }
             PrintWriter pw = spec.commandLine().getOut();
             if (json) {
-                Output.json(pw, q);
+                Output.json(pw, new Report(q.label(), calibration.images(), result.averageWeightBits(), result.layers(), activations,
+                        out == null ? null : out.toString()));
                 return 0;
             }
             pw.printf("%s: %s, calibrated on %d images%n", loaded.architecture(), recipe.label(), calibration.images());
             pw.printf("%-24s %6s %10s %9s %9s%n", "layer", "bits", "clip", "entropy", "huffman");
-            for (QuantizedModel.Layer l : q.layers()) {
-                pw.printf("%-24s %6.2f %10.4g %9.3f %9.3f%n", l.name(), l.averageBits(), max(l.alpha()), l.entropyBits(), l.huffmanBits());
+            for (PostTraining.LayerReport l : result.layers()) {
+                pw.printf("%-24s %6.2f %10.4g %9.3f %9.3f%n", l.layer(), l.averageBits(), l.maxClip(), l.entropyBits(), l.huffmanBits());
             }
             pw.printf("%-24s %6s %10s %10s%n", "activation", "bits", "lo", "hi");
-            for (QuantizedModel.Activation a : q.activations()) pw.printf("%-24s %6d %10.4g %10.4g%n", a.value(), a.bits(), a.lo(), a.hi());
-            pw.printf("average weight bits %.3f%s%n", q.averageWeightBits(), out == null ? "" : "; written to " + out);
+            activations.forEach((v, a) -> pw.printf("%-24s %6d %10.4g %10.4g%n", v, a.bits(), a.lo(), a.hi()));
+            pw.printf("average weight bits %.3f%s%n", result.averageWeightBits(), out == null ? "" : "; plan written to " + out);
             pw.flush();
             return 0;
         }
 
-        private static double max(float[] v) {
-            double m = 0;
-            for (float x : v) m = Math.max(m, x);
-            return m;
+        record Report(String recipe, int calibrationImages, double averageWeightBits, List<PostTraining.LayerReport> layers,
+                      Map<String, QuantPlan.Activations.Affine> activations, String plan) {}
+
+        /** Each quantized value once (layers reading the same value share its quantization). */
+        private static Map<String, QuantPlan.Activations.Affine> activations(QuantPlan q) {
+            Map<String, QuantPlan.Activations.Affine> out = new LinkedHashMap<>();
+            for (QuantPlan.LayerPlan l : q.layers()) if (l.activations() instanceof QuantPlan.Activations.Affine a) out.putIfAbsent(l.input(), a);
+            return out;
         }
     }
+
+    /** Model-file metadata key under which quantize --out-model stores the plan beside the weights. */
+    static final String PLAN_METADATA_KEY = "silhouette.plan";
 
     static Aciq.Prior prior(String name, String option) {
         return switch (name.toLowerCase()) {
@@ -160,7 +174,7 @@ final class QuantCommands {
     static final class Eval implements Callable<Integer> {
         @Spec CommandSpec spec;
         @Option(names = "--model", defaultValue = ModelLoader.BUNDLED, description = "model file or catalog name (default: ${DEFAULT-VALUE})") String model;
-        @Option(names = "--quantized", description = "quantized model configuration written by quantize (default: the one in the model file, else full precision)") Path quantized;
+        @Option(names = {"--plan", "--quantized"}, description = "quantization plan written by quantize or by the main job (default: the one in the model file, else full precision)") Path plan;
         @Option(names = "--data", description = "folder with the test split (default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)") Path data;
         @Mixin BackendOptions backendOptions;
         @Option(names = "--batch", defaultValue = "100", description = "images per batch (default: ${DEFAULT-VALUE})") int batch;
@@ -169,7 +183,7 @@ final class QuantCommands {
 
         record LayerEntropy(String value, int bits, double entropyBits, double huffmanBits) {}
 
-        record LayerCost(String layer, long macs, double weightBits, int activationBits, double gigaBitOperations, double bytesMoved) {}
+        record LayerCost(String layer, long macs, double weightBits, double activationBits, double gigaBitOperations, double bytesMoved) {}
 
         record Report(String model, String recipe, int images, int correct, double accuracy, double averageWeightBits,
                       double averageActivationBits, double gigaBitOperations, double bytesMoved, List<LayerCost> layers,
@@ -181,9 +195,9 @@ final class QuantCommands {
             ModelLoader.Loaded loaded = ModelLoader.load(model);
             Graph folded = inferenceGraph(loaded);
             // A configuration file wins; otherwise a model file written by quantize --out-model carries its own.
-            String embedded = loaded.metadata().get(QuantizedModel.METADATA_KEY);
-            QuantizedModel q = quantized != null ? QuantizedModel.load(quantized, folded)
-                    : embedded != null ? QuantizedModel.fromJson(embedded, loaded.source(), folded) : null;
+            String embedded = loaded.metadata().get(PLAN_METADATA_KEY);
+            QuantPlan q = plan != null ? QuantPlanJson.load(plan) : embedded != null ? QuantPlanJson.read(embedded, loaded.source()) : null;
+            Graph graph = q == null ? folded : PlanRewrite.apply(folded, q);
             FashionMnist test = FashionMnist.testSplit(data);
             if (!folded.inputs().getFirst().sampleShape().equals(Shape.of(1, 28, 28))) {
                 throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + folded.inputs().getFirst().sampleShape() + ", Fashion-MNIST images are [1, 28, 28]");
@@ -193,24 +207,14 @@ final class QuantCommands {
                 if (limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
                 total = Math.min(total, limit);
             }
-            int classes = folded.inferShapes(1).get(Models.LOGITS).dim(1);
-            int correct = 0;
-            String input = folded.inputs().getFirst().name();
-            FakeQuantRunner runner;
-            try (Backend backend = backendOptions.open();
-                 ProgressBar bar = new ProgressBarBuilder().setTaskName(q == null ? "evaluating FP32" : "evaluating " + q.recipe().label()).setInitialMax(total)
+            Evaluation.Result result;
+            try (Backend opened = backendOptions.open(); Backend cpu = new CpuBackend();
+                 ProgressBar bar = new ProgressBarBuilder().setTaskName(q == null ? "evaluating FP32" : "evaluating " + q.label()).setInitialMax(total)
                          .setUnit(" img", 1).setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()) {
-                runner = q == null ? null : new FakeQuantRunner(backend, folded, q);
-                for (int from = 0; from < total; from += batch) {
-                    int to = Math.min(total, from + batch);
-                    Tensor images = test.images().slice(from, to);
-                    Tensor logits = runner == null ? backend.run(folded, Map.of(input, images), List.of(Models.logits(folded))).get(Models.logits(folded))
-                            : runner.run(images, List.of(Models.logits(folded))).get(Models.logits(folded));
-                    for (int i = 0; i < to - from; i++) if (argmax(logits.data(), i * classes, classes) == test.labels()[from + i]) correct++;
-                    bar.stepTo(to);
-                }
+                result = Evaluation.run(Evaluation.backendFor(graph, opened, cpu), graph, Models.logits(graph), test.images(), test.labels(), total, batch,
+                        q != null, bar::stepTo);
             }
-            Report r = report(loaded.architecture(), folded, q, runner, total, correct);
+            Report r = report(loaded.architecture(), folded, q, result);
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 Output.json(out, r);
@@ -224,7 +228,7 @@ final class QuantCommands {
             out.printf("memory    %.1f KB moved per image (weights and layer inputs at their widths)%n", r.bytesMoved() / 1024);
             out.printf("  %-24s %12s %6s %6s %12s %10s%n", "layer", "MACs", "W bits", "A bits", "G bit-ops", "KB moved");
             for (LayerCost l : r.layers()) {
-                out.printf("  %-24s %,12d %6.2f %6d %12.5f %10.2f%n", l.layer(), l.macs(), l.weightBits(), l.activationBits(), l.gigaBitOperations(), l.bytesMoved() / 1024);
+                out.printf("  %-24s %,12d %6.2f %6.2f %12.5f %10.2f%n", l.layer(), l.macs(), l.weightBits(), l.activationBits(), l.gigaBitOperations(), l.bytesMoved() / 1024);
             }
             for (LayerEntropy e : r.activationEntropy()) {
                 out.printf("  %-24s %d bits, entropy %.3f, Huffman %.3f%n", e.value(), e.bits(), e.entropyBits(), e.huffmanBits());
@@ -237,25 +241,31 @@ final class QuantCommands {
          * Cost per image of each weighted layer: bit operations (MACs x weight bits x input activation
          * bits; 32 x 32 unquantized) and bytes moved (its weights and its input activation at their widths).
          */
-        private static Report report(String model, Graph folded, QuantizedModel q, FakeQuantRunner runner, int images, int correct) {
+        private static Report report(String model, Graph folded, QuantPlan q, Evaluation.Result result) {
             GraphStats stats = GraphStats.of(folded, 1);
             Map<String, Shape> shapes = folded.inferShapes(1);
             Map<String, Long> macs = new LinkedHashMap<>();
             for (GraphStats.Row row : stats.rows()) macs.put(row.name(), row.macs());
-            Map<String, Integer> inputBits = new LinkedHashMap<>();
-            Map<String, Double> weightBits = new LinkedHashMap<>();
+            Map<String, Double> inputBits = new LinkedHashMap<>(), weightBits = new LinkedHashMap<>();
             if (q != null) {
-                for (QuantizedModel.Activation a : q.activations()) inputBits.put(a.value(), a.bits());
-                for (QuantizedModel.Layer l : q.layers()) weightBits.put(l.name(), l.averageBits());
+                for (QuantPlan.LayerPlan l : q.layers()) {
+                    double activationBits = activationBits(l.activations());
+                    inputBits.put(l.layer(), activationBits);
+                    weightBits.put(l.layer(), switch (l.weights()) {
+                        case QuantPlan.Weights.Symmetric s -> s.averageBits();
+                        case QuantPlan.Weights.Float f -> 32.0;
+                        case QuantPlan.Weights.PerRegion p -> activationBits;
+                    });
+                }
             }
             List<LayerCost> layers = new java.util.ArrayList<>();
             double bitOps = 0, bytes = 0, activationBits = 0;
             long totalMacs = 0;
-            for (var node : QuantizedModel.weightedLayers(folded)) {
+            for (var node : PostTraining.weightedLayers(folded)) {
                 String input = node.inputs().getFirst();
                 long m = macs.get(node.name());
                 double wb = weightBits.getOrDefault(node.name(), 32.0);
-                int ab = inputBits.getOrDefault(input, 32);
+                double ab = inputBits.getOrDefault(node.name(), 32.0);
                 long weights = folded.parameter(node, "weight").size();
                 double layerBytes = (weights * wb + shapes.get(input).size() * (double) ab) / 8;
                 layers.add(new LayerCost(node.name(), m, wb, ab, m * wb * ab / 1e9, layerBytes));
@@ -265,13 +275,50 @@ final class QuantCommands {
                 totalMacs += m;
             }
             List<LayerEntropy> entropy = new java.util.ArrayList<>();
-            if (runner != null) {
-                for (Map.Entry<String, Entropy.Report> e : runner.activationEntropy().entrySet()) {
-                    entropy.add(new LayerEntropy(e.getKey(), inputBits.get(e.getKey()), e.getValue().entropyBits(), e.getValue().huffmanBits()));
+            Map<String, Integer> valueBits = new LinkedHashMap<>();
+            if (q != null) {
+                for (QuantPlan.LayerPlan l : q.layers()) {
+                    int bits = switch (l.activations()) {
+                        case QuantPlan.Activations.Affine a -> a.bits();
+                        case QuantPlan.Activations.Pact p -> p.bits();
+                        default -> 0;
+                    };
+                    valueBits.merge(l.input(), bits, Math::max);
                 }
             }
-            return new Report(model, q == null ? "FP32" : q.recipe().label(), images, correct, (double) correct / images,
-                    q == null ? 32 : q.averageWeightBits(), activationBits / totalMacs, bitOps / 1e9, bytes, layers, entropy, Machine.current());
+            for (Map.Entry<String, Entropy.Report> e : result.activationEntropy().entrySet()) {
+                entropy.add(new LayerEntropy(e.getKey(), valueBits.getOrDefault(e.getKey(), 0), e.getValue().entropyBits(), e.getValue().huffmanBits()));
+            }
+            return new Report(model, q == null ? "FP32" : q.label(), result.images(), result.correct(), result.accuracy(),
+                    q == null ? 32 : averageWeightBits(folded, q), activationBits / totalMacs, bitOps / 1e9, bytes, layers, entropy, Machine.current());
+        }
+
+        /** Bits per activation a scheme stores (a region or DRQ scheme's average over its widths). */
+        private static double activationBits(QuantPlan.Activations a) {
+            return switch (a) {
+                case QuantPlan.Activations.Float f -> 32;
+                case QuantPlan.Activations.Pact p -> p.bits();
+                case QuantPlan.Activations.Affine af -> af.bits();
+                case QuantPlan.Activations.Region r -> r.policy().averageBits();
+                case QuantPlan.Activations.Drq d -> (d.lowBits() + d.highBits()) / 2.0;
+            };
+        }
+
+        /** Average weight bits over all weights of the planned layers. */
+        private static double averageWeightBits(Graph folded, QuantPlan q) {
+            double bits = 0;
+            long count = 0;
+            for (QuantPlan.LayerPlan l : q.layers()) {
+                long n = folded.parameter(folded.node(l.layer()), "weight").size();
+                double b = switch (l.weights()) {
+                    case QuantPlan.Weights.Symmetric s -> s.averageBits();
+                    case QuantPlan.Weights.Float f -> 32;
+                    case QuantPlan.Weights.PerRegion p -> activationBits(l.activations());
+                };
+                bits += b * n;
+                count += n;
+            }
+            return count == 0 ? 32 : bits / count;
         }
 
         private static int argmax(float[] v, int off, int n) {

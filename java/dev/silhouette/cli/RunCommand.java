@@ -7,6 +7,12 @@ import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Passes;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Op;
+import dev.silhouette.backend.cpu.CpuBackend;
+import dev.silhouette.pipeline.Evaluation;
+import dev.silhouette.pipeline.PlanRewrite;
+import dev.silhouette.pipeline.SqueezeSearch;
+import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.quant.QuantPlanJson;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Tensor;
 import me.tongfei.progressbar.ProgressBar;
@@ -77,24 +83,30 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--plain", description = "only the model as it is: accuracy and images/s (the table's FP32 row alone)")
     boolean plain;
 
+    @Option(names = "--plan", description = "run the model quantized by this plan (written by quantize, or by the main job into OUT/plans/): "
+            + "accuracy and images/s, as --plain")
+    Path plan;
+
     static final List<String> DEFAULT_POLICIES = List.of("2:50,3:30,4:20", "2:70,4:30", "3:50,4:50", "2:30,3:40,4:30");
 
-    record Report(String model, String modelSource, long parameters, String data, String backend, int images, int correct,
+    record Report(String model, String modelSource, String plan, long parameters, String data, String backend, int images, int correct,
                   double accuracy, double seconds, double imagesPerSecond, int[][] confusion, List<String> classes) {}
 
     /** The main job's report: what ran where, the table, and where the pictures went. */
     record StudyReport(String model, String modelSource, long parameters, String data, String calibration, String machine, int images,
                        double accuracy, double imagesPerSecond, String backend, String resize, String maskOrder, String branchPoint,
-                       String trainingFreeSilhouette, List<MainJob.SqueezeTrial> squeezeTrials, List<MainJob.Row> rows,
+                       String trainingFreeSilhouette, List<SqueezeSearch.Trial> squeezeTrials, List<MainJob.Row> rows,
                        Map<String, Map<Integer, Float>> clipLevels, List<String> pictures, double seconds) {}
 
     @Override
     public Integer call() {
         if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
-        if (!plain) return study();
+        if (!plain && plan == null) return study();
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph graph = Passes.foldBatchNorm(loaded.graph());
+        QuantPlan quantPlan = plan == null ? null : QuantPlanJson.load(plan);
+        if (quantPlan != null) graph = PlanRewrite.apply(graph, quantPlan);
         FashionMnist test = FashionMnist.testSplit(data);
         var sample = graph.inputs().getFirst().sampleShape();
         if (!sample.equals(dev.silhouette.tensor.Shape.of(1, 28, 28))) {
@@ -110,9 +122,10 @@ final class RunCommand implements Callable<Integer> {
         int correct = 0;
         long start;
         String backendUsed;
-        try (Backend backend = backendOptions.open();
-             ProgressBar bar = new ProgressBarBuilder().setTaskName("evaluating").setInitialMax(total).setUnit(" img", 1)
+        try (Backend opened = backendOptions.open(); Backend cpu = new CpuBackend();
+             ProgressBar bar = new ProgressBarBuilder().setTaskName(quantPlan == null ? "evaluating" : "evaluating " + quantPlan.label()).setInitialMax(total).setUnit(" img", 1)
                      .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
+            Backend backend = Evaluation.backendFor(graph, opened, cpu);
             backendUsed = backend.name();
             start = System.nanoTime();
             for (int from = 0; from < total; from += batch) {
@@ -130,7 +143,7 @@ final class RunCommand implements Callable<Integer> {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         long params = GraphStats.of(graph, 1).parameters();
-        Report r = new Report(loaded.architecture(), loaded.source(), params, test.source(), backendUsed, total, correct,
+        Report r = new Report(loaded.architecture(), loaded.source(), quantPlan == null ? "FP32" : quantPlan.label(), params, test.source(), backendUsed, total, correct,
                 (double) correct / total, seconds, total / seconds, confusion, List.of(FashionMnist.CLASS_NAMES));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
@@ -138,6 +151,7 @@ final class RunCommand implements Callable<Integer> {
             return 0;
         }
         out.printf("model     %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
+        if (quantPlan != null) out.printf("plan      %s (%s)%n", r.plan(), plan);
         out.printf("data      Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("backend   %s, batch %d%n", r.backend(), batch);
         out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
@@ -149,7 +163,7 @@ final class RunCommand implements Callable<Integer> {
     private Integer study() {
         if (limit != null && limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
         List<RegionPolicy> parsed = (policies == null || policies.isEmpty() ? DEFAULT_POLICIES : policies).stream().map(RegionPolicy::parse).toList();
-        MainJob.Squeeze chosenSqueeze = squeeze == null ? null : MainJob.Squeeze.parse(squeeze);
+        var chosenSqueeze = squeeze == null ? null : MainJob.Squeeze.parse(squeeze);
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         var sample = graph.inputs().getFirst().sampleShape();
@@ -165,7 +179,7 @@ final class RunCommand implements Callable<Integer> {
         MainJob.Result result;
         MainJob job;
         try (Backend backend = backendOptions.open()) {
-            job = new MainJob(graph, learnedClipLevels, test, calibration, settings, backend);
+            job = new MainJob(graph, loaded.architecture(), learnedClipLevels, test, calibration, settings, backend);
             try (ProgressBar bar = new ProgressBarBuilder().setTaskName("main job").setInitialMax((long) job.rowCount() * images).setUnit(" img", 1)
                     .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
                 result = job.run(bar);
@@ -173,6 +187,7 @@ final class RunCommand implements Callable<Integer> {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         List<String> pictures = Pictures.drawAll(outDir, job.views(), result, settings);
+        List<String> plans = writePlans(outDir.resolve("plans"), result.plans());
         MainJob.Row fp = result.rows().getFirst();
         StudyReport r = new StudyReport(loaded.architecture(), loaded.source(), GraphStats.of(graph, 1).parameters(), test.source(),
                 calibration.source(), Machine.current().toString(), images, fp.accuracy(), fp.imagesPerSecond(), fp.backend(), resize.name(),
@@ -215,6 +230,7 @@ final class RunCommand implements Callable<Integer> {
                     l.bitOps(), l.packedBytes());
         }
         out.printf("%npictures     %s%n", String.join(", ", pictures));
+        out.printf("plans        %d in %s (run one again with: bin/silhouette run --plan FILE, or eval --plan FILE)%n", plans.size(), outDir.resolve("plans"));
         out.printf("time         %.1f s%n", seconds);
         out.flush();
         return 0;
@@ -224,5 +240,22 @@ final class RunCommand implements Callable<Integer> {
         int best = 0;
         for (int i = 1; i < n; i++) if (v[off + i] > v[off + best]) best = i;
         return best;
+    }
+
+    /** Each quantized row's plan as a file, for `run --plan`, `eval --plan` and the Java API to run again unchanged. */
+    private static List<String> writePlans(Path dir, Map<String, QuantPlan> plans) {
+        List<String> written = new java.util.ArrayList<>();
+        for (Map.Entry<String, QuantPlan> e : plans.entrySet()) {
+            String base = e.getKey().replaceAll("[^A-Za-z0-9.]+", "-").replaceAll("^-|-$", "");
+            Path file = dir.resolve(base + ".json");
+            try {
+                java.nio.file.Files.createDirectories(dir);
+            } catch (java.io.IOException io) {
+                throw new java.io.UncheckedIOException("cannot create " + dir + ": " + io.getMessage(), io);
+            }
+            QuantPlanJson.save(e.getValue(), file);
+            written.add(file.toString());
+        }
+        return written;
     }
 }

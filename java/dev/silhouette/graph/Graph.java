@@ -126,4 +126,26 @@ public final class Graph {
     public static String opName(Op op) {
         return op.getClass().getSimpleName();
     }
+
+    /** What plans and calibration statistics are keyed to: SHA-256 over the graph's inputs, nodes (name, op, inputs), outputs and every parameter's name, shape and bits. */
+    public String fingerprint() {
+        try {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            StringBuilder s = new StringBuilder();
+            for (Graph.Input in : inputs) s.append("input ").append(in.name()).append(in.sampleShape()).append('\n');
+            for (Node node : nodes) s.append("node ").append(node.name()).append(' ').append(node.op()).append(node.inputs()).append('\n');
+            s.append("outputs ").append(outputs).append('\n');
+            md.update(s.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            for (Map.Entry<String, Tensor> p : parameters.entrySet()) {
+                md.update((p.getKey() + p.getValue().shape()).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * p.getValue().size());
+                b.asFloatBuffer().put(p.getValue().data());
+                md.update(b.array());
+            }
+            return java.util.HexFormat.of().formatHex(md.digest());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+        }
+    }
+
 }

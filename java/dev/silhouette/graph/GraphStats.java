@@ -59,6 +59,8 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             case Op.Sigmoid s -> "";
             case Op.Softmax s -> "";
             case Op.PactQuantize q -> q.bits() + " bits, alpha " + q.alpha();
+            case Op.AffineQuantize q -> q.bits().size() == 1 ? q.bits().getFirst() + " bits over [" + q.lo().getFirst() + ", " + q.hi().getFirst() + "]"
+                    : q.bits().size() + " channels, widths " + q.bits();
             case Op.RegionQuantize q -> q.policy() + " " + q.resize().name().toLowerCase() + " " + q.order().name().toLowerCase()
                     + (q.onlyRegion() >= 0 ? " region " + q.onlyRegion() : "");
             case Op.DrqQuantize q -> q.lowBits() + "/" + q.highBits() + " bits, " + q.block() + "x" + q.block() + " blocks >= " + q.threshold()

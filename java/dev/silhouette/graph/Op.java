@@ -199,6 +199,28 @@ public sealed interface Op {
     }
 
     /**
+     * Unsigned affine activation quantization (post-training plans): per tensor ({@code bits}, {@code lo},
+     * {@code hi} of one entry) or per channel of axis 1 (one entry per channel), each on the grid of
+     * dev.silhouette.quant.Quantizers#affine over [lo, hi] widened to hold 0.
+     */
+    record AffineQuantize(List<Integer> bits, List<Float> lo, List<Float> hi) implements Op {
+        public AffineQuantize {
+            bits = List.copyOf(bits);
+            lo = List.copyOf(lo);
+            hi = List.copyOf(hi);
+            if (bits.isEmpty() || lo.size() != bits.size() || hi.size() != bits.size()) {
+                throw new IllegalArgumentException("affine quantization needs one width, lo and hi per group; got " + bits.size() + ", " + lo.size() + ", " + hi.size());
+            }
+            for (int g = 0; g < bits.size(); g++) {
+                RegionSettings.checkBits("affine quantization", bits.get(g));
+                if (!(lo.get(g) <= hi.get(g)) || lo.get(g).isInfinite() || hi.get(g).isInfinite()) {
+                    throw new IllegalArgumentException("affine quantization: range [" + lo.get(g) + ", " + hi.get(g) + "] of group " + g + " is not a finite interval");
+                }
+            }
+        }
+    }
+
+    /**
      * Region-based activation quantization: input 0 (N x C x H x W activations) is quantized per pixel at
      * the bits of that pixel's region, found from input 1 (the N x 1 x h x w silhouette) by the policy's
      * per-image rank cuts (dev.silhouette.quant.SilhouetteThresholds) at size H x W ({@code resize}, {@code order}). Region j uses

@@ -106,6 +106,7 @@ public final class ShapeInference {
                 yield x.withDim(axis, Math.toIntExact(total));
             }
             case Op.PactQuantize q -> x;
+            case Op.AffineQuantize q -> x;
             case Op.DrqQuantize q -> {
                 requireRank(node, x, 4);
                 yield x;

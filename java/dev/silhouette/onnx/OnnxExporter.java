@@ -168,6 +168,7 @@ public final class OnnxExporter {
             }
             // Silhouette's own quantization ops have no standard ONNX operator.
             case Op.PactQuantize q -> throw notExportable(n);
+            case Op.AffineQuantize q -> throw notExportable(n);
             case Op.RegionQuantize q -> throw notExportable(n);
             case Op.DrqQuantize q -> throw notExportable(n);
             case Op.ChannelSqueeze q -> throw notExportable(n);

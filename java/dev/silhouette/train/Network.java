@@ -158,7 +158,7 @@ public final class Network {
 
     /**
      * The clip levels as they stand, by the value each quantizer reads and its width (the form
-     * {@link dev.silhouette.graph.RegionQuantization.ClipLevels} asks for); empty unless they are learned.
+     * the plan asks for); empty unless they are learned.
      */
     public Map<String, Map<Integer, Float>> clipLevels() {
         Map<String, Map<Integer, Float>> out = new java.util.TreeMap<>();
@@ -228,6 +228,7 @@ public final class Network {
             case Op.Reshape o -> false;
             case Op.Pad o -> false;
             case Op.PactQuantize o -> true;
+            case Op.AffineQuantize o -> false;
             case Op.RegionQuantize o -> true;
             case Op.DrqQuantize o -> false;
             // Forward only: the attention branch's squeeze feeds only RegionQuantize's silhouette input, which
@@ -379,6 +380,7 @@ public final class Network {
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
             case Op.PactQuantize op -> RegionOps.pactQuantize(x, withClipLevels(node, op));
+            case Op.AffineQuantize op -> throw refused(node);
             case Op.RegionQuantize op -> RegionOps.regionQuantize(x, xs.get(1), withClipLevels(node, op));
             case Op.DrqQuantize op -> throw refused(node);
             case Op.ChannelSqueeze op -> RegionOps.channelSqueeze(x, op);
@@ -524,6 +526,7 @@ public final class Network {
             case Op.HardSwish op -> throw refused(node);
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
+            case Op.AffineQuantize op -> throw refused(node);
             case Op.PactQuantize stored -> {
                 OpGradients.QuantizerGrads g = OpGradients.pactQuantize(x, dy, withClipLevels(node, stored));
                 if (needInput) addGrad(grads, in0, g.input());

@@ -142,4 +142,23 @@ public class MainJobTest {
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("calibration"), r.err());
     }
+
+    /** Every quantized row's plan is written; run --plan and eval --plan reproduce the row's accuracy from the file alone. */
+    @Test
+    public void writtenPlansReproduceTheirRowsInRunAndEval() {
+        Path plans = out.resolve("plans");
+        assertTrue(Files.isRegularFile(plans.resolve("W8A8.json")), "plans: " + plans);
+        for (String[] row : new String[][] {{"W8A8", "-", "W8A8.json"}, {"W4A4", "-", "W4A4.json"},
+                {"2:50,3:30,4:20 W4", "learned", "2-50-3-30-4-20-W4-learned.json"},
+                {"2:50,3:30,4:20 W4", "training-free", "2-50-3-30-4-20-W4-training-free.json"},
+                {"DRQ 4/2 (2.7 bits)", "input blocks", "DRQ-4-2-2.7-bits-input-blocks.json"}}) {
+            double expected = row(row[0], row[1]).get("accuracy").getAsDouble();
+            String file = plans.resolve(row[2]).toString();
+            for (String command : new String[] {"run", "eval"}) {
+                CliTest.Result r = CliTest.run(command, "--plan", file, "--limit", "200", "--batch", "100", "--backend", "cpu", "--json");
+                assertEquals(r.exitCode(), 0, r.err());
+                assertEquals(JsonParser.parseString(r.out()).getAsJsonObject().get("accuracy").getAsDouble(), expected, 0, command + " --plan " + row[2]);
+            }
+        }
+    }
 }

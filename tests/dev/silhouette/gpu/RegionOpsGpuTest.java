@@ -1,5 +1,8 @@
 package dev.silhouette.gpu;
 
+import dev.silhouette.pipeline.Plans;
+import dev.silhouette.pipeline.Plans.Receiving;
+import dev.silhouette.pipeline.TestPlans;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.CpuOps;
 import dev.silhouette.backend.cpu.RegionOps;
@@ -11,10 +14,7 @@ import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Passes;
-import dev.silhouette.graph.RegionQuantization;
-import dev.silhouette.graph.RegionQuantization.Plan;
-import dev.silhouette.graph.RegionQuantization.Scheme;
-import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.pipeline.RegionQuantization;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
@@ -52,7 +52,7 @@ import static org.testng.Assert.fail;
 @Test(groups = "gpu")
 public class RegionOpsGpuTest {
     static final Graph MODEL = Passes.foldBatchNorm(ModelLoader.load(ModelLoader.BUNDLED).graph());
-    static final RegionQuantization.ClipLevels CLIPS = (value, bits) -> 2f + bits * 0.25f;
+    static final Plans.ClipLevels CLIPS = (value, bits) -> 2f + bits * 0.25f;
     /** End to end, the share of images whose CUDA prediction must equal the CPU's (region boundaries may move with cuDNN's rounding). */
     static final double AGREEMENT = 0.9;
 
@@ -162,28 +162,28 @@ public class RegionOpsGpuTest {
     @DataProvider
     public Object[][] networks() {
         Map<String, Graph> graphs = new LinkedHashMap<>();
-        graphs.put("W4A4 (PactQuantize)", RegionQuantization.apply(MODEL, new Plan(new Scheme.Uniform(4), 8), CLIPS));
+        graphs.put("W4A4 (PactQuantize)", TestPlans.quantized(MODEL, new Receiving.Uniform(4), CLIPS));
         RegionPolicy main = RegionPolicy.parse("2:50,3:30,4:20");
         for (Op.Interpolate.Mode mode : Op.Interpolate.Mode.values()) {
             for (Op.RegionQuantize.MaskOrder order : Op.RegionQuantize.MaskOrder.values()) {
                 graphs.put("2:50,3:30,4:20 shared W4 " + mode + " " + order,
-                        RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(main, WeightForm.SHARED, 4, mode, order), 8), CLIPS));
+                        TestPlans.quantized(MODEL, new Receiving.Region(main, false, 4, mode, order), CLIPS));
             }
         }
-        graphs.put("2:50,3:30,4:20 per-region", RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(main, WeightForm.PER_REGION, 4,
-                Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS));
+        graphs.put("2:50,3:30,4:20 per-region", TestPlans.quantized(MODEL, new Receiving.Region(main, true, 4,
+                Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS));
         Map<String, Float> thresholds = new HashMap<>();
         for (Node n : RegionQuantization.layers(MODEL).receiving()) thresholds.put(n.inputs().getFirst(), 0.5f);
-        graphs.put("DRQ 8/4", RegionQuantization.apply(MODEL, new Plan(new Scheme.Drq(4, 8, 2, thresholds), 8), CLIPS));
-        Plan regionPlan = new Plan(new Scheme.Region(main, WeightForm.SHARED, 4, Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8);
+        graphs.put("DRQ 8/4", TestPlans.quantized(MODEL, new Receiving.Drq(4, 8, 2, thresholds), CLIPS));
+        Receiving regionPlan = new Receiving.Region(main, false, 4, Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD);
         String featureMap = RegionQuantization.branchPoint(MODEL);
         for (Op.ChannelSqueeze.Squeeze mode : Op.ChannelSqueeze.Squeeze.values()) {
             Graph free = RegionQuantization.trainingFreeSilhouette(MODEL, featureMap, new Op.ChannelSqueeze(mode, 8));
-            graphs.put("training-free " + mode, RegionQuantization.apply(free, regionPlan, CLIPS));
+            graphs.put("training-free " + mode, TestPlans.quantized(free, regionPlan, CLIPS));
         }
-        graphs.put("noise silhouette", RegionQuantization.apply(RegionQuantization.noiseSilhouette(MODEL, featureMap, 7), regionPlan, CLIPS));
+        graphs.put("noise silhouette", TestPlans.quantized(RegionQuantization.noiseSilhouette(MODEL, featureMap, 7), regionPlan, CLIPS));
         Models.Options o = Models.defaults("fmnist-resnet").withAttention(new Op.ChannelSqueeze(Op.ChannelSqueeze.Squeeze.MAX, 1));
-        graphs.put("attention branch (LogitBlend)", RegionQuantization.apply(Passes.foldBatchNorm(Models.build("fmnist-resnet", o)), regionPlan, CLIPS));
+        graphs.put("attention branch (LogitBlend)", TestPlans.quantized(Passes.foldBatchNorm(Models.build("fmnist-resnet", o)), regionPlan, CLIPS));
         return graphs.entrySet().stream().map(e -> new Object[] {e.getKey(), e.getValue()}).toArray(Object[][]::new);
     }
 

@@ -6,7 +6,7 @@ import dev.silhouette.graph.GraphBuilder;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.RegionQuantization;
+import dev.silhouette.pipeline.RegionQuantization;
 import dev.silhouette.io.Idx;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;

@@ -1,5 +1,9 @@
 package dev.silhouette.train;
 
+import dev.silhouette.pipeline.Plans;
+import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.pipeline.Plans.Receiving;
+import dev.silhouette.pipeline.TestPlans;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Graph;
@@ -9,10 +13,7 @@ import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Passes;
-import dev.silhouette.graph.RegionQuantization;
-import dev.silhouette.graph.RegionQuantization.Plan;
-import dev.silhouette.graph.RegionQuantization.Scheme;
-import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.pipeline.RegionQuantization;
 import dev.silhouette.graph.Window;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
@@ -210,11 +211,13 @@ public class RegionFinetuneTest {
         assertFalse(new Network(b.build()).parameters().containsKey("q.alpha"));
     }
 
-    private static final RegionQuantization.ClipLevels CLIPS = (value, bits) -> 0.5f + 0.25f * bits;
+    private static final Plans.ClipLevels CLIPS = (value, bits) -> 0.5f + 0.25f * bits;
 
-    private static Plan plan() {
-        return new Plan(new Scheme.Region(RegionPolicy.parse("2:50,3:30,4:20"), WeightForm.SHARED, 4, Op.Interpolate.Mode.NEAREST,
-                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8);
+    private static final Receiving REGION = new Receiving.Region(RegionPolicy.parse("2:50,3:30,4:20"), false, 4, Op.Interpolate.Mode.NEAREST,
+            Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD);
+
+    private static QuantPlan plan(Graph g) {
+        return TestPlans.plan(g, REGION, CLIPS);
     }
 
     private static Tensor images(int n) {
@@ -227,7 +230,7 @@ public class RegionFinetuneTest {
     @Test
     public void theFinetuningNetworkKeepsFloatWeightsAndQuantizesThemAtThePlansWidths() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
-        Network net = RegionFinetune.network(model, plan(), CLIPS, Network.RegionTraining.NONE);
+        Network net = RegionFinetune.network(model, plan(model), Network.RegionTraining.NONE);
         RegionQuantization.Layers layers = RegionQuantization.layers(model);
         for (Node n : layers.receiving()) {
             assertEquals(net.parameters().get(n.name() + ".weight").data(), model.parameters().get(n.name() + ".weight").data(), n.name());
@@ -244,8 +247,8 @@ public class RegionFinetuneTest {
         Graph folded = Passes.foldBatchNorm(ModelLoader.load(ModelLoader.BUNDLED).graph());
         Tensor in = images(6);
         String input = folded.inputs().getFirst().name();
-        Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
-        Tensor actual = RegionFinetune.network(folded, plan(), CLIPS, Network.RegionTraining.NONE).forward(Map.of(input, in), false).value(Models.LOGITS);
+        Tensor expected = new CpuBackend().run(TestPlans.quantized(folded, REGION, CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(folded, plan(folded), Network.RegionTraining.NONE).forward(Map.of(input, in), false).value(Models.LOGITS);
         for (int i = 0; i < expected.size(); i++) assertEquals(actual.data()[i], expected.data()[i], 1e-4f, "logit " + i);
     }
 
@@ -256,8 +259,8 @@ public class RegionFinetuneTest {
         Graph folded = Passes.foldBatchNorm(model);
         Tensor in = images(20);
         String input = folded.inputs().getFirst().name();
-        Tensor expected = new CpuBackend().run(RegionQuantization.apply(folded, plan(), CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
-        Tensor actual = RegionFinetune.network(model, plan(), CLIPS, Network.RegionTraining.NONE).forward(Map.of(input, in), false).value(Models.LOGITS);
+        Tensor expected = new CpuBackend().run(TestPlans.quantized(folded, REGION, CLIPS), Map.of(input, in), List.of(Models.LOGITS)).get(Models.LOGITS);
+        Tensor actual = RegionFinetune.network(model, plan(model), Network.RegionTraining.NONE).forward(Map.of(input, in), false).value(Models.LOGITS);
         double maxDiff = 0;
         for (int i = 0; i < expected.size(); i++) maxDiff = Math.max(maxDiff, Math.abs(actual.data()[i] - expected.data()[i]));
         System.out.println("max logit difference unfolded vs folded: " + maxDiff);
@@ -267,14 +270,14 @@ public class RegionFinetuneTest {
     @Test
     public void theSharedRegionAndTheUniformSchemesAreFinetunedThePerRegionFormIsNot() {
         Graph model = ModelLoader.load(ModelLoader.BUNDLED).graph();
-        Network uniform = RegionFinetune.network(model, new Plan(new Scheme.Uniform(3, 4), 8), CLIPS, Network.RegionTraining.NONE);
+        Network uniform = RegionFinetune.network(model, TestPlans.plan(model, new Receiving.Uniform(3, 4), CLIPS), Network.RegionTraining.NONE);
         String q = uniform.quantization();
         assertTrue(q.contains(RegionQuantization.layers(model).receiving().getFirst().name() + "=SymmetricWeights[bits=4]"), q);
         assertTrue(uniform.graph().nodes().stream().anyMatch(n -> n.op() instanceof Op.PactQuantize p && p.bits() == 3), "3-bit activations in the loop");
-        Plan perRegion = new Plan(new Scheme.Region(RegionPolicy.parse("2:50,3:30,4:20"), WeightForm.PER_REGION, 4, Op.Interpolate.Mode.NEAREST,
-                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8);
+        QuantPlan perRegion = TestPlans.plan(model, new Receiving.Region(RegionPolicy.parse("2:50,3:30,4:20"), true, 4, Op.Interpolate.Mode.NEAREST,
+                Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS);
         String message = org.testng.Assert.expectThrows(IllegalArgumentException.class,
-                () -> RegionFinetune.network(model, perRegion, CLIPS, Network.RegionTraining.NONE)).getMessage();
-        assertTrue(message.contains("shared-weight region scheme and the uniform one"), message);
+                () -> RegionFinetune.network(model, perRegion, Network.RegionTraining.NONE)).getMessage();
+        assertTrue(message.contains("PACT and shared-weight region activations"), message);
     }
 }

@@ -80,6 +80,7 @@ public final class CpuBackend implements Backend {
             case Op.Reshape r -> CpuOps.reshape(x, expected);
             case Op.Pad p -> CpuOps.pad(x, p);
             case Op.PactQuantize q -> RegionOps.pactQuantize(x, q);
+            case Op.AffineQuantize q -> RegionOps.affineQuantize(x, q);
             case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);
             case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
             case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);

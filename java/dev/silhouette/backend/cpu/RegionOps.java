@@ -1,6 +1,8 @@
 package dev.silhouette.backend.cpu;
 
 import dev.silhouette.graph.Op;
+import dev.silhouette.quant.QuantizedTensor;
+import dev.silhouette.quant.Quantizers;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.quant.SilhouetteThresholds;
@@ -99,6 +101,28 @@ public final class RegionOps {
             for (int i = from; i < to; i++) out[i] = RegionQuantizer.pactValue(in[i], alpha, bits);
         });
         return new Tensor(x.shape(), out);
+    }
+
+    /**
+     * Op.AffineQuantize: every value replaced by its dequantized affine code, per tensor or per channel
+     * (axis 1) with that channel's width and range; the codes are {@link Quantizers#affine}'s.
+     */
+    public static Tensor affineQuantize(Tensor x, Op.AffineQuantize op) {
+        int groups = op.bits().size();
+        Shape s = x.shape();
+        if (groups > 1 && (s.rank() < 2 || s.dim(1) != groups)) {
+            throw new IllegalArgumentException("affine quantization of " + groups + " channels cannot read a value of shape " + s);
+        }
+        float[] in = x.data(), out = new float[in.length];
+        int channels = groups == 1 ? 1 : s.dim(1), plane = in.length / Math.max(1, s.dim(0)) / channels;
+        IntStream.range(0, in.length / plane).parallel().forEach(p -> {
+            int g = groups == 1 ? 0 : p % channels;
+            int from = p * plane;
+            Tensor slice = new Tensor(Shape.of(plane), java.util.Arrays.copyOfRange(in, from, from + plane));
+            QuantizedTensor q = Quantizers.affine(slice, op.bits().get(g), new float[] {op.lo().get(g)}, new float[] {op.hi().get(g)});
+            System.arraycopy(q.dequantize().data(), 0, out, from, plane);
+        });
+        return new Tensor(s, out);
     }
 
     /**

@@ -73,7 +73,9 @@ public final class BuiltinKernels {
         /** Input count, rank or dimensions do not fit the op. */
         SHAPE,
         /** A count the kernels index with 32 bits reaches 2^31. */
-        INDEX_RANGE
+        INDEX_RANGE,
+        /** No CUDA kernel computes the op yet; graphs with it run on the CPU backend. */
+        NOT_IMPLEMENTED
     }
 
     /** Most axes a broadcast operand may have (SILHOUETTE_MAX_BROADCAST_RANK in ops_elementwise.cu). */
@@ -131,6 +133,7 @@ public final class BuiltinKernels {
             case Op.Pad p -> s.rank() != 4 ? shape(op, "input " + s + " is not NCHW")
                     : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
             case Op.PactQuantize q -> RegionOpKernels.supports(op, inputs);
+            case Op.AffineQuantize q -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "no CUDA kernel for affine activation quantization yet; post-training plans run on the CPU"));
             case Op.RegionQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.DrqQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.ChannelSqueeze q -> RegionOpKernels.supports(op, inputs);

@@ -298,6 +298,7 @@ public final class CudaBackend implements Backend {
             case Op.HardSwish h -> kernels.hardSwish(x.address(), out.address(), count, stream);
             case Op.Pad p -> kernels.pad(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p, stream);
             case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
+            case Op.AffineQuantize q -> throw new IllegalStateException("AffineQuantize has no CUDA kernel; supports() refuses it before execution");
             case Op.PactQuantize q -> regionOps.pactQuantize(x.address(), out.address(), count, q, stream);
             case Op.RegionQuantize q -> {
                 var table = new RegionOpKernels.RegionTable(params.address(node, DeviceWeights.REGION_SHARES),

@@ -1,9 +1,16 @@
-package dev.silhouette.quant;
+package dev.silhouette.pipeline;
 
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.CpuOps;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Op;
+import dev.silhouette.quant.Aciq;
+import dev.silhouette.quant.ActivationStats;
+import dev.silhouette.quant.BiasCorrection;
+import dev.silhouette.quant.PtqRecipe;
+import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.quant.QuantPlanJson;
+import dev.silhouette.quant.Quantizers;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.Test;
@@ -17,20 +24,20 @@ import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
 import static org.testng.Assert.expectThrows;
 
-public class QuantizedModelTest {
+public class PostTrainingTest {
 
     @Test
     public void fakeQuantizedRunEqualsQuantizersComposedByHand() throws Exception {
         Graph g = CalibrationTest.smallNet(3);
         Tensor images = Tensor.normal(Shape.of(6, 2, 9, 7), 1, 4);
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 3, Calibration.allValues(g));
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 3, Calibration.allValues(g), java.util.Set.of(), 1);
             PtqRecipe recipe = new PtqRecipe(4, 2, true, Aciq.Prior.LAPLACE, null, true, false, false, 0);
-            QuantizedModel q = QuantizedModel.build(g, "small", recipe, cal);
+            QuantPlan q = PostTraining.plan(g, "small", recipe, cal).plan();
             Path file = Files.createTempDirectory("qm").resolve("q.json");
-            q.save(file);
-            QuantizedModel loaded = QuantizedModel.load(file, g);
-            Tensor got = new FakeQuantRunner(cpu, g, loaded).run(images, List.of("relu")).get("relu");
+            QuantPlanJson.save(q, file);
+            QuantPlan loaded = QuantPlanJson.load(file);
+            Tensor got = cpu.run(PlanRewrite.apply(g, loaded), Map.of("image", images), List.of("relu")).get("relu");
 
             // By hand: the input on its ACIQ range (two-sided, it has negative values), per-channel max-clipped
             // 4-bit weights with bias correction, float conv, ReLU (not quantized: no weighted layer reads it).
@@ -44,8 +51,8 @@ public class QuantizedModelTest {
             Tensor expected = CpuOps.relu(CpuOps.conv2d(x, wq, g.parameters().get("conv.bias"), conv));
             assertEquals(got.shape(), expected.shape());
             for (int i = 0; i < got.size(); i++) assertEquals(got.data()[i], expected.data()[i], 1e-5f, "output " + i);
-            assertEquals(loaded.activations().size(), 1);
-            assertEquals(loaded.layers().getFirst().bits(), new int[] {4, 4, 4, 4, 4});
+            assertEquals(loaded.layers().size(), 1);
+            assertEquals(((QuantPlan.Weights.Symmetric) loaded.layers().getFirst().weights()).bits(), new int[] {4, 4, 4, 4, 4});
         }
     }
 
@@ -54,9 +61,9 @@ public class QuantizedModelTest {
         Graph g = CalibrationTest.smallNet(5);
         Tensor images = Tensor.uniform(Shape.of(4, 2, 9, 7), 0, 1, 6);
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 4, Calibration.allValues(g));
-            QuantizedModel q = QuantizedModel.build(g, "small", new PtqRecipe(8, 8, false, null, null, false, false, false, 0), cal);
-            Tensor fq = new FakeQuantRunner(cpu, g, q).run(images, List.of("relu")).get("relu");
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 4, Calibration.allValues(g), java.util.Set.of(), 1);
+            QuantPlan q = PostTraining.plan(g, "small", new PtqRecipe(8, 8, false, null, null, false, false, false, 0), cal).plan();
+            Tensor fq = cpu.run(PlanRewrite.apply(g, q), Map.of("image", images), List.of("relu")).get("relu");
             Tensor fp = cpu.run(g, Map.of("image", images)).get("relu");
             double maxOut = 0, maxErr = 0;
             for (int i = 0; i < fp.size(); i++) {
@@ -72,18 +79,19 @@ public class QuantizedModelTest {
         Graph g = CalibrationTest.smallNet(3), other = CalibrationTest.smallNet(4);
         Tensor images = Tensor.uniform(Shape.of(2, 2, 9, 7), 0, 1, 4);
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 2, Calibration.allValues(g));
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 2, Calibration.allValues(g), java.util.Set.of(), 1);
             var e = expectThrows(IllegalArgumentException.class,
-                    () -> QuantizedModel.build(other, "other", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal));
+                    () -> PostTraining.plan(other, "other", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal));
             assertTrue(e.getMessage().contains("collected on another model ('small')"), e.getMessage());
             Path file = Files.createTempDirectory("qm").resolve("q.json");
-            QuantizedModel.build(g, "small", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal).save(file);
-            e = expectThrows(IllegalArgumentException.class, () -> QuantizedModel.load(file, other));
-            assertTrue(e.getMessage().contains("made for another model ('small')"), e.getMessage());
+            QuantPlanJson.save(PostTraining.plan(g, "small", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal).plan(), file);
+            QuantPlan loaded = QuantPlanJson.load(file);
+            e = expectThrows(IllegalArgumentException.class, () -> PlanRewrite.apply(other, loaded));
+            assertTrue(e.getMessage().contains("made for another model ('small'"), e.getMessage());
             Path tampered = file.resolveSibling("tampered.json");
-            Files.writeString(tampered, Files.readString(file).replace("\"weightBits\": 4", "\"weightBits\": 9"));
-            e = expectThrows(IllegalArgumentException.class, () -> QuantizedModel.load(tampered, g));
-            assertEquals(e.getMessage(), "quantized model " + tampered + ": weight bits 9 outside the supported 1..8");
+            Files.writeString(tampered, Files.readString(file).replaceFirst("\"bits\": \\[\\s*4\\s*\\]", "\"bits\": [9]"));
+            e = expectThrows(IllegalArgumentException.class, () -> QuantPlanJson.load(tampered));
+            assertEquals(e.getMessage(), "quantization plan " + tampered + ": layers[0].weights is not valid: weight bits 9 outside the supported 1..8");
         }
     }
 
@@ -104,13 +112,13 @@ public class QuantizedModelTest {
         int plane = 9 * 7;
         for (int i = 0; i < images.size(); i++) if (i / plane % 2 == 0) images.data()[i] *= 40;
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 5, Calibration.allValues(g));
-            QuantizedModel q = QuantizedModel.build(g, "small", new PtqRecipe(8, 3, false, null, null, false, false, true, 0), cal);
-            QuantizedModel.Activation a = q.activations().getFirst();
-            assertEquals(a.value(), "image");
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 5, Calibration.allValues(g), java.util.Set.of(), 1);
+            QuantPlan q = PostTraining.plan(g, "small", new PtqRecipe(8, 3, false, null, null, false, false, true, 0), cal).plan();
+            assertEquals(q.layers().getFirst().input(), "image");
+            QuantPlan.Activations.Affine a = (QuantPlan.Activations.Affine) q.layers().getFirst().activations();
             assertEquals(a.channelBits()[0] + a.channelBits()[1], 6, "budget of 3 bits over 2 channels");
             assertTrue(a.channelBits()[0] > a.channelBits()[1], "the 40x wider channel gets more bits: " + java.util.Arrays.toString(a.channelBits()));
-            Tensor got = new FakeQuantRunner(cpu, g, q).run(images, List.of("image")).get("image");
+            Tensor got = cpu.run(PlanRewrite.apply(g, q), Map.of("image", images), List.of("image.q3")).get("image.q3");
             for (int i = 0; i < images.size(); i++) {
                 int c = i / plane % 2;
                 Tensor one = new Tensor(Shape.of(1), new float[] {images.data()[i]});

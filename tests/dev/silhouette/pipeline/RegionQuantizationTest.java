@@ -1,13 +1,19 @@
-package dev.silhouette.graph;
+package dev.silhouette.pipeline;
+
+import dev.silhouette.graph.Graph;
+import dev.silhouette.pipeline.Plans.Receiving;
+import dev.silhouette.graph.Models;
+import dev.silhouette.graph.ModelLoader;
+import dev.silhouette.graph.Node;
+import dev.silhouette.graph.Op;
+import dev.silhouette.graph.Passes;
+import dev.silhouette.graph.Window;
 
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.Reference;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Op.Interpolate.Mode;
 import dev.silhouette.graph.Op.RegionQuantize.MaskOrder;
-import dev.silhouette.graph.RegionQuantization.Plan;
-import dev.silhouette.graph.RegionQuantization.Scheme;
-import dev.silhouette.graph.RegionQuantization.WeightForm;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
@@ -25,7 +31,7 @@ import static org.testng.Assert.expectThrows;
 /** The graph passes of region quantization, run on the CPU reference. */
 public class RegionQuantizationTest {
     static final Graph MODEL = Passes.foldBatchNorm(ModelLoader.load(ModelLoader.BUNDLED).graph());
-    static final RegionQuantization.ClipLevels CLIPS = (value, bits) -> 2f + bits * 0.25f;
+    static final Plans.ClipLevels CLIPS = (value, bits) -> 2f + bits * 0.25f;
     static final Tensor IMAGES = Tensor.uniform(Shape.of(3, 1, 28, 28), 0f, 1f, 5);
 
     static Map<String, Tensor> run(Graph g) {
@@ -42,9 +48,9 @@ public class RegionQuantizationTest {
 
     @Test
     public void oneRegionPolicyIsUniformQuantization() {
-        Graph uniform = RegionQuantization.apply(MODEL, new Plan(new Scheme.Uniform(4), 8), CLIPS);
-        Graph region = RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(RegionPolicy.parse("4:100"), WeightForm.SHARED, 4,
-                Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS);
+        Graph uniform = TestPlans.quantized(MODEL, new Receiving.Uniform(4), CLIPS);
+        Graph region = TestPlans.quantized(MODEL, new Receiving.Region(RegionPolicy.parse("4:100"), false, 4,
+                Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS);
         assertEquals(run(region).get(Models.LOGITS).data(), run(uniform).get(Models.LOGITS).data());
         // And quantization changed something: the logits differ from FP32's.
         assertFalse(java.util.Arrays.equals(run(uniform).get(Models.LOGITS).data(), run(MODEL).get(Models.LOGITS).data()));
@@ -54,19 +60,19 @@ public class RegionQuantizationTest {
     public void perRegionConvolutionsOfEqualWidthSumToTheSharedConvolution() {
         // With every region at 4 bits the masked per-region convolutions add up to one 4-bit convolution.
         RegionPolicy equalWidths = RegionPolicy.parse("4:50,4:30,4:20");
-        Graph shared = RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(equalWidths, WeightForm.SHARED, 4, Mode.NEAREST,
-                MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS);
-        Graph perRegion = RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(equalWidths, WeightForm.PER_REGION, 4, Mode.NEAREST,
-                MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS);
+        Graph shared = TestPlans.quantized(MODEL, new Receiving.Region(equalWidths, false, 4, Mode.NEAREST,
+                MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS);
+        Graph perRegion = TestPlans.quantized(MODEL, new Receiving.Region(equalWidths, true, 4, Mode.NEAREST,
+                MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS);
         assertTrue(perRegion.nodes().stream().anyMatch(n -> n.name().equals("layer3.0.conv2.r2")));
         float[] a = run(shared).get(Models.LOGITS).data(), b = run(perRegion).get(Models.LOGITS).data();
         for (int i = 0; i < a.length; i++) assertEquals(b[i], a[i], 1e-4 * (1 + Math.abs(a[i])), "logit " + i);
     }
 
     /** The float-simulated graph against the integer reference of docs/REGION_QUANTIZATION.md, section 6, on one receiving conv. */
-    static void checkAgainstIntegerReference(WeightForm form) {
+    static void checkAgainstIntegerReference(boolean perRegion) {
         RegionPolicy policy = RegionPolicy.parse("2:50,3:30,4:20");
-        Graph g = RegionQuantization.apply(MODEL, new Plan(new Scheme.Region(policy, form, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS);
+        Graph g = TestPlans.quantized(MODEL, new Receiving.Region(policy, perRegion, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS);
         Map<String, Tensor> values = new CpuBackend().run(g, Map.of("input", IMAGES), List.of("layer2.0.relu1", Models.SILHOUETTE, "layer2.0.conv2"));
         Tensor x = values.get("layer2.0.relu1"), s = values.get(Models.SILHOUETTE), got = values.get("layer2.0.conv2");
         Node original = MODEL.node("layer2.0.conv2");
@@ -75,11 +81,11 @@ public class RegionQuantizationTest {
         int[] bits = {2, 3, 4};
         float[] alphas = new float[3];
         for (int r = 0; r < 3; r++) alphas[r] = CLIPS.alpha("layer2.0.relu1", bits[r]);
-        int[] weightBits = form == WeightForm.SHARED ? new int[] {4, 4, 4} : bits;
+        int[] weightBits = !perRegion ? new int[] {4, 4, 4} : bits;
         Reference.RegionConv ref = Reference.regionConv2d(x, region, bits, alphas, weightBits, MODEL.parameter(original, "weight"),
                 MODEL.parameter(original, "bias"), (Op.Conv2d) original.op());
         float[] want = ref.output().data();
-        for (int i = 0; i < want.length; i++) assertEquals(got.data()[i], want[i], 1e-4 * (1 + Math.abs(want[i])), form + " output " + i);
+        for (int i = 0; i < want.length; i++) assertEquals(got.data()[i], want[i], 1e-4 * (1 + Math.abs(want[i])), (perRegion ? "per-region" : "shared") + " output " + i);
         // The accumulators hold integers that the regions really reach: every region contributes somewhere.
         long[] nonZero = new long[3];
         for (int i = 0; i < want.length; i++) for (int r = 0; r < 3; r++) if (ref.accumulator(i, r) != 0) nonZero[r]++;
@@ -88,12 +94,12 @@ public class RegionQuantizationTest {
 
     @Test
     public void sharedWeightsMatchTheIntegerReference() {
-        checkAgainstIntegerReference(WeightForm.SHARED);
+        checkAgainstIntegerReference(false);
     }
 
     @Test
     public void perRegionWeightsMatchTheIntegerReference() {
-        checkAgainstIntegerReference(WeightForm.PER_REGION);
+        checkAgainstIntegerReference(true);
     }
 
     @Test
@@ -136,13 +142,13 @@ public class RegionQuantizationTest {
     public void drqAndRefusals() {
         Map<String, Float> thresholds = new java.util.HashMap<>();
         for (Node n : RegionQuantization.layers(MODEL).receiving()) thresholds.put(n.inputs().getFirst(), 0.5f);
-        Graph drq = RegionQuantization.apply(MODEL, new Plan(new Scheme.Drq(4, 8, 2, thresholds), 8), CLIPS);
+        Graph drq = TestPlans.quantized(MODEL, new Receiving.Drq(4, 8, 2, thresholds), CLIPS);
         assertEquals(run(drq).get(Models.LOGITS).shape(), Shape.of(3, 10));
-        IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> new Scheme.Region(RegionPolicy.parse("1:50,4:50"),
-                WeightForm.PER_REGION, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD));
+        IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> TestPlans.plan(MODEL, new Receiving.Region(RegionPolicy.parse("1:50,4:50"),
+                true, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS));
         assertTrue(e.getMessage().contains("1:50,4:50"), e.getMessage());
         Graph noSilhouette = MODEL.withOutputs(List.of(Models.LOGITS));
-        expectThrows(IllegalArgumentException.class, () -> RegionQuantization.apply(noSilhouette, new Plan(new Scheme.Region(RegionPolicy.parse("2:50,4:50"),
-                WeightForm.SHARED, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), 8), CLIPS));
+        expectThrows(IllegalArgumentException.class, () -> TestPlans.quantized(noSilhouette, new Receiving.Region(RegionPolicy.parse("2:50,4:50"),
+                false, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD), CLIPS));
     }
 }

@@ -1,12 +1,14 @@
-package dev.silhouette.quant;
+package dev.silhouette.pipeline;
 
 import dev.silhouette.io.AtomicFiles;
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonParseException;
 import dev.silhouette.backend.Backend;
+import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Graph;
-import dev.silhouette.graph.Node;
+import dev.silhouette.quant.ActivationStats;
+import dev.silhouette.quant.ClipCalibration;
 import dev.silhouette.tensor.Tensor;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -16,54 +18,149 @@ import java.io.IOException;
 import java.io.Reader;
 import java.io.UncheckedIOException;
 import java.io.Writer;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Per-layer activation statistics over a calibration set, collected once and reused (collect / use
- * modes, like TensorRT's calibration cache). The file is JSON and carries a fingerprint of the graph
- * (structure and weights), so statistics of another model are refused instead of silently misused.
+ * What calibration images tell about a model's values, collected once per model and reused (collect /
+ * use modes, like TensorRT's calibration cache): per value, moments, percentiles and a histogram over
+ * [min, max] (ACIQ, min/max ranges, per-channel bit allocation); a histogram over [0, max] giving the
+ * PACT clip level at any width ({@link ClipCalibration}); and, for the values DRQ quantizes, the sorted
+ * block means its thresholds are chosen from. The saved file holds the statistics only, as JSON with
+ * the graph's fingerprint, so statistics of another model are refused instead of silently misused.
  */
-public record Calibration(String format, String fingerprint, String model, int images, Map<String, ActivationStats> layers) {
+public final class Calibration {
     public static final String FORMAT = "silhouette-calibration-1";
     private static final Gson GSON = new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create();
 
+    /** The saved part. */
+    private record Stats(String format, String fingerprint, String model, int images, Map<String, ActivationStats> layers) {}
+
+    private final Stats stats;
+    private final Map<String, ClipCalibration> pactHistograms;
+    private final Map<String, float[]> blockMeans;
+    private final Map<String, Map<Integer, Float>> clipLevels = new LinkedHashMap<>();
+
+    private Calibration(Stats stats, Map<String, ClipCalibration> pactHistograms, Map<String, float[]> blockMeans) {
+        this.stats = stats;
+        this.pactHistograms = pactHistograms;
+        this.blockMeans = blockMeans;
+    }
+
+    public String fingerprint() {
+        return stats.fingerprint();
+    }
+
+    public String model() {
+        return stats.model();
+    }
+
+    public int images() {
+        return stats.images();
+    }
+
+    public Map<String, ActivationStats> layers() {
+        return stats.layers();
+    }
+
     public ActivationStats layer(String name) {
-        ActivationStats s = layers.get(name);
-        if (s == null) throw new IllegalArgumentException("calibration statistics have no value '" + name + "'; they cover " + layers.keySet());
+        ActivationStats s = stats.layers().get(name);
+        if (s == null) throw new IllegalArgumentException("calibration statistics have no value '" + name + "'; they cover " + stats.layers().keySet());
         return s;
+    }
+
+    /**
+     * The PACT clip level of {@code value} at {@code bits}: a level learned by fine-tuning ({@link #adopt}) where
+     * there is one, else the least-squares level over the calibration images, chosen once and remembered.
+     */
+    public float alpha(String value, int bits) {
+        Map<Integer, Float> known = clipLevels.get(value);
+        if (known != null && known.containsKey(bits)) return known.get(bits);
+        ClipCalibration h = pactHistograms.get(value);
+        if (h == null) {
+            throw new IllegalArgumentException(pactHistograms.isEmpty()
+                    ? "these calibration statistics were read from a file, which keeps no PACT histograms; collect them again to choose PACT clip levels"
+                    : "no calibration of '" + value + "' to choose its clip level from; calibrated: " + pactHistograms.keySet());
+        }
+        return clipLevels.computeIfAbsent(value, k -> new TreeMap<>()).computeIfAbsent(bits, h::alpha);
+    }
+
+    /**
+     * Uses clip levels learned by fine-tuning for these values and widths instead of calibrating them; a value
+     * this calibration does not cover is refused (the levels belong to another model).
+     */
+    public void adopt(Map<String, Map<Integer, Float>> learned) {
+        learned.forEach((value, byBits) -> {
+            if (!pactHistograms.containsKey(value)) {
+                throw new IllegalArgumentException("learned clip levels name '" + value + "', which no quantized convolution of this model reads; "
+                        + "they belong to another model");
+            }
+            clipLevels.computeIfAbsent(value, k -> new TreeMap<>()).putAll(byBits);
+        });
+    }
+
+    /** The clip levels asked for or adopted so far, by value and width. */
+    public Map<String, Map<Integer, Float>> clipLevels() {
+        return clipLevels;
+    }
+
+    /** Sorted DRQ block means of a value over the calibration images. */
+    public float[] blockMeans(String value) {
+        float[] m = blockMeans.get(value);
+        if (m == null) throw new IllegalArgumentException("no DRQ block means of '" + value + "' were collected; collected: " + blockMeans.keySet());
+        return m;
+    }
+
+    /** The values whose DRQ block means were collected, in graph order. */
+    public Set<String> blockMeanValues() {
+        return blockMeans.keySet();
     }
 
     /**
      * Runs {@code graph} over {@code images} (N x sample shape) on {@code backend} in batches, twice: the
      * first pass finds min, max, sums and sums of squares, the second the mean absolute deviation about
-     * the final mean and a histogram over [min, max].
+     * the final mean, the histograms and, for {@code drqValues}, the DRQ block means of {@code drqBlock}.
      */
-    public static Calibration collect(Backend backend, Graph graph, String model, Tensor images, int batch, List<String> values) {
+    public static Calibration collect(Backend backend, Graph graph, String model, Tensor images, int batch, List<String> values,
+                                      Set<String> drqValues, int drqBlock) {
         int n = images.shape().rank() == 0 ? 0 : images.shape().dim(0);
         if (n == 0) throw new IllegalArgumentException("the calibration set is empty: statistics need at least one image");
         if (batch < 1) throw new IllegalArgumentException("calibration batch " + batch + " must be at least 1");
         if (values.isEmpty()) throw new IllegalArgumentException("no values to collect statistics for");
+        if (!values.containsAll(drqValues)) throw new IllegalArgumentException("DRQ values " + drqValues + " are not all among the calibrated " + values);
         String input = graph.inputs().getFirst().name();
         Map<String, Moments> moments = new LinkedHashMap<>();
         for (String v : values) moments.put(v, new Moments());
+        Map<String, ClipCalibration> pact = new LinkedHashMap<>();
+        Map<String, List<float[]>> means = new HashMap<>();
         try (ProgressBar bar = new ProgressBarBuilder().setTaskName("calibrating").setInitialMax(2L * n).setUnit(" img", 1)
                 .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()) {
             for (int pass = 0; pass < 2; pass++) {
+                if (pass == 1) {
+                    // PACT clips [0, max]: a value that is never positive gets the unit range, whose levels are never used.
+                    moments.forEach((v, m) -> pact.put(v, new ClipCalibration(m.all.max > 0 ? (float) m.all.max : 1f)));
+                }
                 for (int from = 0; from < n; from += batch) {
                     int to = Math.min(n, from + batch);
                     Map<String, Tensor> out = backend.run(graph, Map.of(input, images.slice(from, to)), values);
                     for (String v : values) {
-                        if (pass == 0) moments.get(v).first(out.get(v));
-                        else moments.get(v).second(out.get(v));
+                        Tensor t = out.get(v);
+                        if (pass == 0) {
+                            moments.get(v).first(t);
+                            continue;
+                        }
+                        moments.get(v).second(t);
+                        pact.get(v).add(t.data(), 0, t.size());
+                        if (drqValues.contains(v)) means.computeIfAbsent(v, k -> new ArrayList<>()).add(RegionOps.drqBlockMeans(t, drqBlock));
                     }
                     bar.stepBy(to - from);
                 }
@@ -71,7 +168,21 @@ public record Calibration(String format, String fingerprint, String model, int i
         }
         Map<String, ActivationStats> layers = new LinkedHashMap<>();
         moments.forEach((v, m) -> layers.put(v, m.stats()));
-        return new Calibration(FORMAT, fingerprint(graph), model, n, layers);
+        Map<String, float[]> sortedMeans = new LinkedHashMap<>();
+        for (String v : values) if (means.containsKey(v)) sortedMeans.put(v, concatSorted(means.get(v)));
+        return new Calibration(new Stats(FORMAT, graph.fingerprint(), model, n, layers), pact, sortedMeans);
+    }
+
+    private static float[] concatSorted(List<float[]> parts) {
+        int count = parts.stream().mapToInt(a -> a.length).sum();
+        float[] all = new float[count];
+        int at = 0;
+        for (float[] a : parts) {
+            System.arraycopy(a, 0, all, at, a.length);
+            at += a.length;
+        }
+        Arrays.sort(all);
+        return all;
     }
 
     /** Every graph input and node of the graph, the default set of values to calibrate. */
@@ -86,7 +197,7 @@ public record Calibration(String format, String fingerprint, String model, int i
         try {
             AtomicFiles.write(file, tmp -> {
                 try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-                    GSON.toJson(this, w);
+                    GSON.toJson(stats, w);
                 }
             });
         } catch (IOException e) {
@@ -96,9 +207,9 @@ public record Calibration(String format, String fingerprint, String model, int i
 
     /** Reads statistics and refuses them unless they were collected on this very graph. */
     public static Calibration load(Path file, Graph graph) {
-        Calibration c;
+        Stats c;
         try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            c = GSON.fromJson(r, Calibration.class);
+            c = GSON.fromJson(r, Stats.class);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read calibration statistics " + file + ": " + e.getMessage(), e);
         } catch (JsonParseException e) {
@@ -107,37 +218,16 @@ public record Calibration(String format, String fingerprint, String model, int i
         if (c == null || !FORMAT.equals(c.format()) || c.layers() == null) {
             throw new IllegalArgumentException("calibration statistics " + file + " are not a " + FORMAT + " file");
         }
-        String expected = fingerprint(graph);
+        String expected = graph.fingerprint();
         if (!expected.equals(c.fingerprint())) {
             throw new IllegalArgumentException("calibration statistics " + file + " were collected on another model ('" + c.model()
                     + "', fingerprint " + abbreviate(c.fingerprint()) + "); this model's fingerprint is " + abbreviate(expected));
         }
-        return c;
+        return new Calibration(c, Map.of(), Map.of());
     }
 
     private static String abbreviate(String fingerprint) {
         return fingerprint == null ? "none" : fingerprint.substring(0, Math.min(12, fingerprint.length()));
-    }
-
-    /** SHA-256 over the graph's inputs, nodes (name, op, inputs), outputs and every parameter's name, shape and bits. */
-    public static String fingerprint(Graph graph) {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            StringBuilder s = new StringBuilder();
-            for (Graph.Input in : graph.inputs()) s.append("input ").append(in.name()).append(in.sampleShape()).append('\n');
-            for (Node node : graph.nodes()) s.append("node ").append(node.name()).append(' ').append(node.op()).append(node.inputs()).append('\n');
-            s.append("outputs ").append(graph.outputs()).append('\n');
-            md.update(s.toString().getBytes(StandardCharsets.UTF_8));
-            for (Map.Entry<String, Tensor> p : graph.parameters().entrySet()) {
-                md.update((p.getKey() + p.getValue().shape()).getBytes(StandardCharsets.UTF_8));
-                ByteBuffer b = ByteBuffer.allocate(4 * p.getValue().size());
-                b.asFloatBuffer().put(p.getValue().data());
-                md.update(b.array());
-            }
-            return HexFormat.of().formatHex(md.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
-        }
     }
 
     /** Running sums of one value across batches, and of each channel of an NCHW value. */

@@ -1,6 +1,9 @@
-package dev.silhouette.quant;
+package dev.silhouette.pipeline;
 
 import dev.silhouette.backend.cpu.CpuBackend;
+import dev.silhouette.backend.cpu.RegionOps;
+import dev.silhouette.quant.ActivationStats;
+import dev.silhouette.quant.ClipCalibration;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphBuilder;
 import dev.silhouette.graph.Window;
@@ -36,7 +39,7 @@ public class CalibrationTest {
         Tensor images = Tensor.uniform(Shape.of(13, 2, 9, 7), -1, 1, 2);
         Calibration cal;
         try (CpuBackend cpu = new CpuBackend()) {
-            cal = Calibration.collect(cpu, g, "small", images, 4, List.of("conv", "relu"));
+            cal = Calibration.collect(cpu, g, "small", images, 4, List.of("conv", "relu"), java.util.Set.of("relu"), 2);
             for (String value : List.of("conv", "relu")) {
                 float[] all = cpu.run(g, Map.of("image", images), List.of(value)).get(value).data();
                 ActivationStats s = cal.layer(value);
@@ -81,9 +84,28 @@ public class CalibrationTest {
                 assertEquals(cs.mean(), sum / (13 * plane), 1e-9, "channel " + c);
             }
         }
+        // The PACT clip levels and DRQ block means, against the same quantities computed over the whole set at once.
+        try (CpuBackend cpu = new CpuBackend()) {
+            Tensor relu = cpu.run(g, Map.of("image", images), List.of("relu")).get("relu");
+            float max = 0;
+            for (float v : relu.data()) max = Math.max(max, v);
+            ClipCalibration whole = new ClipCalibration(max);
+            whole.add(relu.data(), 0, relu.size());
+            for (int bits : new int[] {2, 4, 8}) assertEquals(cal.alpha("relu", bits), whole.alpha(bits), "PACT clip at " + bits + " bits");
+            float[] means = RegionOps.drqBlockMeans(relu, 2);
+            Arrays.sort(means);
+            assertEquals(cal.blockMeans("relu"), means);
+            expectThrows(IllegalArgumentException.class, () -> cal.blockMeans("conv"));
+        }
+        // A fine-tuned level replaces the calibrated one for its width only.
+        cal.adopt(Map.of("relu", Map.of(4, 0.125f)));
+        assertEquals(cal.alpha("relu", 4), 0.125f);
+        expectThrows(IllegalArgumentException.class, () -> cal.adopt(Map.of("elsewhere", Map.of(4, 1f))));
         Path file = Files.createTempDirectory("calib").resolve("stats.json");
         cal.save(file);
         Calibration back = Calibration.load(file, g);
+        // The file keeps the statistics, not the PACT histograms: asking a loaded calibration for a clip level says so.
+        assertTrue(expectThrows(IllegalArgumentException.class, () -> back.alpha("relu", 4)).getMessage().contains("collect them again"));
         assertEquals(back.fingerprint(), cal.fingerprint());
         assertEquals(back.layer("conv").std(), cal.layer("conv").std());
         assertEquals(back.layer("relu").histogram(), cal.layer("relu").histogram());
@@ -94,7 +116,7 @@ public class CalibrationTest {
         Graph g = smallNet(1);
         Path file = Files.createTempDirectory("calib").resolve("stats.json");
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration.collect(cpu, g, "small", Tensor.uniform(Shape.of(2, 2, 9, 7), 0, 1, 3), 8, List.of("relu")).save(file);
+            Calibration.collect(cpu, g, "small", Tensor.uniform(Shape.of(2, 2, 9, 7), 0, 1, 3), 8, List.of("relu"), java.util.Set.of(), 1).save(file);
         }
         Map<String, Tensor> params = new HashMap<>(g.parameters());
         Tensor w = params.get("conv.weight").copy();
@@ -113,7 +135,7 @@ public class CalibrationTest {
     public void anEmptyCalibrationSetFails() {
         Graph g = smallNet(1);
         var e = expectThrows(IllegalArgumentException.class,
-                () -> Calibration.collect(new CpuBackend(), g, "small", Tensor.zeros(0, 2, 9, 7), 8, List.of("relu")));
+                () -> Calibration.collect(new CpuBackend(), g, "small", Tensor.zeros(0, 2, 9, 7), 8, List.of("relu"), java.util.Set.of(), 1));
         assertEquals(e.getMessage(), "the calibration set is empty: statistics need at least one image");
     }
 }
