@@ -9,6 +9,7 @@ import dev.silhouette.graph.RegionQuantization;
 import dev.silhouette.graph.RegionQuantization.Plan;
 import dev.silhouette.graph.RegionQuantization.Scheme;
 import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.io.Progress;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
@@ -17,9 +18,6 @@ import dev.silhouette.train.RegionFinetune;
 import dev.silhouette.train.Schedule;
 import dev.silhouette.train.Trainer;
 import dev.silhouette.train.TrainingData;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -181,8 +179,7 @@ final class FinetuneCommand implements Callable<Integer> {
         while (!trainer.finished()) {
             int epoch = trainer.epoch();
             long epochStart = System.nanoTime();
-            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("epoch " + (epoch + 1) + "/" + epochs).setInitialMax(perEpoch)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).continuousUpdate().build()) {
+            try (Progress bar = Progress.start("epoch " + (epoch + 1) + "/" + epochs, perEpoch, "batches")) {
                 last = trainer.runEpoch(heldOut, (e, b, of, loss, correct, size) -> {
                     double secs = (System.nanoTime() - epochStart) / 1e9;
                     bar.stepTo(b);

@@ -11,11 +11,11 @@ import dev.silhouette.graph.RegionQuantization;
 import dev.silhouette.graph.RegionQuantization.Plan;
 import dev.silhouette.graph.RegionQuantization.Scheme;
 import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.io.Progress;
 import dev.silhouette.quant.LayerCost;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -142,7 +142,7 @@ final class MainJob {
         return ActivationCalibration.convInputs(nodes);
     }
 
-    Result run(ProgressBar bar) {
+    Result run(Progress bar) {
         calibrate();
         RegionPolicy main = settings.policies().getFirst();
         List<SqueezeTrial> trials = chooseTrainingFree(main);
@@ -212,7 +212,7 @@ final class MainJob {
         return Math.min(settings.limit(), test.labels().length);
     }
 
-    private Row region(RegionPolicy p, WeightForm form, String source, Graph graph, ProgressBar bar) {
+    private Row region(RegionPolicy p, WeightForm form, String source, Graph graph, Progress bar) {
         int weightBits = sharedWeightBits(p);
         Scheme.Region scheme = new Scheme.Region(p, form, weightBits, settings.resize(), settings.order());
         String name = p + (form == WeightForm.SHARED ? " W" + weightBits : " per-region W");
@@ -324,7 +324,7 @@ final class MainJob {
      * {@code uniformBits}/{@code uniformWeightBits} (32/32 for FP32, whose pre-branch layers are FP32 too).
      */
     private Row evaluate(String name, String silhouette, Graph graph, RegionQuantization.Layers split, Scheme.Region scheme, int uniformBits,
-                         int uniformWeightBits, ProgressBar bar) {
+                         int uniformWeightBits, Progress bar) {
         boolean drq = graph.nodes().stream().anyMatch(n -> n.op() instanceof Op.DrqQuantize);
         // Silhouette's own ops (quantizers, squeezes, the attention branch's blend) stay on the CPU reference until their CUDA
         // kernels, checked only under emulation so far, have passed RegionOpsGpuTest on a device (docs/KERNELS.md).

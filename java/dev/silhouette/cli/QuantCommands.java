@@ -7,6 +7,7 @@ import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Passes;
+import dev.silhouette.io.Progress;
 import dev.silhouette.io.SafeTensors;
 import dev.silhouette.quant.Aciq;
 import dev.silhouette.quant.Calibration;
@@ -16,9 +17,6 @@ import dev.silhouette.quant.PtqRecipe;
 import dev.silhouette.quant.QuantizedModel;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -198,8 +196,7 @@ final class QuantCommands {
             String input = folded.inputs().getFirst().name();
             FakeQuantRunner runner;
             try (Backend backend = backendOptions.open();
-                 ProgressBar bar = new ProgressBarBuilder().setTaskName(q == null ? "evaluating FP32" : "evaluating " + q.recipe().label()).setInitialMax(total)
-                         .setUnit(" img", 1).setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()) {
+                 Progress bar = Progress.start(q == null ? "evaluating FP32" : "evaluating " + q.recipe().label(), total, "img")) {
                 runner = q == null ? null : new FakeQuantRunner(backend, folded, q);
                 for (int from = 0; from < total; from += batch) {
                     int to = Math.min(total, from + batch);

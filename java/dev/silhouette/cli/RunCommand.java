@@ -7,11 +7,9 @@ import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Passes;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Op;
+import dev.silhouette.io.Progress;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -111,8 +109,7 @@ final class RunCommand implements Callable<Integer> {
         long start;
         String backendUsed;
         try (Backend backend = backendOptions.open();
-             ProgressBar bar = new ProgressBarBuilder().setTaskName("evaluating").setInitialMax(total).setUnit(" img", 1)
-                     .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
+             Progress bar = Progress.start("evaluating", total, "img")) {
             backendUsed = backend.name();
             start = System.nanoTime();
             for (int from = 0; from < total; from += batch) {
@@ -166,8 +163,7 @@ final class RunCommand implements Callable<Integer> {
         MainJob job;
         try (Backend backend = backendOptions.open()) {
             job = new MainJob(graph, learnedClipLevels, test, calibration, settings, backend);
-            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("main job").setInitialMax((long) job.rowCount() * images).setUnit(" img", 1)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
+            try (Progress bar = Progress.start("main job", (long) job.rowCount() * images, "img")) {
                 result = job.run(bar);
             }
         }

@@ -8,9 +8,6 @@ import dev.silhouette.backend.Backend;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 import java.io.IOException;
 import java.io.Reader;
@@ -55,8 +52,7 @@ public record Calibration(String format, String fingerprint, String model, int i
         String input = graph.inputs().getFirst().name();
         Map<String, Moments> moments = new LinkedHashMap<>();
         for (String v : values) moments.put(v, new Moments());
-        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("calibrating").setInitialMax(2L * n).setUnit(" img", 1)
-                .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()) {
+        try (dev.silhouette.io.Progress bar = dev.silhouette.io.Progress.start("calibrating", 2L * n, "img")) {
             for (int pass = 0; pass < 2; pass++) {
                 for (int from = 0; from < n; from += batch) {
                     int to = Math.min(n, from + batch);
