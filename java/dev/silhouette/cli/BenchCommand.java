@@ -6,11 +6,9 @@ import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Passes;
+import dev.silhouette.io.Progress;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -75,8 +73,7 @@ final class BenchCommand implements Callable<Integer> {
         double[] ms = new double[runs];
         String backendUsed;
         try (Backend backend = backendOptions.open();
-             ProgressBar bar = new ProgressBarBuilder().setTaskName("bench " + loaded.architecture()).setInitialMax(warmup + runs)
-                     .setStyle(ProgressBarStyle.ASCII).continuousUpdate().build()) {
+             Progress bar = Progress.start("bench " + loaded.architecture(), warmup + runs, "runs")) {
             backendUsed = backend.name();
             for (int i = 0; i < warmup + runs; i++) {
                 long t0 = System.nanoTime();

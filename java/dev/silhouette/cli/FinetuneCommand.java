@@ -9,6 +9,7 @@ import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.pipeline.Calibration;
 import dev.silhouette.pipeline.Plans;
 import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.io.Progress;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
@@ -17,9 +18,6 @@ import dev.silhouette.train.RegionFinetune;
 import dev.silhouette.train.Schedule;
 import dev.silhouette.train.Trainer;
 import dev.silhouette.train.TrainingData;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -145,7 +143,7 @@ final class FinetuneCommand implements Callable<Integer> {
         }
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
         Calibration clips = Calibration.collect(new CpuBackend(), folded, loaded.architecture(), calibration.images(), 100, Plans.convolutionInputs(folded),
-                java.util.Set.of(), MainJob.DRQ_BLOCK);
+                java.util.Set.of(), MainJob.DRQ_BLOCK, Progress.none());
         clips.adopt(LearnedClipLevels.read(loaded.metadata(), model));
         int weightBits = MainJob.sharedWeightBits(parsed);
         if (branchOnly && uniformBits != null) throw new IllegalArgumentException("--branch-only trains the silhouette, which --uniform does not use");
@@ -182,8 +180,7 @@ final class FinetuneCommand implements Callable<Integer> {
         while (!trainer.finished()) {
             int epoch = trainer.epoch();
             long epochStart = System.nanoTime();
-            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("epoch " + (epoch + 1) + "/" + epochs).setInitialMax(perEpoch)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).continuousUpdate().build()) {
+            try (Progress bar = Progress.start("epoch " + (epoch + 1) + "/" + epochs, perEpoch, "batches")) {
                 last = trainer.runEpoch(heldOut, (e, b, of, loss, correct, size) -> {
                     double secs = (System.nanoTime() - epochStart) / 1e9;
                     bar.stepTo(b);

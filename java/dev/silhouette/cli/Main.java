@@ -1,7 +1,10 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.Progress;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
 
 /** The `silhouette` command line. */
 @Command(name = "silhouette", mixinStandardHelpOptions = true, version = "silhouette 0.1.0",
@@ -10,6 +13,12 @@ import picocli.CommandLine.Command;
                 QuantCommands.Calibrate.class, QuantCommands.Quantize.class, QuantCommands.Eval.class, TrainCommand.class, FinetuneCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main {
+
+    /** Every command takes it, before or after the command's name; the display on stderr otherwise fits a terminal or a log. */
+    @Option(names = {"-q", "--quiet"}, defaultValue = "false", scope = ScopeType.INHERIT, description = "no progress bars or progress lines on stderr")
+    void quiet(boolean quiet) {
+        Progress.setQuiet(quiet);
+    }
 
     public static void main(String[] args) {
         // Library notices (an unavailable backend, a missing cuDNN) as one plain line each on stderr.

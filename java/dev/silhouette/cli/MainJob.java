@@ -7,6 +7,7 @@ import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
+import dev.silhouette.io.Progress;
 import dev.silhouette.pipeline.Calibration;
 import dev.silhouette.pipeline.Evaluation;
 import dev.silhouette.pipeline.PlanRewrite;
@@ -22,7 +23,6 @@ import dev.silhouette.quant.QuantPlan.Weights;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -146,9 +146,9 @@ final class MainJob {
         return all;
     }
 
-    Result run(ProgressBar bar) {
+    Result run(Progress bar) {
         calibrated = Calibration.collect(cpu, fp32, modelName, calibration.images(), settings.batch(), Plans.convolutionInputs(fp32),
-                Plans.receivingInputs(fp32), DRQ_BLOCK);
+                Plans.receivingInputs(fp32), DRQ_BLOCK, Progress.none());
         calibrated.adopt(learnedClipLevels);
         RegionPolicy main = settings.policies().getFirst();
         List<SqueezeSearch.Trial> trials = chooseTrainingFree(main);
@@ -218,7 +218,7 @@ final class MainJob {
         return Math.min(settings.limit(), test.labels().length);
     }
 
-    private Row region(RegionPolicy p, boolean perRegion, String source, SilhouetteSource silhouette, ProgressBar bar) {
+    private Row region(RegionPolicy p, boolean perRegion, String source, SilhouetteSource silhouette, Progress bar) {
         int weightBits = sharedWeightBits(p);
         String name = p + (perRegion ? " per-region W" : " W" + weightBits);
         return evaluate(source, plan(name, silhouette, new Receiving.Region(p, perRegion, weightBits, settings.resize(), settings.order())), bar);
@@ -247,11 +247,11 @@ final class MainJob {
     // ---- evaluation on the test split ----
 
     /** Accuracy, speed and costs of one configuration: {@code plan} applied to the model (null: the model in FP32). */
-    private Row evaluate(String silhouette, QuantPlan plan, ProgressBar bar) {
+    private Row evaluate(String silhouette, QuantPlan plan, Progress bar) {
         return evaluate(plan.label(), silhouette, plan, bar);
     }
 
-    private Row evaluate(String name, String silhouette, QuantPlan plan, ProgressBar bar) {
+    private Row evaluate(String name, String silhouette, QuantPlan plan, Progress bar) {
         Graph graph = plan == null ? fp32 : PlanRewrite.apply(fp32, plan);
         Backend runner = Evaluation.backendFor(graph, backend, cpu);
         Map<String, LayerCost> costs = new LinkedHashMap<>();

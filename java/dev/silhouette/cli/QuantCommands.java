@@ -7,6 +7,7 @@ import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Passes;
+import dev.silhouette.io.Progress;
 import dev.silhouette.io.SafeTensors;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.pipeline.Calibration;
@@ -20,9 +21,6 @@ import dev.silhouette.quant.QuantPlan;
 import dev.silhouette.quant.QuantPlanJson;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -49,7 +47,8 @@ final class QuantCommands {
     static Calibration collect(ModelLoader.Loaded loaded, Graph folded, Path data, int images, int batch) {
         Tensor calibration = FashionMnist.trainingSubset(data, images).images();
         try (Backend cpu = Backends.create("cpu", 0)) {
-            return Calibration.collect(cpu, folded, loaded.architecture(), calibration, batch, Calibration.allValues(folded), java.util.Set.of(), 1);
+            return Calibration.collect(cpu, folded, loaded.architecture(), calibration, batch, Calibration.allValues(folded), java.util.Set.of(), 1,
+                    Progress.start("calibrating", 2L * calibration.shape().dim(0), "img"));
         }
     }
 
@@ -209,8 +208,7 @@ final class QuantCommands {
             }
             Evaluation.Result result;
             try (Backend opened = backendOptions.open(); Backend cpu = new CpuBackend();
-                 ProgressBar bar = new ProgressBarBuilder().setTaskName(q == null ? "evaluating FP32" : "evaluating " + q.label()).setInitialMax(total)
-                         .setUnit(" img", 1).setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()) {
+                 Progress bar = Progress.start(q == null ? "evaluating FP32" : "evaluating " + q.label(), total, "img")) {
                 result = Evaluation.run(Evaluation.backendFor(graph, opened, cpu), graph, Models.logits(graph), test.images(), test.labels(), total, batch,
                         q != null, bar::stepTo);
             }

@@ -5,6 +5,7 @@ import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Passes;
+import dev.silhouette.io.Progress;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Op;
 import dev.silhouette.backend.cpu.CpuBackend;
@@ -15,9 +16,6 @@ import dev.silhouette.quant.QuantPlan;
 import dev.silhouette.quant.QuantPlanJson;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -123,8 +121,7 @@ final class RunCommand implements Callable<Integer> {
         long start;
         String backendUsed;
         try (Backend opened = backendOptions.open(); Backend cpu = new CpuBackend();
-             ProgressBar bar = new ProgressBarBuilder().setTaskName(quantPlan == null ? "evaluating" : "evaluating " + quantPlan.label()).setInitialMax(total).setUnit(" img", 1)
-                     .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
+             Progress bar = Progress.start(quantPlan == null ? "evaluating" : "evaluating " + quantPlan.label(), total, "img")) {
             Backend backend = Evaluation.backendFor(graph, opened, cpu);
             backendUsed = backend.name();
             start = System.nanoTime();
@@ -180,8 +177,7 @@ final class RunCommand implements Callable<Integer> {
         MainJob job;
         try (Backend backend = backendOptions.open()) {
             job = new MainJob(graph, loaded.architecture(), learnedClipLevels, test, calibration, settings, backend);
-            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("main job").setInitialMax((long) job.rowCount() * images).setUnit(" img", 1)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).showSpeed().continuousUpdate().build()) {
+            try (Progress bar = Progress.start("main job", (long) job.rowCount() * images, "img")) {
                 result = job.run(bar);
             }
         }

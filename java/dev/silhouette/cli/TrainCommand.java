@@ -4,6 +4,7 @@ import com.google.gson.Gson;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
+import dev.silhouette.io.Progress;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
 import dev.silhouette.train.Optimizer;
@@ -12,9 +13,6 @@ import dev.silhouette.train.Schedule;
 import dev.silhouette.train.Trainer;
 import dev.silhouette.train.TrainingCurve;
 import dev.silhouette.train.TrainingData;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -162,9 +160,8 @@ final class TrainCommand implements Callable<Integer> {
             long epochStart = System.nanoTime();
             long epochFirstStep = trainer.step();
             double[] running = new double[3];   // loss sum, correct, samples over this session's part of the epoch
-            try (ProgressBar bar = new ProgressBarBuilder().setTaskName("epoch " + (epoch + 1) + "/" + epochs).setInitialMax(perEpoch)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).continuousUpdate().build()) {
-                bar.stepTo(trainer.step() - (long) epoch * perEpoch);
+            try (Progress bar = Progress.start("epoch " + (epoch + 1) + "/" + epochs, perEpoch, "batches")) {
+                bar.startFrom(trainer.step() - (long) epoch * perEpoch);
                 Trainer.EpochRecord r = trainer.runEpoch(d.test(), (e, b, of, loss, correct, size) -> {
                     running[0] += loss * size;
                     running[1] += correct;

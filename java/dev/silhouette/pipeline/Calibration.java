@@ -7,12 +7,10 @@ import com.google.gson.JsonParseException;
 import dev.silhouette.backend.Backend;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Graph;
+import dev.silhouette.io.Progress;
 import dev.silhouette.quant.ActivationStats;
 import dev.silhouette.quant.ClipCalibration;
 import dev.silhouette.tensor.Tensor;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 import java.io.IOException;
 import java.io.Reader;
@@ -128,10 +126,11 @@ public final class Calibration {
     /**
      * Runs {@code graph} over {@code images} (N x sample shape) on {@code backend} in batches, twice: the
      * first pass finds min, max, sums and sums of squares, the second the mean absolute deviation about
-     * the final mean, the histograms and, for {@code drqValues}, the DRQ block means of {@code drqBlock}.
+     * the final mean, the histograms and, for {@code drqValues}, the DRQ block means of {@code drqBlock}; {@code progress}
+     * counts 2 steps per image and is closed at the end.
      */
     public static Calibration collect(Backend backend, Graph graph, String model, Tensor images, int batch, List<String> values,
-                                      Set<String> drqValues, int drqBlock) {
+                                      Set<String> drqValues, int drqBlock, Progress progress) {
         int n = images.shape().rank() == 0 ? 0 : images.shape().dim(0);
         if (n == 0) throw new IllegalArgumentException("the calibration set is empty: statistics need at least one image");
         if (batch < 1) throw new IllegalArgumentException("calibration batch " + batch + " must be at least 1");
@@ -142,8 +141,7 @@ public final class Calibration {
         for (String v : values) moments.put(v, new Moments());
         Map<String, ClipCalibration> pact = new LinkedHashMap<>();
         Map<String, List<float[]>> means = new HashMap<>();
-        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("calibrating").setInitialMax(2L * n).setUnit(" img", 1)
-                .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()) {
+        try (Progress bar = progress) {
             for (int pass = 0; pass < 2; pass++) {
                 if (pass == 1) {
                     // PACT clips [0, max]: a value that is never positive gets the unit range, whose levels are never used.

@@ -5,8 +5,11 @@ import com.google.gson.JsonParser;
 import org.testng.annotations.Test;
 import picocli.CommandLine;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
 
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertTrue;
@@ -54,6 +57,41 @@ public class CliTest {
         // The bundled model reaches 92.7% on the full split; 1000 images leave a few points of noise.
         assertTrue(o.get("accuracy").getAsDouble() > 0.88, "accuracy " + o.get("accuracy"));
         assertTrue(o.get("imagesPerSecond").getAsDouble() > 0);
+    }
+
+    /** Runs a command as bin/silhouette does, on the process's own System.out and System.err, both captured. */
+    static Result runOnStandardStreams(String... args) {
+        PrintStream savedOut = System.out, savedErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        try {
+            int code = Main.commandLine().execute(args);
+            System.out.flush();
+            System.err.flush();
+            return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(savedOut);
+            System.setErr(savedErr);
+        }
+    }
+
+    @Test
+    public void jsonOnStdoutProgressAsPlainLinesOnStderrQuietSilencesIt() {
+        // Quiet first: the next command must not inherit it.
+        Result quiet = runOnStandardStreams("run", "--plain", "--limit", "50", "--batch", "25", "--backend", "cpu", "--json", "--quiet");
+        assertEquals(quiet.exitCode(), 0, quiet.err());
+        assertEquals(JsonParser.parseString(quiet.out()).getAsJsonObject().get("images").getAsInt(), 50);
+        assertTrue(!quiet.err().contains("evaluating"), "--quiet: " + quiet.err());
+
+        Result r = runOnStandardStreams("run", "--plain", "--limit", "50", "--batch", "25", "--backend", "cpu", "--json");
+        assertEquals(r.exitCode(), 0, r.err());
+        // The whole of stdout is one JSON document: no progress and no notes in it.
+        JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
+        assertEquals(o.get("images").getAsInt(), 50);
+        // Under the tests stderr is a pipe, not a terminal: a final plain line, no carriage-return frames.
+        assertTrue(r.err().contains("evaluating: 50/50 img in "), r.err());
+        assertTrue(!r.err().contains("\r"), r.err());
     }
 
     @Test

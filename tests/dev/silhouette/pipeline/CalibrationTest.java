@@ -39,7 +39,7 @@ public class CalibrationTest {
         Tensor images = Tensor.uniform(Shape.of(13, 2, 9, 7), -1, 1, 2);
         Calibration cal;
         try (CpuBackend cpu = new CpuBackend()) {
-            cal = Calibration.collect(cpu, g, "small", images, 4, List.of("conv", "relu"), java.util.Set.of("relu"), 2);
+            cal = Calibration.collect(cpu, g, "small", images, 4, List.of("conv", "relu"), java.util.Set.of("relu"), 2, dev.silhouette.io.Progress.none());
             for (String value : List.of("conv", "relu")) {
                 float[] all = cpu.run(g, Map.of("image", images), List.of(value)).get(value).data();
                 ActivationStats s = cal.layer(value);
@@ -116,7 +116,7 @@ public class CalibrationTest {
         Graph g = smallNet(1);
         Path file = Files.createTempDirectory("calib").resolve("stats.json");
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration.collect(cpu, g, "small", Tensor.uniform(Shape.of(2, 2, 9, 7), 0, 1, 3), 8, List.of("relu"), java.util.Set.of(), 1).save(file);
+            Calibration.collect(cpu, g, "small", Tensor.uniform(Shape.of(2, 2, 9, 7), 0, 1, 3), 8, List.of("relu"), java.util.Set.of(), 1, dev.silhouette.io.Progress.none()).save(file);
         }
         Map<String, Tensor> params = new HashMap<>(g.parameters());
         Tensor w = params.get("conv.weight").copy();
@@ -135,7 +135,7 @@ public class CalibrationTest {
     public void anEmptyCalibrationSetFails() {
         Graph g = smallNet(1);
         var e = expectThrows(IllegalArgumentException.class,
-                () -> Calibration.collect(new CpuBackend(), g, "small", Tensor.zeros(0, 2, 9, 7), 8, List.of("relu"), java.util.Set.of(), 1));
+                () -> Calibration.collect(new CpuBackend(), g, "small", Tensor.zeros(0, 2, 9, 7), 8, List.of("relu"), java.util.Set.of(), 1, dev.silhouette.io.Progress.none()));
         assertEquals(e.getMessage(), "the calibration set is empty: statistics need at least one image");
     }
 }

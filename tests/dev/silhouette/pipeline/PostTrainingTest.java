@@ -31,7 +31,7 @@ public class PostTrainingTest {
         Graph g = CalibrationTest.smallNet(3);
         Tensor images = Tensor.normal(Shape.of(6, 2, 9, 7), 1, 4);
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 3, Calibration.allValues(g), java.util.Set.of(), 1);
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 3, Calibration.allValues(g), java.util.Set.of(), 1, dev.silhouette.io.Progress.none());
             PtqRecipe recipe = new PtqRecipe(4, 2, true, Aciq.Prior.LAPLACE, null, true, false, false, 0);
             QuantPlan q = PostTraining.plan(g, "small", recipe, cal).plan();
             Path file = Files.createTempDirectory("qm").resolve("q.json");
@@ -61,7 +61,7 @@ public class PostTrainingTest {
         Graph g = CalibrationTest.smallNet(5);
         Tensor images = Tensor.uniform(Shape.of(4, 2, 9, 7), 0, 1, 6);
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 4, Calibration.allValues(g), java.util.Set.of(), 1);
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 4, Calibration.allValues(g), java.util.Set.of(), 1, dev.silhouette.io.Progress.none());
             QuantPlan q = PostTraining.plan(g, "small", new PtqRecipe(8, 8, false, null, null, false, false, false, 0), cal).plan();
             Tensor fq = cpu.run(PlanRewrite.apply(g, q), Map.of("image", images), List.of("relu")).get("relu");
             Tensor fp = cpu.run(g, Map.of("image", images)).get("relu");
@@ -79,7 +79,7 @@ public class PostTrainingTest {
         Graph g = CalibrationTest.smallNet(3), other = CalibrationTest.smallNet(4);
         Tensor images = Tensor.uniform(Shape.of(2, 2, 9, 7), 0, 1, 4);
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 2, Calibration.allValues(g), java.util.Set.of(), 1);
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 2, Calibration.allValues(g), java.util.Set.of(), 1, dev.silhouette.io.Progress.none());
             var e = expectThrows(IllegalArgumentException.class,
                     () -> PostTraining.plan(other, "other", new PtqRecipe(4, 4, false, null, null, false, false, false, 0), cal));
             assertTrue(e.getMessage().contains("collected on another model ('small')"), e.getMessage());
@@ -112,7 +112,7 @@ public class PostTrainingTest {
         int plane = 9 * 7;
         for (int i = 0; i < images.size(); i++) if (i / plane % 2 == 0) images.data()[i] *= 40;
         try (CpuBackend cpu = new CpuBackend()) {
-            Calibration cal = Calibration.collect(cpu, g, "small", images, 5, Calibration.allValues(g), java.util.Set.of(), 1);
+            Calibration cal = Calibration.collect(cpu, g, "small", images, 5, Calibration.allValues(g), java.util.Set.of(), 1, dev.silhouette.io.Progress.none());
             QuantPlan q = PostTraining.plan(g, "small", new PtqRecipe(8, 3, false, null, null, false, false, true, 0), cal).plan();
             assertEquals(q.layers().getFirst().input(), "image");
             QuantPlan.Activations.Affine a = (QuantPlan.Activations.Affine) q.layers().getFirst().activations();

@@ -1,13 +1,11 @@
 package dev.silhouette.backend.cuda;
 
 import dev.silhouette.graph.Window;
+import dev.silhouette.io.Progress;
 import dev.silhouette.quant.PackedLayout;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import jcuda.driver.CUevent;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -169,8 +167,7 @@ public final class LowBitBenchmark {
         long steps = (long) s.layers().size() * s.batches().size();
         try (CudaStream stream = new CudaStream(); Cudnn cudnn = cudnnAvailable ? new Cudnn(stream.handle()) : null;
              Timer timer = new Timer(stream);
-             ProgressBar bar = new ProgressBarBuilder().setTaskName("low-bit kernels").setInitialMax(steps).setStyle(ProgressBarStyle.ASCII)
-                     .continuousUpdate().build()) {
+             Progress bar = Progress.start("low-bit kernels", steps, "shapes")) {
             for (Layer layer : s.layers()) {
                 for (int batch : s.batches()) {
                     try (DeviceScratch scratch = new DeviceScratch(context)) {
