@@ -50,7 +50,7 @@ public sealed interface Op {
 
         /** Weights per output channel: the length of one im2col column. */
         public int taps() {
-            return inPerGroup() * window.kernelH() * window.kernelW();
+            return inPerGroup() * window.taps();
         }
 
         @Override
