@@ -9,6 +9,7 @@ import dev.silhouette.graph.RegionQuantization;
 import dev.silhouette.graph.RegionQuantization.Plan;
 import dev.silhouette.graph.RegionQuantization.Scheme;
 import dev.silhouette.graph.RegionQuantization.WeightForm;
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
@@ -150,7 +151,7 @@ final class FinetuneCommand implements Callable<Integer> {
         if (branchOnly && uniformBits != null) throw new IllegalArgumentException("--branch-only trains the silhouette, which --uniform does not use");
         if (branchOnly && !(silhouetteWeight > 0)) throw new IllegalArgumentException("--branch-only needs a positive --silhouette-weight, not " + silhouetteWeight);
         boolean learnClips = learnClipLevels && !branchOnly;
-        if (uniformBits != null && (uniformBits < 1 || uniformBits > 8)) throw new IllegalArgumentException("--uniform " + uniformBits + " must be 1 to 8 bits");
+        if (uniformBits != null) BitWidths.activation(uniformBits, "--uniform");
         Scheme scheme = uniformBits == null ? new Scheme.Region(parsed, WeightForm.SHARED, weightBits, resize, maskOrder)
                 : new Scheme.Uniform(uniformBits, weightBits);
         String trainedFor = uniformBits != null ? "uniform W" + weightBits + "A" + uniformBits
