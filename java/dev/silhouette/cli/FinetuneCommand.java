@@ -8,6 +8,7 @@ import dev.silhouette.graph.Passes;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.pipeline.Calibration;
 import dev.silhouette.pipeline.Plans;
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.quant.QuantPlan;
 import dev.silhouette.io.Progress;
 import dev.silhouette.quant.RegionPolicy;
@@ -149,7 +150,7 @@ final class FinetuneCommand implements Callable<Integer> {
         if (branchOnly && uniformBits != null) throw new IllegalArgumentException("--branch-only trains the silhouette, which --uniform does not use");
         if (branchOnly && !(silhouetteWeight > 0)) throw new IllegalArgumentException("--branch-only needs a positive --silhouette-weight, not " + silhouetteWeight);
         boolean learnClips = learnClipLevels && !branchOnly;
-        if (uniformBits != null && (uniformBits < 1 || uniformBits > 8)) throw new IllegalArgumentException("--uniform " + uniformBits + " must be 1 to 8 bits");
+        if (uniformBits != null) BitWidths.activation(uniformBits, "--uniform");
         Plans.Receiving scheme = uniformBits == null ? new Plans.Receiving.Region(parsed, false, weightBits, resize, maskOrder)
                 : new Plans.Receiving.Uniform(uniformBits, weightBits);
         String trainedFor = uniformBits != null ? "uniform W" + weightBits + "A" + uniformBits

@@ -4,6 +4,7 @@ import com.google.gson.Gson;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.silhouette.quant.BitWidths;
 
 import java.util.Map;
 import java.util.TreeMap;
@@ -47,9 +48,10 @@ final class LearnedClipLevels {
                     throw new IllegalArgumentException(where + ": '" + value.getKey() + "' entry " + e.getKey() + " = " + e.getValue()
                             + " is not a width and a clip level");
                 }
-                if (bits < 1 || bits > 8 || !(alpha > 0) || Float.isInfinite(alpha)) {
+                BitWidths.activation(bits, where + ": '" + value.getKey() + "'");
+                if (!(alpha > 0) || Float.isInfinite(alpha)) {
                     throw new IllegalArgumentException(where + ": '" + value.getKey() + "' at " + bits + " bits has clip level " + alpha
-                            + "; widths are 1 to 8 and clip levels positive and finite");
+                            + "; clip levels are positive and finite");
                 }
                 byBits.put(bits, alpha);
             }

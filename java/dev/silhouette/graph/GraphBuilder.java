@@ -83,7 +83,7 @@ public final class GraphBuilder {
         long s = seed * 0x9E3779B97F4A7C15L + node.parameterName(p).hashCode();
         return switch (node.op()) {
             case Op.Conv2d conv when p.suffix().equals("weight") -> {
-                int fanOut = conv.outChannels() / conv.groups() * conv.window().kernelH() * conv.window().kernelW();
+                int fanOut = conv.outChannels() / conv.groups() * conv.window().taps();
                 yield Tensor.normal(shape, (float) Math.sqrt(2.0 / fanOut), s);
             }
             case Op.Linear lin -> {

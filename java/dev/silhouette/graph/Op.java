@@ -1,5 +1,6 @@
 package dev.silhouette.graph;
 
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.tensor.Shape;
 
 import java.util.List;
@@ -50,7 +51,7 @@ public sealed interface Op {
 
         /** Weights per output channel: the length of one im2col column. */
         public int taps() {
-            return inPerGroup() * window.kernelH() * window.kernelW();
+            return inPerGroup() * window.taps();
         }
 
         @Override
@@ -193,7 +194,7 @@ public sealed interface Op {
      */
     record PactQuantize(int bits, float alpha) implements Op {
         public PactQuantize {
-            RegionSettings.checkBits("PACT quantization", bits);
+            BitWidths.activation(bits, "PACT quantization");
             RegionSettings.checkAlpha("PACT quantization", alpha);
         }
     }
@@ -212,7 +213,7 @@ public sealed interface Op {
                 throw new IllegalArgumentException("affine quantization needs one width, lo and hi per group; got " + bits.size() + ", " + lo.size() + ", " + hi.size());
             }
             for (int g = 0; g < bits.size(); g++) {
-                RegionSettings.checkBits("affine quantization", bits.get(g));
+                BitWidths.activation(bits.get(g), "affine quantization");
                 if (!(lo.get(g) <= hi.get(g)) || lo.get(g).isInfinite() || hi.get(g).isInfinite()) {
                     throw new IllegalArgumentException("affine quantization: range [" + lo.get(g) + ", " + hi.get(g) + "] of group " + g + " is not a finite interval");
                 }
@@ -261,8 +262,8 @@ public sealed interface Op {
         public DrqQuantize {
             if (block < 1) throw new IllegalArgumentException("DRQ block " + block + " must be at least 1");
             if (!Float.isFinite(threshold)) throw new IllegalArgumentException("DRQ threshold " + threshold + " must be finite");
-            RegionSettings.checkBits("DRQ low width", lowBits);
-            RegionSettings.checkBits("DRQ high width", highBits);
+            BitWidths.activation(lowBits, "DRQ low width");
+            BitWidths.activation(highBits, "DRQ high width");
             RegionSettings.checkAlpha("DRQ low width", lowAlpha);
             RegionSettings.checkAlpha("DRQ high width", highAlpha);
             if (onlyRegion < -1 || onlyRegion > 1) throw new IllegalArgumentException("DRQ region " + onlyRegion + " must be -1 (all), 0 (low) or 1 (high)");
@@ -309,13 +310,9 @@ public sealed interface Op {
         }
     }
 
-    /** Argument checks shared by the quantization ops, so they refuse bad values with the same words. */
+    /** Clip-level checks shared by the quantization ops, so they refuse bad values with the same words (widths: {@link BitWidths}). */
     final class RegionSettings {
         private RegionSettings() {}
-
-        static void checkBits(String what, int bits) {
-            if (bits < 1 || bits > 8) throw new IllegalArgumentException(what + ": " + bits + " bits; activation widths are 1 to 8 bits");
-        }
 
         static void checkAlpha(String what, float alpha) {
             if (!(alpha > 0) || !Float.isFinite(alpha)) throw new IllegalArgumentException(what + ": clip level " + alpha + " must be positive and finite");

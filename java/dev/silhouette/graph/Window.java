@@ -19,12 +19,36 @@ public record Window(int kernelH, int kernelW, int strideH, int strideW, int pad
         return new Window(k, k, s, s, p, p, 1, 1);
     }
 
+    /**
+     * Output length along one axis: floor((in + 2 pad - dilation (kernel - 1) - 1) / stride) + 1, below 1
+     * when the window does not fit. Floor, not truncation, so a window too large by less than a stride is
+     * not taken for one output.
+     */
+    public static int outputSize(int in, int kernel, int stride, int pad, int dilation) {
+        return Math.floorDiv(in + 2 * pad - dilation * (kernel - 1) - 1, stride) + 1;
+    }
+
     public int outH(int inH) {
-        return Math.floorDiv(inH + 2 * padH - dilationH * (kernelH - 1) - 1, strideH) + 1;
+        return outputSize(inH, kernelH, strideH, padH, dilationH);
     }
 
     public int outW(int inW) {
-        return Math.floorDiv(inW + 2 * padW - dilationW * (kernelW - 1) - 1, strideW) + 1;
+        return outputSize(inW, kernelW, strideW, padW, dilationW);
+    }
+
+    /** The input row kernel row {@code ky} reads for output row {@code oy}; outside 0 to H - 1 it is padding. */
+    public int inputY(int oy, int ky) {
+        return oy * strideH - padH + ky * dilationH;
+    }
+
+    /** The input column kernel column {@code kx} reads for output column {@code ox}; outside 0 to W - 1 it is padding. */
+    public int inputX(int ox, int kx) {
+        return ox * strideW - padW + kx * dilationW;
+    }
+
+    /** Kernel positions: kernelH x kernelW. */
+    public int taps() {
+        return kernelH * kernelW;
     }
 
     @Override

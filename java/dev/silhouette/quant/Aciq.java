@@ -46,7 +46,7 @@ public final class Aciq {
 
     /** The optimal clip in units of the prior's scale (b or sigma), for data of both signs or one. */
     public static double multiplier(Prior prior, int bits, boolean oneSided) {
-        Scheme.checkBits(bits, "ACIQ");
+        BitWidths.code(bits, "ACIQ");
         int m = oneSided ? bits + 1 : bits;
         var result = new BrentOptimizer(1e-12, 1e-14).optimize(new MaxEval(10_000),
                 new UnivariateObjectiveFunction(a -> expectedError(prior, m, a)), GoalType.MINIMIZE, new SearchInterval(0, 64));

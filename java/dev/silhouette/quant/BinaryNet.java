@@ -119,10 +119,10 @@ public final class BinaryNet {
                     for (int ox = 0; ox < ow; ox++) {
                         int acc = 0;
                         for (int ky = 0; ky < ws.h(); ky++) {
-                            int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                            int iy = win.inputY(oy, ky);
                             if (iy < 0 || iy >= xs.h()) continue;
                             for (int kx = 0; kx < ws.w(); kx++) {
-                                int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                int ix = win.inputX(ox, kx);
                                 if (ix < 0 || ix >= xs.w()) continue;
                                 int pixel = (n * xs.h() + iy) * xs.w() + ix, tap = (o * ws.h() + ky) * ws.w() + kx;
                                 int disagree = 0;

@@ -19,11 +19,11 @@ public final class BitAllocation {
     public static int[] allocate(double[] alphas, double averageBits) {
         int n = alphas.length;
         if (n == 0) throw new IllegalArgumentException("bit allocation needs at least one channel");
-        if (!(averageBits >= Scheme.MIN_BITS)) {
-            throw new IllegalArgumentException("average bit budget " + averageBits + " is below the minimum of " + Scheme.MIN_BITS + " bit per channel");
+        if (!(averageBits >= BitWidths.MIN)) {
+            throw new IllegalArgumentException("average bit budget " + averageBits + " is below the minimum of " + BitWidths.MIN + " bit per channel");
         }
-        if (averageBits > Scheme.MAX_BITS) {
-            throw new IllegalArgumentException("average bit budget " + averageBits + " is above the maximum of " + Scheme.MAX_BITS + " bits per channel");
+        if (averageBits > BitWidths.MAX) {
+            throw new IllegalArgumentException("average bit budget " + averageBits + " is above the maximum of " + BitWidths.MAX + " bits per channel");
         }
         double exactTotal = averageBits * n;
         long total = Math.round(exactTotal);
@@ -57,14 +57,14 @@ public final class BitAllocation {
         order.sort(Comparator.comparingDouble((Integer i) -> -remainder[i]).thenComparingInt(i -> i));
         for (int k = 0; assigned < total; k = (k + 1) % n) {
             int i = order.get(k);
-            if (bits[i] < Scheme.MAX_BITS) {
+            if (bits[i] < BitWidths.MAX) {
                 bits[i]++;
                 assigned++;
             }
         }
         for (int k = n - 1; assigned > total; k = (k - 1 + n) % n) {
             int i = order.get(k);
-            if (bits[i] > Scheme.MIN_BITS) {
+            if (bits[i] > BitWidths.MIN) {
                 bits[i]--;
                 assigned--;
             }
@@ -79,6 +79,6 @@ public final class BitAllocation {
     }
 
     private static double clamp(double bits) {
-        return Math.max(Scheme.MIN_BITS, Math.min(Scheme.MAX_BITS, bits));
+        return Math.max(BitWidths.MIN, Math.min(BitWidths.MAX, bits));
     }
 }

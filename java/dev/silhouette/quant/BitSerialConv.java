@@ -30,8 +30,8 @@ public final class BitSerialConv {
                         for (int c = 0; c < xs.c(); c++) {
                             for (int ky = 0; ky < ws.h(); ky++) {
                                 for (int kx = 0; kx < ws.w(); kx++) {
-                                    int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
-                                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                    int iy = win.inputY(oy, ky);
+                                    int ix = win.inputX(ox, kx);
                                     if (iy < 0 || iy >= xs.h() || ix < 0 || ix >= xs.w()) continue;
                                     acc += (long) x[((n * xs.c() + c) * xs.h() + iy) * xs.w() + ix] * w[((o * ws.dim(1) + c) * ws.h() + ky) * ws.w() + kx];
                                 }
@@ -100,10 +100,10 @@ public final class BitSerialConv {
                     for (int ox = 0; ox < ow; ox++) {
                         long acc = 0;
                         for (int ky = 0; ky < ws.h(); ky++) {
-                            int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                            int iy = win.inputY(oy, ky);
                             if (iy < 0 || iy >= xs.h()) continue;
                             for (int kx = 0; kx < ws.w(); kx++) {
-                                int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                int ix = win.inputX(ox, kx);
                                 if (ix < 0 || ix >= xs.w()) continue;
                                 int pixel = (n * xs.h() + iy) * xs.w() + ix, tap = (o * ws.h() + ky) * ws.w() + kx;
                                 for (int i = 0; i < activationBits; i++) {

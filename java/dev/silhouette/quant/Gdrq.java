@@ -57,8 +57,7 @@ public final class Gdrq {
     }
 
     public static GroupQuantized quantize(Tensor w, int bits, int groups, double k) {
-        Scheme.checkBits(bits, "GDRQ");
-        if (bits < 2) throw new IllegalArgumentException("GDRQ bits " + bits + ": the symmetric grid needs at least 2 bits (1 bit is BinaryNet)");
+        BitWidths.weight(bits, "GDRQ");
         if (!(k > 0)) throw new IllegalArgumentException("Scale-Clip factor k " + k + " must be positive");
         float[] m = groupMeanAbs(w, groups);
         Tensor reshaped = scaleClip(w, k, groups);

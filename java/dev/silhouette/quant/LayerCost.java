@@ -1,5 +1,7 @@
 package dev.silhouette.quant;
 
+import dev.silhouette.graph.Window;
+
 /**
  * Running cost totals of one convolution over the images it processed, for the accounting of the
  * main job (docs/REGION_QUANTIZATION.md, "Accounting"). Every multiply-accumulate is charged at the
@@ -19,7 +21,7 @@ public final class LayerCost {
 
     /**
      * @param taps for each input pixel (row-major H x W), how many (output position, kernel tap) pairs
-     *             of one output channel read it; see {@link #tapCounts}
+     *             of one output channel read it; see {@link #tapCounts(int, int, Window)}
      */
     public LayerCost(String name, int channels, int outChannels, int[] taps) {
         if (channels < 1 || outChannels < 1 || taps.length < 1) throw new IllegalArgumentException("layer " + name + " has no channels or pixels");
@@ -33,19 +35,23 @@ public final class LayerCost {
         this.tapsPerImage = t * channels;
     }
 
+    /** {@link #tapCounts(int, int, Window)} with the window's fields one by one, as cli/MainJob passes them. */
+    public static int[] tapCounts(int h, int w, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH, int dilationW) {
+        return tapCounts(h, w, new Window(kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW));
+    }
+
     /**
      * How often each input pixel of an {@code h x w} plane is read by a convolution window, per output
      * channel: the number of output positions and kernel taps that land on it.
      */
-    public static int[] tapCounts(int h, int w, int kernelH, int kernelW, int strideH, int strideW, int padH, int padW, int dilationH, int dilationW) {
-        int oh = Math.floorDiv(h + 2 * padH - dilationH * (kernelH - 1) - 1, strideH) + 1;
-        int ow = Math.floorDiv(w + 2 * padW - dilationW * (kernelW - 1) - 1, strideW) + 1;
+    public static int[] tapCounts(int h, int w, Window win) {
+        int oh = win.outH(h), ow = win.outW(w);
         int[] counts = new int[h * w];
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ky = 0; ky < kernelH; ky++)
-                    for (int kx = 0; kx < kernelW; kx++) {
-                        int iy = oy * strideH - padH + ky * dilationH, ix = ox * strideW - padW + kx * dilationW;
+                for (int ky = 0; ky < win.kernelH(); ky++)
+                    for (int kx = 0; kx < win.kernelW(); kx++) {
+                        int iy = win.inputY(oy, ky), ix = win.inputX(ox, kx);
                         if (iy >= 0 && iy < h && ix >= 0 && ix < w) counts[iy * w + ix]++;
                     }
         return counts;

@@ -28,7 +28,7 @@ public final class PackedLayout {
      */
     public record BitPlanes(int bits, int channels) {
         public BitPlanes {
-            Scheme.checkBits(bits, "bit-plane layout");
+            BitWidths.code(bits, "bit-plane layout");
             if (channels < 1) throw new IllegalArgumentException("bit-plane layout needs at least one channel, got " + channels);
         }
 
@@ -55,7 +55,7 @@ public final class PackedLayout {
      */
     public record Dense(int bits) {
         public Dense {
-            Scheme.checkBits(bits, "dense layout");
+            BitWidths.code(bits, "dense layout");
         }
 
         public int codesPerWord() {

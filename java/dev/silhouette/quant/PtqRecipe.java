@@ -16,9 +16,9 @@ package dev.silhouette.quant;
 public record PtqRecipe(int weightBits, int activationBits, boolean perChannel, Aciq.Prior activationAciq, Aciq.Prior weightAciq, boolean biasCorrection,
                         boolean channelBits, boolean activationChannelBits, int firstLastBits) {
     public PtqRecipe {
-        Scheme.checkBits(weightBits, "weight");
-        Scheme.checkBits(activationBits, "activation");
-        if (firstLastBits != 0) Scheme.checkBits(firstLastBits, "first/last layer");
+        BitWidths.code(weightBits, "weight");
+        BitWidths.activation(activationBits, "activation");
+        if (firstLastBits != 0) BitWidths.code(firstLastBits, "first/last layer");
         if (channelBits && !perChannel) throw new IllegalArgumentException("per-channel bit allocation needs per-channel weight scales (--per-channel)");
     }
 

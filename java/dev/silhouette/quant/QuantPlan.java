@@ -75,7 +75,7 @@ public record QuantPlan(String model, String fingerprint, String label, Silhouet
         record Symmetric(int[] bits, float[] clip, boolean biasCorrection) implements Weights {
             public Symmetric {
                 if (bits == null || bits.length == 0) throw new IllegalArgumentException("symmetric weights need bits for at least one group");
-                for (int b : bits) Scheme.checkBits(b, "weight");
+                for (int b : bits) BitWidths.code(b, "weight");
                 if (clip != null) {
                     if (clip.length != bits.length) {
                         throw new IllegalArgumentException("symmetric weights have " + bits.length + " bit widths but " + clip.length + " clips");
@@ -110,7 +110,7 @@ public record QuantPlan(String model, String fingerprint, String label, Silhouet
         /** PACT: clip to [0, alpha] on the grid alpha / (2^bits - 1). */
         record Pact(int bits, float alpha) implements Activations {
             public Pact {
-                Scheme.checkBits(bits, "activation");
+                BitWidths.activation(bits, "activation");
                 checkClip(alpha, "PACT clip level");
             }
         }
@@ -121,14 +121,14 @@ public record QuantPlan(String model, String fingerprint, String label, Silhouet
          */
         record Affine(int bits, float lo, float hi, int[] channelBits, float[] channelLo, float[] channelHi) implements Activations {
             public Affine {
-                Scheme.checkBits(bits, "activation");
+                BitWidths.activation(bits, "activation");
                 checkRange(lo, hi, "activation range");
                 if (channelBits != null) {
                     if (channelLo == null || channelHi == null || channelLo.length != channelBits.length || channelHi.length != channelBits.length) {
                         throw new IllegalArgumentException("per-channel activations need one lo and one hi per channel width");
                     }
                     for (int c = 0; c < channelBits.length; c++) {
-                        Scheme.checkBits(channelBits[c], "channel " + c + " activation");
+                        BitWidths.activation(channelBits[c], "channel " + c + " activation");
                         checkRange(channelLo[c], channelHi[c], "channel " + c + " range");
                     }
                 } else if (channelLo != null || channelHi != null) {
@@ -171,8 +171,8 @@ public record QuantPlan(String model, String fingerprint, String label, Silhouet
         /** DRQ: a pixel is sensitive when its channel's block mean reaches {@code threshold}; one convolution per width. */
         record Drq(int lowBits, int highBits, int block, float threshold, float lowAlpha, float highAlpha) implements Activations {
             public Drq {
-                Scheme.checkBits(lowBits, "DRQ low");
-                Scheme.checkBits(highBits, "DRQ high");
+                BitWidths.activation(lowBits, "DRQ low");
+                BitWidths.activation(highBits, "DRQ high");
                 if (lowBits < 2) throw new IllegalArgumentException("DRQ low width " + lowBits + " bits: its weights need at least 2");
                 if (block < 1) throw new IllegalArgumentException("DRQ block " + block + " must be at least 1");
                 if (!java.lang.Float.isFinite(threshold)) throw new IllegalArgumentException("DRQ threshold " + threshold + " must be finite");

@@ -12,7 +12,7 @@ import java.util.Arrays;
  */
 public record QuantizedTensor(Shape shape, int[] codes, int bits, Scheme scheme, float[] scales, int[] zeroPoints) {
     public QuantizedTensor {
-        Scheme.checkBits(bits, "quantized tensor");
+        BitWidths.code(bits, "quantized tensor");
         if (codes.length != shape.size()) throw new IllegalArgumentException("codes: " + codes.length + " for shape " + shape);
         if (scales.length != zeroPoints.length) throw new IllegalArgumentException(scales.length + " scales but " + zeroPoints.length + " zero points");
         if (scales.length != 1 && (shape.rank() == 0 || scales.length != shape.dim(0))) {

@@ -19,7 +19,7 @@ public final class Quantizers {
      * (b >= 2), the only grid that holds an all-zero channel.
      */
     public static QuantizedTensor symmetric(Tensor x, int bits, float[] alpha) {
-        Scheme.checkBits(bits, "symmetric quantizer");
+        BitWidths.code(bits, "symmetric quantizer");
         int groups = checkGroups(x, alpha.length, "alpha");
         int qmax = Scheme.SYMMETRIC.qmax(bits), qmin = Scheme.SYMMETRIC.qmin(bits);
         float[] scales = new float[groups];
@@ -42,7 +42,7 @@ public final class Quantizers {
      * clamp(rint(-lo / scale), 0, 2^b - 1), so real 0 (padding, ReLU's zeros) is exactly a code.
      */
     public static QuantizedTensor affine(Tensor x, int bits, float[] lo, float[] hi) {
-        Scheme.checkBits(bits, "affine quantizer");
+        BitWidths.code(bits, "affine quantizer");
         int groups = checkGroups(x, lo.length, "lo");
         checkGroups(x, hi.length, "hi");
         int qmax = Scheme.AFFINE.qmax(bits);

@@ -16,8 +16,6 @@ import java.util.regex.Pattern;
  * silently do the opposite of what its author meant.
  */
 public record RegionPolicy(List<Region> regions) {
-    public static final int MIN_BITS = 1, MAX_BITS = 8;
-
     /** One region: its activation bit width and its share of the pixels in percent. */
     public record Region(int bits, int percent) {}
 
@@ -34,10 +32,7 @@ public record RegionPolicy(List<Region> regions) {
         int total = 0;
         for (int i = 0; i < regions.size(); i++) {
             Region r = regions.get(i);
-            if (r.bits() < MIN_BITS || r.bits() > MAX_BITS) {
-                throw new IllegalArgumentException("region policy '" + shown + "': region " + (i + 1) + " has " + r.bits()
-                        + " bits; bits must be " + MIN_BITS + " to " + MAX_BITS);
-            }
+            BitWidths.activation(r.bits(), "region policy '" + shown + "': region " + (i + 1));
             if (r.percent() < 1 || r.percent() > 100) {
                 throw new IllegalArgumentException("region policy '" + shown + "': region " + (i + 1) + " has " + r.percent()
                         + "% of the pixels; each share must be 1 to 100%");

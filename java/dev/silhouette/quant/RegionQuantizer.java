@@ -27,10 +27,9 @@ public final class RegionQuantizer {
         return pactCode(x, alpha, bits) * pactStep(alpha, bits);
     }
 
-    /** The largest weight code of a symmetric signed grid of {@code bits}: 2^(bits-1) - 1. */
+    /** The largest weight code of a symmetric signed grid of {@code bits} ({@link BitWidths#weight}): 2^(bits-1) - 1. */
     public static int weightLimit(int bits) {
-        if (bits < 2 || bits > 16) throw new IllegalArgumentException("weight width " + bits + " bits; symmetric weights need 2 to 16 bits");
-        return (1 << (bits - 1)) - 1;
+        return (1 << (BitWidths.weight(bits, "symmetric weight") - 1)) - 1;
     }
 
     /**

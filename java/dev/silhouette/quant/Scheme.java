@@ -1,9 +1,8 @@
 package dev.silhouette.quant;
 
 /**
- * The two integer grids of the uniform quantizers (docs/QUANTIZATION.md, section "Uniform grids").
- * Bits are 1 to 8: codes fit a byte on every backend and the bit-serial kernels loop over at most 8
- * planes.
+ * The two integer grids of the uniform quantizers (docs/QUANTIZATION.md, section "Uniform grids"), at
+ * the widths {@link BitWidths#code} accepts.
  */
 public enum Scheme {
     /**
@@ -15,15 +14,8 @@ public enum Scheme {
     /** Unsigned [0, 2^b - 1] with an integer zero point, gemmlowp style: real 0 is exactly a code. */
     AFFINE;
 
-    public static final int MIN_BITS = 1, MAX_BITS = 8;
-
-    /** Rejects a bit width outside 1..8 with one message naming what the width was for. */
-    public static int checkBits(int bits, String what) {
-        if (bits < MIN_BITS || bits > MAX_BITS) {
-            throw new IllegalArgumentException(what + " bits " + bits + " outside the supported " + MIN_BITS + ".." + MAX_BITS);
-        }
-        return bits;
-    }
+    /** {@link BitWidths#MAX}, still read by FakeQuantRunner while it moves to the pipeline package; new code reads BitWidths. */
+    public static final int MAX_BITS = BitWidths.MAX;
 
     public int qmin(int bits) {
         return switch (this) {

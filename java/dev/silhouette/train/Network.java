@@ -1,7 +1,6 @@
 package dev.silhouette.train;
 
 import dev.silhouette.backend.cpu.CpuOps;
-import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Node;
@@ -188,6 +187,16 @@ public final class Network {
         return name == null ? op : new Op.PactQuantize(op.bits(), clipped(parameters.get(name).data()[0]));
     }
 
+    /** The node with its clip levels as learned so far (the node itself when they are not learned). */
+    private Node withClipLevels(Node node) {
+        Op op = switch (node.op()) {
+            case Op.PactQuantize q -> withClipLevels(node, q);
+            case Op.RegionQuantize q -> withClipLevels(node, q);
+            default -> node.op();
+        };
+        return op == node.op() ? node : new Node(node.name(), op, node.inputs());
+    }
+
     private Op.RegionQuantize withClipLevels(Node node, Op.RegionQuantize op) {
         String name = clipLevelParameters.get(node.name());
         if (name == null) return op;
@@ -344,49 +353,22 @@ public final class Network {
         return wq;
     }
 
+    /**
+     * The backend's dispatch on training's values: the live parameters, the weight quantizers' weights and
+     * the clip levels learned so far. Training-mode BatchNorm is the one op that does not go through it: it
+     * normalises with the batch's statistics, updates the running ones and keeps the batch's for the
+     * backward, training state the inference kernels have no business holding (a training flag there
+     * would make the backend depend on this package).
+     */
     private Tensor forwardNode(Node node, List<Tensor> xs, Pass pass) {
-        Tensor x = xs.getFirst();
-        return switch (node.op()) {
-            case Op.Conv2d op -> CpuOps.conv2d(x, weight(node, pass), op.bias() ? param(node, "bias") : null, op);
-            case Op.BatchNorm op -> {
-                if (!pass.training || frozen(node.name())) {
-                    yield CpuOps.batchNorm(x, param(node, "weight"), param(node, "bias"), param(node, "running_mean"), param(node, "running_var"), op);
-                }
-                OpGradients.BatchStats stats = OpGradients.batchStats(x, op.eps());
-                pass.batchStats.put(node.name(), stats);
-                OpGradients.updateRunningStats(param(node, "running_mean"), param(node, "running_var"), stats, BN_MOMENTUM);
-                yield OpGradients.batchNormTrain(x, param(node, "weight"), param(node, "bias"), stats);
-            }
-            case Op.Relu op -> CpuOps.relu(x);
-            case Op.Clip op -> CpuOps.clip(x, op);
-            case Op.Add op -> CpuOps.add(x, xs.get(1));
-            case Op.MaxPool op -> CpuOps.maxPool(x, op);
-            case Op.AvgPool op -> CpuOps.avgPool(x, op);
-            case Op.GlobalAvgPool op -> CpuOps.globalAvgPool(x);
-            case Op.Linear op -> CpuOps.linear(x, weight(node, pass), op.bias() ? param(node, "bias") : null, op);
-            case Op.Flatten op -> CpuOps.flatten(x);
-            case Op.Sigmoid op -> CpuOps.sigmoid(x);
-            case Op.Softmax op -> CpuOps.softmax(x);
-            case Op.Interpolate op -> CpuOps.interpolate(x, op);
-            case Op.Concat op -> {
-                int[] dims = x.shape().dims();
-                for (int i = 1; i < xs.size(); i++) dims[op.axis()] += xs.get(i).shape().dim(op.axis());
-                yield CpuOps.concat(xs, Shape.of(dims), op);
-            }
-            case Op.Elementwise op -> throw refused(node);
-            case Op.ElementwiseConstant op -> throw refused(node);
-            case Op.HardSigmoid op -> throw refused(node);
-            case Op.HardSwish op -> throw refused(node);
-            case Op.Reshape op -> throw refused(node);
-            case Op.Pad op -> throw refused(node);
-            case Op.PactQuantize op -> RegionOps.pactQuantize(x, withClipLevels(node, op));
-            case Op.AffineQuantize op -> throw refused(node);
-            case Op.RegionQuantize op -> RegionOps.regionQuantize(x, xs.get(1), withClipLevels(node, op));
-            case Op.DrqQuantize op -> throw refused(node);
-            case Op.ChannelSqueeze op -> RegionOps.channelSqueeze(x, op);
-            case Op.NoiseSilhouette op -> throw refused(node);
-            case Op.LogitBlend op -> CpuOps.logitBlend(x, xs.get(1), param(node, "gate"));
-        };
+        if (node.op() instanceof Op.BatchNorm op && pass.training && !frozen(node.name())) {
+            Tensor x = xs.getFirst();
+            OpGradients.BatchStats stats = OpGradients.batchStats(x, op.eps());
+            pass.batchStats.put(node.name(), stats);
+            OpGradients.updateRunningStats(param(node, "running_mean"), param(node, "running_var"), stats, BN_MOMENTUM);
+            return OpGradients.batchNormTrain(x, param(node, "weight"), param(node, "bias"), stats);
+        }
+        return CpuOps.forward(withClipLevels(node), xs, suffix -> suffix.equals("weight") ? weight(node, pass) : param(node, suffix));
     }
 
     /**

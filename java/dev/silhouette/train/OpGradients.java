@@ -1,6 +1,7 @@
 package dev.silhouette.train;
 
 import dev.silhouette.backend.cpu.Gemm;
+import dev.silhouette.backend.cpu.Im2col;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Window;
@@ -65,7 +66,7 @@ public final class OpGradients {
                 for (int g = 0; g < groups; g++) {
                     int dyOff = (n * op.outChannels() + g * og) * pixels;
                     if (needParameters) {
-                        im2colTransposed(x.data(), in, n, g * cg, cg, win, oh, ow, colT);
+                        Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, 0, pixels, Im2col.Layout.PIXEL_ROWS, colT, false);
                         Gemm.multiply(og, k, pixels, dy.data(), dyOff, pixels, colT, 0, k, dw, g * og * k, k, false);
                     }
                     if (needInput) {
@@ -90,25 +91,6 @@ public final class OpGradients {
                 needParameters && op.bias() ? new Tensor(Shape.of(op.outChannels()), sum(partialB)) : null);
     }
 
-    /** Row p (output pixel) of the result holds the taps (c, ky, kx) that pixel reads, 0 in padding. */
-    static void im2colTransposed(float[] x, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] colT) {
-        int kh = win.kernelH(), kw = win.kernelW(), k = channels * kh * kw;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                int row = (oy * ow + ox) * k;
-                for (int c = 0; c < channels; c++) {
-                    int plane = (n * in.c() + c0 + c) * in.h() * in.w();
-                    for (int ky = 0; ky < kh; ky++) {
-                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
-                        for (int kx = 0; kx < kw; kx++) {
-                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
-                            colT[row + (c * kh + ky) * kw + kx] = iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w() ? 0f : x[plane + iy * in.w() + ix];
-                        }
-                    }
-                }
-            }
-    }
-
     /** The adjoint of im2col: adds every tap's column gradient to the input pixel it read. */
     static void col2im(float[] col, Shape in, int n, int c0, int channels, Window win, int oh, int ow, float[] dx) {
         int kh = win.kernelH(), kw = win.kernelW();
@@ -118,10 +100,10 @@ public final class OpGradients {
                 for (int kx = 0; kx < kw; kx++) {
                     int row = ((c * kh + ky) * kw + kx) * oh * ow;
                     for (int oy = 0; oy < oh; oy++) {
-                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        int iy = win.inputY(oy, ky);
                         if (iy < 0 || iy >= in.h()) continue;
                         for (int ox = 0; ox < ow; ox++) {
-                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            int ix = win.inputX(ox, kx);
                             if (ix >= 0 && ix < in.w()) dx[plane + iy * in.w() + ix] += col[row + oy * ow + ox];
                         }
                     }
@@ -404,10 +386,10 @@ public final class OpGradients {
                     float best = Float.NEGATIVE_INFINITY;
                     int arg = -1;
                     for (int ky = 0; ky < win.kernelH(); ky++) {
-                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        int iy = win.inputY(oy, ky);
                         if (iy < 0 || iy >= s.h()) continue;
                         for (int kx = 0; kx < win.kernelW(); kx++) {
-                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            int ix = win.inputX(ox, kx);
                             if (ix < 0 || ix >= s.w()) continue;
                             float v = in[src + iy * s.w() + ix];
                             if (arg < 0 || v > best) {
@@ -434,18 +416,18 @@ public final class OpGradients {
                 for (int ox = 0; ox < ow; ox++) {
                     int taps = 0;
                     for (int ky = 0; ky < win.kernelH(); ky++) {
-                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        int iy = win.inputY(oy, ky);
                         for (int kx = 0; kx < win.kernelW(); kx++) {
-                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            int ix = win.inputX(ox, kx);
                             if (iy >= 0 && iy < s.h() && ix >= 0 && ix < s.w()) taps++;
                         }
                     }
-                    float share = g[dst + oy * ow + ox] / (op.countIncludePad() ? win.kernelH() * win.kernelW() : taps);
+                    float share = g[dst + oy * ow + ox] / (op.countIncludePad() ? win.taps() : taps);
                     for (int ky = 0; ky < win.kernelH(); ky++) {
-                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        int iy = win.inputY(oy, ky);
                         if (iy < 0 || iy >= s.h()) continue;
                         for (int kx = 0; kx < win.kernelW(); kx++) {
-                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            int ix = win.inputX(ox, kx);
                             if (ix >= 0 && ix < s.w()) dx[src + iy * s.w() + ix] += share;
                         }
                     }

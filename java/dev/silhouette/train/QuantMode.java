@@ -3,6 +3,7 @@ package dev.silhouette.train;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
+import dev.silhouette.quant.BitWidths;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -77,7 +78,8 @@ public sealed interface QuantMode permits QuantMode.Fp32, QuantMode.PactMode, Qu
         var m = java.util.regex.Pattern.compile("pact:(\\d+)/(\\d+)").matcher(spec);
         if (m.matches()) {
             int w = Integer.parseInt(m.group(1)), a = Integer.parseInt(m.group(2));
-            if (w < 2 || w > 8 || a < 1 || a > 8) throw new IllegalArgumentException("--quant " + spec + ": weight bits must be 2-8 and activation bits 1-8");
+            BitWidths.weight(w, "--quant " + spec + ": weight");
+            BitWidths.activation(a, "--quant " + spec + ": activation");
             return new PactMode(w, a);
         }
         throw new IllegalArgumentException("--quant " + spec + ": expected fp32, pact:W/A (e.g. pact:4/4) or binary");

@@ -1,5 +1,6 @@
 package dev.silhouette.train;
 
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
@@ -45,7 +46,7 @@ public final class SteQuantizers {
     /** Symmetric per-output-channel weight quantization to {@code bits} (2 to 8); plain straight-through gradient. */
     public record SymmetricWeights(int bits) implements WeightQuantizer {
         public SymmetricWeights {
-            if (bits < 2 || bits > 8) throw new IllegalArgumentException("weight bits " + bits + " must be between 2 and 8 (1 bit is the sign binariser)");
+            BitWidths.weight(bits, "symmetric weight quantizer");
         }
 
         @Override
@@ -119,7 +120,7 @@ public final class SteQuantizers {
         public static final String ALPHA = "pact_alpha";
 
         public Pact {
-            if (bits < 1 || bits > 8) throw new IllegalArgumentException("activation bits " + bits + " must be between 1 and 8");
+            BitWidths.activation(bits, "PACT activation quantizer");
             if (!(initialAlpha > 0)) throw new IllegalArgumentException("PACT initial alpha " + initialAlpha + " must be positive");
             if (!(decay >= 0)) throw new IllegalArgumentException("PACT alpha decay " + decay + " must not be negative");
         }

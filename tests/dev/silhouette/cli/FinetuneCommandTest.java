@@ -120,7 +120,7 @@ public class FinetuneCommandTest {
         assertTrue(r.err().contains("--epochs 0"), r.err());
         r = CliTest.run("finetune", "--uniform", "9", "--out", "x.safetensors");
         assertEquals(r.exitCode(), 2);
-        assertTrue(r.err().contains("--uniform 9"), r.err());
+        assertTrue(r.err().contains("--uniform bits 9 outside the supported 1..8"), r.err());
         r = CliTest.run("finetune", "--out", "x.bin");
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("--out x.bin"), r.err());

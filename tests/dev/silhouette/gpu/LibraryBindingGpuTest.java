@@ -7,6 +7,7 @@ import dev.silhouette.backend.cuda.Cudnn;
 import dev.silhouette.backend.cuda.DeviceAllocator;
 import dev.silhouette.backend.cuda.DeviceBuffer;
 import dev.silhouette.backend.cuda.PinnedBuffer;
+import dev.silhouette.graph.Window;
 import org.testng.SkipException;
 import org.testng.annotations.AfterClass;
 import org.testng.annotations.BeforeClass;
@@ -167,8 +168,8 @@ public class LibraryBindingGpuTest {
         context.makeCurrent();
         Random random = new Random(p.name().hashCode());
         int cg = p.c() / p.groups(), kg = p.k() / p.groups();
-        int oh = Cudnn.convolutionOutputSize(p.h(), p.r(), p.pad(), p.stride(), p.dilation());
-        int ow = Cudnn.convolutionOutputSize(p.w(), p.s(), p.pad(), p.stride(), p.dilation());
+        int oh = Window.outputSize(p.h(), p.r(), p.stride(), p.pad(), p.dilation());
+        int ow = Window.outputSize(p.w(), p.s(), p.stride(), p.pad(), p.dilation());
         float[] x = randoms(random, p.n() * p.c() * p.h() * p.w()), w = randoms(random, p.k() * cg * p.r() * p.s()),
                 bias = randoms(random, p.k());
         int outCount = p.n() * p.k() * oh * ow;

@@ -5,7 +5,6 @@ import dev.silhouette.pipeline.Plans.Receiving;
 import dev.silhouette.pipeline.TestPlans;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.CpuOps;
-import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.backend.cuda.CudaBackend;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphBuilder;
@@ -192,19 +191,6 @@ public class RegionOpsGpuTest {
                 || op instanceof Op.NoiseSilhouette || op instanceof Op.LogitBlend;
     }
 
-    /** The CPU backend's op (CpuBackend's dispatch) on given inputs. */
-    private static Tensor cpuOp(Graph g, Node n, List<Tensor> in) {
-        return switch (n.op()) {
-            case Op.PactQuantize q -> RegionOps.pactQuantize(in.getFirst(), q);
-            case Op.RegionQuantize q -> RegionOps.regionQuantize(in.getFirst(), in.get(1), q);
-            case Op.DrqQuantize q -> RegionOps.drqQuantize(in.getFirst(), q);
-            case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(in.getFirst(), q);
-            case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(in.getFirst(), q);
-            case Op.LogitBlend q -> CpuOps.logitBlend(in.getFirst(), in.get(1), g.parameter(n, "gate"));
-            default -> throw new IllegalArgumentException(n.name() + " is not a region op");
-        };
-    }
-
     @Test(dataProvider = "networks")
     public void regionQuantizedNetworkMatchesCpu(String name, Graph g) {
         Tensor images = Tensor.uniform(Shape.of(32, 1, 28, 28), 0f, 1f, name.hashCode());
@@ -219,7 +205,7 @@ public class RegionOpsGpuTest {
         Map<String, Tensor> onCuda = cuda.run(g, in, requested);
         for (Node n : regionNodes) {
             List<Tensor> inputs = n.inputs().stream().map(onCuda::get).toList();
-            exact(name + ", node " + n.name() + " (" + Graph.opName(n.op()) + ") on the CUDA inputs", onCuda.get(n.name()), cpuOp(g, n, inputs));
+            exact(name + ", node " + n.name() + " (" + Graph.opName(n.op()) + ") on the CUDA inputs", onCuda.get(n.name()), CpuOps.forward(g, n, inputs));
         }
         if (name.equals("noise silhouette")) return;  // the noise is seeded by a hash of the feature map's bits, which cuDNN rounds differently
         Tensor expected = cpu.run(g, in, List.of(Models.logits(g))).get(Models.logits(g)), actual = onCuda.get(Models.logits(g));

@@ -1,5 +1,6 @@
 package dev.silhouette.quant;
 
+import dev.silhouette.graph.Window;
 import org.testng.annotations.Test;
 
 import java.util.SplittableRandom;
@@ -13,14 +14,14 @@ public class RegionCostTest {
     @Test
     public void tapCountsOfAPaddedThreeByThreeWindow() {
         // 3x3 input, 3x3 kernel, stride 1, pad 1: corners are read by 4 windows, edges by 6, the centre by 9.
-        assertEquals(LayerCost.tapCounts(3, 3, 3, 3, 1, 1, 1, 1, 1, 1), new int[] {4, 6, 4, 6, 9, 6, 4, 6, 4});
-        // 4x4, 1x1 kernel, stride 2: only the even pixels are read, once.
+        assertEquals(LayerCost.tapCounts(3, 3, Window.square(3, 1, 1)), new int[] {4, 6, 4, 6, 9, 6, 4, 6, 4});
+        // 4x4, 1x1 kernel, stride 2: only the even pixels are read, once (the field-by-field form MainJob uses).
         assertEquals(LayerCost.tapCounts(4, 4, 1, 1, 2, 2, 0, 0, 1, 1), new int[] {1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0});
     }
 
     @Test
     public void regionCostsChargeEachTapAtItsPixelsWidths() {
-        int[] taps = LayerCost.tapCounts(3, 3, 3, 3, 1, 1, 1, 1, 1, 1);
+        int[] taps = LayerCost.tapCounts(3, 3, Window.square(3, 1, 1));
         LayerCost cost = new LayerCost("conv", 2, 5, taps);
         // Centre pixel in region 1 (4 bits), the rest region 0 (2 bits); shared weights at 4 bits.
         byte[] map = {0, 0, 0, 0, 1, 0, 0, 0, 0};

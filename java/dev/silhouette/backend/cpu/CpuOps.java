@@ -1,10 +1,14 @@
 package dev.silhouette.backend.cpu;
 
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
+import dev.silhouette.graph.ShapeInference;
 import dev.silhouette.graph.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.IntStream;
 
@@ -14,6 +18,62 @@ import java.util.stream.IntStream;
  */
 public final class CpuOps {
     private CpuOps() {}
+
+    /**
+     * A node's learned tensors by suffix ("weight", "bias", ...): the graph's own for inference, the live
+     * (and possibly fake-quantized) copies for training.
+     */
+    @FunctionalInterface
+    public interface Parameters {
+        Tensor get(String suffix);
+    }
+
+    /** One node with the graph's parameters. */
+    public static Tensor forward(Graph graph, Node node, List<Tensor> in) {
+        return forward(node, in, suffix -> graph.parameter(node, suffix));
+    }
+
+    /**
+     * The CPU's one dispatch from op to kernel, for the backend and for training's forward alike. The
+     * inputs' shapes are checked first ({@link ShapeInference}, errors naming the node), and Concat,
+     * Elementwise and Reshape build on the output shape it gives.
+     */
+    public static Tensor forward(Node node, List<Tensor> in, Parameters parameters) {
+        List<Shape> shapes = new ArrayList<>(in.size());
+        for (Tensor t : in) shapes.add(t.shape());
+        Shape expected = ShapeInference.infer(node, shapes);
+        Tensor x = in.getFirst();
+        return switch (node.op()) {
+            case Op.Conv2d conv -> conv2d(x, parameters.get("weight"), conv.bias() ? parameters.get("bias") : null, conv);
+            case Op.BatchNorm bn -> batchNorm(x, parameters.get("weight"), parameters.get("bias"),
+                    parameters.get("running_mean"), parameters.get("running_var"), bn);
+            case Op.Relu r -> relu(x);
+            case Op.Clip c -> clip(x, c);
+            case Op.Add a -> add(x, in.get(1));
+            case Op.MaxPool p -> maxPool(x, p);
+            case Op.AvgPool p -> avgPool(x, p);
+            case Op.GlobalAvgPool g -> globalAvgPool(x);
+            case Op.Linear l -> linear(x, parameters.get("weight"), l.bias() ? parameters.get("bias") : null, l);
+            case Op.Flatten f -> flatten(x);
+            case Op.Sigmoid s -> sigmoid(x);
+            case Op.Softmax s -> softmax(x);
+            case Op.Interpolate i -> interpolate(x, i);
+            case Op.Concat c -> concat(in, expected, c);
+            case Op.Elementwise e -> elementwise(x, in.get(1), e.arithmetic(), expected);
+            case Op.ElementwiseConstant e -> elementwiseConstant(x, parameters.get("constant"), e);
+            case Op.HardSigmoid h -> hardSigmoid(x, h);
+            case Op.HardSwish h -> hardSwish(x);
+            case Op.Reshape r -> reshape(x, expected);
+            case Op.Pad p -> pad(x, p);
+            case Op.PactQuantize q -> RegionOps.pactQuantize(x, q);
+            case Op.AffineQuantize q -> RegionOps.affineQuantize(x, q);
+            case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);
+            case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
+            case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);
+            case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(x, q);
+            case Op.LogitBlend q -> logitBlend(x, in.get(1), parameters.get("gate"));
+        };
+    }
 
     /** Column-matrix floats per core (half of a 1 MB L2) when images are convolved one per core. */
     private static final int COLUMN_FLOATS = 1 << 17;
@@ -55,52 +115,13 @@ public final class CpuOps {
                 float[] columns = scratch.get();
                 for (int p0 = 0; p0 < pixels; p0 += span) {
                     int p1 = Math.min(pixels, p0 + span);
-                    im2col(x.data(), in, n, g * cg, cg, win, ow, p0, p1, columns, !acrossUnits);
+                    Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, Im2col.Layout.TAP_ROWS, columns, !acrossUnits);
                     Gemm.multiply(og, p1 - p0, k, weight.data(), g * og * k, k, columns, 0, p1 - p0,
                             out, cOff + p0, pixels, !acrossUnits);
                 }
             }
         });
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
-    }
-
-    /**
-     * Row (c, ky, kx) of the column matrix holds that tap's input for output pixels p0..p1 (row-major
-     * over oh x ow), 0 in padding; rows are p1 - p0 apart.
-     */
-    private static void im2col(float[] x, Shape in, int n, int c0, int channels, Window win, int ow, int p0, int p1,
-                               float[] col, boolean parallel) {
-        int kh = win.kernelH(), kw = win.kernelW(), span = p1 - p0;
-        IntStream rows = IntStream.range(0, channels * kh * kw);
-        (parallel ? rows.parallel() : rows).forEach(row -> {
-            int c = row / (kh * kw), ky = (row / kw) % kh, kx = row % kw;
-            int plane = ((n * in.c()) + c0 + c) * in.h() * in.w();
-            int shift = kx * win.dilationW() - win.padW();
-            // One output row's stretch [ox0, ox1) at a time: the range may start and end mid-row.
-            for (int p = p0; p < p1; ) {
-                int oy = p / ow, ox0 = p % ow, ox1 = Math.min(ow, ox0 + p1 - p);
-                int dst = row * span + (p - p0) - ox0;
-                p += ox1 - ox0;
-                int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
-                if (iy < 0 || iy >= in.h()) {
-                    java.util.Arrays.fill(col, dst + ox0, dst + ox1, 0f);
-                    continue;
-                }
-                int srcRow = plane + iy * in.w();
-                if (win.strideW() == 1) {
-                    // Unit stride: the valid taps of a row are one contiguous run of the input row.
-                    int from = Math.clamp(-shift, ox0, ox1), to = Math.clamp(in.w() - shift, from, ox1);
-                    java.util.Arrays.fill(col, dst + ox0, dst + from, 0f);
-                    System.arraycopy(x, srcRow + from + shift, col, dst + from, to - from);
-                    java.util.Arrays.fill(col, dst + to, dst + ox1, 0f);
-                    continue;
-                }
-                for (int ox = ox0; ox < ox1; ox++) {
-                    int ix = ox * win.strideW() + shift;
-                    col[dst + ox] = ix < 0 || ix >= in.w() ? 0f : x[srcRow + ix];
-                }
-            }
-        });
     }
 
     /** y = x * scale + shift with scale = gamma / sqrt(var + eps) (in double, then rounded), shift = beta - mean * scale. */
@@ -266,10 +287,10 @@ public final class CpuOps {
                     double sum = 0;
                     int taps = 0;
                     for (int ky = 0; ky < win.kernelH(); ky++) {
-                        int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
+                        int iy = win.inputY(oy, ky);
                         if (iy < 0 || iy >= s.h()) continue;
                         for (int kx = 0; kx < win.kernelW(); kx++) {
-                            int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                            int ix = win.inputX(ox, kx);
                             if (ix < 0 || ix >= s.w()) continue;
                             float v = in[src + iy * s.w() + ix];
                             best = Math.max(best, v);
@@ -277,7 +298,7 @@ public final class CpuOps {
                             taps++;
                         }
                     }
-                    int divisor = countIncludePad ? win.kernelH() * win.kernelW() : taps;
+                    int divisor = countIncludePad ? win.taps() : taps;
                     out[dst + oy * ow + ox] = max ? best : (float) (sum / divisor);
                 }
         });

@@ -30,8 +30,8 @@ public final class Reference {
                         for (int c = 0; c < cg; c++)
                             for (int ky = 0; ky < win.kernelH(); ky++)
                                 for (int kx = 0; kx < win.kernelW(); kx++) {
-                                    int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
-                                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                    int iy = win.inputY(oy, ky);
+                                    int ix = win.inputX(ox, kx);
                                     if (iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w()) continue;
                                     acc += (double) xd[((n * in.c() + g * cg + c) * in.h() + iy) * in.w() + ix]
                                             * wd[((o * cg + c) * win.kernelH() + ky) * win.kernelW() + kx];
@@ -96,8 +96,8 @@ public final class Reference {
                         for (int c = 0; c < cg; c++)
                             for (int ky = 0; ky < win.kernelH(); ky++)
                                 for (int kx = 0; kx < win.kernelW(); kx++) {
-                                    int iy = oy * win.strideH() - win.padH() + ky * win.dilationH();
-                                    int ix = ox * win.strideW() - win.padW() + kx * win.dilationW();
+                                    int iy = win.inputY(oy, ky);
+                                    int ix = win.inputX(ox, kx);
                                     if (iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w()) continue;
                                     int r = regionMap[(n * in.h() + iy) * in.w() + ix];
                                     int code = RegionQuantizer.pactCode(xd[((n * in.c() + g * cg + c) * in.h() + iy) * in.w() + ix], alphas[r], activationBits[r]);

@@ -1,5 +1,7 @@
 package dev.silhouette.backend.cuda;
 
+import dev.silhouette.graph.Window;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemoryLayout;
@@ -241,11 +243,11 @@ public final class Cudnn implements AutoCloseable {
     record ConvProblem(int n, int c, int h, int w, int k, int r, int s, int padH, int padW, int strideH, int strideW,
                        int dilationH, int dilationW, int groups) {
         int outH() {
-            return (h + 2 * padH - dilationH * (r - 1) - 1) / strideH + 1;
+            return Window.outputSize(h, r, strideH, padH, dilationH);
         }
 
         int outW() {
-            return (w + 2 * padW - dilationW * (s - 1) - 1) / strideW + 1;
+            return Window.outputSize(w, s, strideW, padW, dilationW);
         }
 
         @Override
@@ -313,14 +315,9 @@ public final class Cudnn implements AutoCloseable {
         return ProcessWide.BINDINGS;
     }
 
-    /** Output height or width of a convolution: (in + 2 pad - dilation (kernel - 1) - 1) / stride + 1. */
-    public static int convolutionOutputSize(int in, int kernel, int pad, int stride, int dilation) {
-        return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
-    }
-
     /**
      * y = conv(x, weight) + bias, cross-correlation as in every framework. x is n x c x h x w, weight is
-     * k x (c / groups) x r x s, y is n x k x outH x outW (see {@link #convolutionOutputSize}), bias has k
+     * k x (c / groups) x r x s, y is n x k x outH x outW (see {@link Window#outputSize}), bias has k
      * values or is 0 for none. All device addresses, all FP32 NCHW.
      *
      * @param op names the graph node in error messages
@@ -413,7 +410,7 @@ public final class Cudnn implements AutoCloseable {
 
     /**
      * Max or average pooling of x (n x c x h x w) into y (n x c x outH x outW), with
-     * outH = (h + 2 padH - kh) / strideH + 1 (floor) and likewise outW.
+     * outH = {@link Window#outputSize}(h, kh, strideH, padH, 1) and likewise outW.
      *
      * @param countIncludePad for averages: divide by the full window, padding included, rather than by the
      *                        values inside the input
@@ -421,7 +418,7 @@ public final class Cudnn implements AutoCloseable {
     public void pool(String op, boolean max, boolean countIncludePad, int n, int c, int h, int w, int kh, int kw,
                      int padH, int padW, int strideH, int strideW, long x, long y) {
         requireOpen();
-        int outH = (h + 2 * padH - kh) / strideH + 1, outW = (w + 2 * padW - kw) / strideW + 1;
+        int outH = Window.outputSize(h, kh, strideH, padH, 1), outW = Window.outputSize(w, kw, strideW, padW, 1);
         int mode = max ? POOLING_MAX : countIncludePad ? POOLING_AVERAGE_COUNT_INCLUDE_PADDING : POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
         String label = op + " [" + (max ? "max" : "average") + " pool " + kh + "x" + kw + " of " + n + "x" + c + "x" + h + "x" + w
                 + ", pad " + padH + "," + padW + ", stride " + strideH + "," + strideW + "]";

@@ -3,7 +3,7 @@ package dev.silhouette.backend.cuda;
 import dev.silhouette.graph.Window;
 import dev.silhouette.quant.ChannelAffine;
 import dev.silhouette.quant.PackedLayout;
-import dev.silhouette.quant.RegionPolicy;
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.tensor.Shape;
 
 /**
@@ -34,9 +34,7 @@ public final class PackedConvKernel {
                 throw new IllegalArgumentException("weights " + weights + " do not match the " + window.kernelH() + "x" + window.kernelW() + " window");
             }
             if (window.outH(input.h()) < 1 || window.outW(input.w()) < 1) throw new IllegalArgumentException("window " + window + " leaves no output of " + input);
-            if (weightBits < RegionPolicy.MIN_BITS || weightBits > RegionPolicy.MAX_BITS) {
-                throw new IllegalArgumentException("weight width " + weightBits + " bits; widths are " + RegionPolicy.MIN_BITS + " to " + RegionPolicy.MAX_BITS);
-            }
+            BitWidths.code(weightBits, "packed convolution weight");
         }
 
         public int outChannels() {

@@ -1,5 +1,6 @@
 package dev.silhouette.backend.cuda;
 
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.quant.RegionQuantizer;
 
@@ -23,9 +24,7 @@ public record RegionWidths(int[] bits, float[] alphas) {
         if (bits.length < 1) throw new IllegalArgumentException("region widths: at least one region is needed");
         if (bits.length != alphas.length) throw new IllegalArgumentException(bits.length + " region widths but " + alphas.length + " clip levels");
         for (int r = 0; r < bits.length; r++) {
-            if (bits[r] < RegionPolicy.MIN_BITS || bits[r] > RegionPolicy.MAX_BITS) {
-                throw new IllegalArgumentException("region " + r + " has " + bits[r] + " bits; widths are " + RegionPolicy.MIN_BITS + " to " + RegionPolicy.MAX_BITS);
-            }
+            BitWidths.activation(bits[r], "region " + r);
             if (!(alphas[r] > 0) || !Float.isFinite(alphas[r])) {
                 throw new IllegalArgumentException("region " + r + " clip level " + alphas[r] + " must be positive and finite");
             }

@@ -231,9 +231,9 @@ public class LowBitKernelsTest {
         Window w3 = Window.square(3, 1, 1);
         RegionWidths a4 = RegionWidths.uniform(4, 1f);
         assertMessage(() -> new PackedConvKernel.Problem(Shape.of(1, 8, 7, 7), Shape.of(8, 9, 3, 3), w3, a4, 4, true), "9");
-        assertMessage(() -> new PackedConvKernel.Problem(Shape.of(1, 8, 7, 7), Shape.of(8, 8, 3, 3), w3, a4, 9, true), "weight width 9");
+        assertMessage(() -> new PackedConvKernel.Problem(Shape.of(1, 8, 7, 7), Shape.of(8, 8, 3, 3), w3, a4, 9, true), "weight bits 9 outside the supported 1..8");
         assertMessage(() -> new PackedConvKernel.Problem(Shape.of(1, 8, 7, 7), Shape.of(8, 8, 5, 5), w3, a4, 4, true), "3x3 window");
-        assertMessage(() -> new RegionWidths(new int[] {2, 0}, new float[] {1, 1}), "region 1 has 0 bits");
+        assertMessage(() -> new RegionWidths(new int[] {2, 0}, new float[] {1, 1}), "region 1 bits 0 outside the supported 1..8");
         assertMessage(() -> new RegionWidths(new int[] {2}, new float[] {Float.NaN}), "clip level NaN");
         assertMessage(() -> new RegionWidths(new int[] {2, 3}, new float[] {1}), "2 region widths but 1 clip levels");
         assertMessage(() -> QuantizePackKernel.checkRegionMap(Shape.of(1, 4, 2, 2), new byte[] {0, 1, 3, 0}, new RegionWidths(new int[] {2, 3, 4}, new float[] {1, 1, 1})),

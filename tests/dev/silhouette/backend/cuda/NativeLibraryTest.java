@@ -1,5 +1,6 @@
 package dev.silhouette.backend.cuda;
 
+import dev.silhouette.graph.Window;
 import org.testng.SkipException;
 import org.testng.annotations.AfterClass;
 import org.testng.annotations.BeforeClass;
@@ -611,8 +612,8 @@ public class NativeLibraryTest {
                 assertTrue(log.contains(expected + "\n"), "log lacks «" + expected + "»:\n" + log);
             }
             assertEquals(workspaceRequests, List.of(4096L));
-            assertEquals(Cudnn.convolutionOutputSize(10, 3, 1, 2, 1), 5);
-            assertEquals(Cudnn.convolutionOutputSize(12, 5, 2, 1, 2), 8);
+            assertEquals(Window.outputSize(10, 3, 2, 1, 1), 5);
+            assertEquals(Window.outputSize(12, 5, 1, 2, 2), 8);
 
             dnn.conv2d("stem", 2, 8, 10, 12, 16, 3, 5, 1, 2, 2, 1, 1, 2, 4, 0x100, 0x200, 0, 0x400, ws);
             String second = log(api.library).substring(log.length());

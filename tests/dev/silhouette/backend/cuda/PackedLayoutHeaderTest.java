@@ -1,7 +1,7 @@
 package dev.silhouette.backend.cuda;
 
+import dev.silhouette.quant.BitWidths;
 import dev.silhouette.quant.PackedLayout;
-import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.quant.SilhouetteThresholds;
 import org.testng.annotations.Test;
 
@@ -42,8 +42,8 @@ public class PackedLayoutHeaderTest {
     public void constantsAgreeWithTheJavaTable() throws IOException {
         String h = header();
         assertEquals(constant(h, "WORD_BITS"), PackedLayout.WORD_BITS);
-        assertEquals(constant(h, "MIN_BITS"), RegionPolicy.MIN_BITS);
-        assertEquals(constant(h, "MAX_BITS"), RegionPolicy.MAX_BITS);
+        assertEquals(constant(h, "MIN_BITS"), BitWidths.MIN);
+        assertEquals(constant(h, "MAX_BITS"), BitWidths.MAX);
         assertEquals(constant(h, "MAX_REGIONS"), SilhouetteThresholds.MAX_REGIONS);
         assertEquals(constant(h, "MAX_PACKED_REGIONS"), RegionWidths.MAX_PACKED_REGIONS);
         assertEquals(constant(h, "REGION_BITS_FIELD"), RegionWidths.FIELD_BITS);
@@ -55,9 +55,9 @@ public class PackedLayoutHeaderTest {
     public void denseTablesAgreeWithDense() throws IOException {
         String h = header();
         int[] perWord = table(h, "DENSE_CODES_PER_WORD"), spare = table(h, "DENSE_SPARE_BITS");
-        assertEquals(perWord.length, RegionPolicy.MAX_BITS + 1);
-        assertEquals(spare.length, RegionPolicy.MAX_BITS + 1);
-        for (int b = RegionPolicy.MIN_BITS; b <= RegionPolicy.MAX_BITS; b++) {
+        assertEquals(perWord.length, BitWidths.MAX + 1);
+        assertEquals(spare.length, BitWidths.MAX + 1);
+        for (int b = BitWidths.MIN; b <= BitWidths.MAX; b++) {
             PackedLayout.Dense dense = new PackedLayout.Dense(b);
             assertEquals(perWord[b], dense.codesPerWord(), "codes per word at " + b + " bits");
             assertEquals(spare[b], PackedLayout.WORD_BITS - dense.codesPerWord() * b, "spare bits at " + b + " bits");
