@@ -9,7 +9,7 @@ import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.pipeline.Calibration;
 import dev.silhouette.pipeline.Plans;
 import dev.silhouette.quant.BitWidths;
-import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.pipeline.QuantPlan;
 import dev.silhouette.io.Progress;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.train.Batches;

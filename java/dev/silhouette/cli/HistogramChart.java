@@ -3,7 +3,7 @@ package dev.silhouette.cli;
 import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.quant.ActivationStats;
 import dev.silhouette.pipeline.Calibration;
-import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.pipeline.QuantPlan;
 
 import javax.imageio.ImageIO;
 import java.awt.BasicStroke;

@@ -1,5 +1,6 @@
 package dev.silhouette.graph;
 
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 

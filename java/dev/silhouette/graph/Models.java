@@ -1,5 +1,6 @@
 package dev.silhouette.graph;
 
+import dev.silhouette.tensor.Window;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

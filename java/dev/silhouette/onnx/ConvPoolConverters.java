@@ -1,7 +1,7 @@
 package dev.silhouette.onnx;
 
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.onnx.proto.Onnx.NodeProto;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;

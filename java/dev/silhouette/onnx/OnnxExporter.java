@@ -4,7 +4,7 @@ import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.onnx.proto.Onnx.AttributeProto;
 import dev.silhouette.onnx.proto.Onnx.GraphProto;
 import dev.silhouette.onnx.proto.Onnx.ModelProto;

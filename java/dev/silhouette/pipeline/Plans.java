@@ -3,11 +3,11 @@ package dev.silhouette.pipeline;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
-import dev.silhouette.quant.QuantPlan;
-import dev.silhouette.quant.QuantPlan.Activations;
-import dev.silhouette.quant.QuantPlan.LayerPlan;
-import dev.silhouette.quant.QuantPlan.SilhouetteSource;
-import dev.silhouette.quant.QuantPlan.Weights;
+import dev.silhouette.pipeline.QuantPlan;
+import dev.silhouette.pipeline.QuantPlan.Activations;
+import dev.silhouette.pipeline.QuantPlan.LayerPlan;
+import dev.silhouette.pipeline.QuantPlan.SilhouetteSource;
+import dev.silhouette.pipeline.QuantPlan.Weights;
 import dev.silhouette.quant.RegionPolicy;
 
 import java.util.ArrayList;

@@ -4,7 +4,7 @@ import dev.silhouette.backend.Backend;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Op;
-import dev.silhouette.quant.QuantPlan.SilhouetteSource;
+import dev.silhouette.pipeline.QuantPlan.SilhouetteSource;
 import dev.silhouette.tensor.Tensor;
 
 import java.util.ArrayList;

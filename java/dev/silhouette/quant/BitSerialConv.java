@@ -1,6 +1,6 @@
 package dev.silhouette.quant;
 
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 
 /**

@@ -1,6 +1,6 @@
 package dev.silhouette.quant;
 
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 
 /**
  * Running cost totals of one convolution over the images it processed, for the accounting of the

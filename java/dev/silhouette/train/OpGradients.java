@@ -4,7 +4,7 @@ import dev.silhouette.backend.cpu.Gemm;
 import dev.silhouette.backend.cpu.Im2col;
 import dev.silhouette.backend.cpu.RegionOps;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;

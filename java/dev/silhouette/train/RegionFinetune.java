@@ -2,7 +2,7 @@ package dev.silhouette.train;
 
 import dev.silhouette.graph.Graph;
 import dev.silhouette.pipeline.PlanRewrite;
-import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.pipeline.QuantPlan;
 
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -12,7 +12,7 @@ import dev.silhouette.backend.cuda.DeviceBuffer;
 import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.PinnedBuffer;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.SkipException;

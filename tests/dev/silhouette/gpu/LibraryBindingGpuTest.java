@@ -7,7 +7,7 @@ import dev.silhouette.backend.cuda.Cudnn;
 import dev.silhouette.backend.cuda.DeviceAllocator;
 import dev.silhouette.backend.cuda.DeviceBuffer;
 import dev.silhouette.backend.cuda.PinnedBuffer;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import org.testng.SkipException;
 import org.testng.annotations.AfterClass;
 import org.testng.annotations.BeforeClass;

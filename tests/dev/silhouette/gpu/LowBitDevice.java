@@ -6,7 +6,7 @@ import dev.silhouette.backend.cuda.KernelModule;
 import dev.silhouette.backend.cuda.PackedConvKernel;
 import dev.silhouette.backend.cuda.QuantizePackKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.BinaryNet;
 import dev.silhouette.quant.ChannelAffine;
 import dev.silhouette.quant.PackedLayout;

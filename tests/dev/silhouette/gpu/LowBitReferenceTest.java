@@ -1,7 +1,7 @@
 package dev.silhouette.gpu;
 
 import dev.silhouette.backend.cuda.RegionWidths;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.Quantizers;
 import dev.silhouette.quant.RegionPolicy;

@@ -4,7 +4,7 @@ import dev.silhouette.backend.cpu.Reference;
 import dev.silhouette.backend.cuda.PackedConvKernel;
 import dev.silhouette.backend.cuda.RegionWidths;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.BitSerialConv;
 import dev.silhouette.quant.ChannelAffine;
 import dev.silhouette.quant.Gdrq;

@@ -1,5 +1,6 @@
 package dev.silhouette.graph;
 
+import dev.silhouette.tensor.Window;
 import dev.silhouette.Tolerances;
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.tensor.Shape;

@@ -7,7 +7,7 @@ import dev.silhouette.graph.GraphBuilder;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Passes;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.DataProvider;

@@ -6,7 +6,7 @@ import dev.silhouette.quant.ActivationStats;
 import dev.silhouette.quant.ClipCalibration;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphBuilder;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.Test;

@@ -7,7 +7,7 @@ import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Passes;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 
 import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cpu.Reference;

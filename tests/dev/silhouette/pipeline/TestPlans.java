@@ -1,7 +1,7 @@
 package dev.silhouette.pipeline;
 
 import dev.silhouette.graph.Graph;
-import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.pipeline.QuantPlan;
 
 /** Plans of the study's schemes with fixed clip levels, for tests that need a quantized graph and no calibration data. */
 public final class TestPlans {

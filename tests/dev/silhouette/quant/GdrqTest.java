@@ -2,7 +2,7 @@ package dev.silhouette.quant;
 
 import dev.silhouette.backend.cpu.CpuOps;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.Test;

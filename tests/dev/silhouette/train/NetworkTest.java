@@ -3,7 +3,7 @@ package dev.silhouette.train;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphBuilder;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import org.testng.annotations.Test;
 
 import static org.testng.Assert.assertTrue;

@@ -1,7 +1,7 @@
 package dev.silhouette.train;
 
 import dev.silhouette.pipeline.Plans;
-import dev.silhouette.quant.QuantPlan;
+import dev.silhouette.pipeline.QuantPlan;
 import dev.silhouette.pipeline.Plans.Receiving;
 import dev.silhouette.pipeline.TestPlans;
 import dev.silhouette.backend.cpu.CpuBackend;
@@ -14,7 +14,7 @@ import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Passes;
 import dev.silhouette.pipeline.RegionQuantization;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;

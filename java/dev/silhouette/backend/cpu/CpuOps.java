@@ -4,7 +4,7 @@ import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.ShapeInference;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 

@@ -1,6 +1,6 @@
 package dev.silhouette.backend.cpu;
 
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 
 import java.util.Arrays;

@@ -5,7 +5,7 @@ import dev.silhouette.backend.Inputs;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import jcuda.Sizeof;

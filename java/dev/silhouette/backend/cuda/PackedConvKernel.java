@@ -1,6 +1,6 @@
 package dev.silhouette.backend.cuda;
 
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.ChannelAffine;
 import dev.silhouette.quant.PackedLayout;
 import dev.silhouette.quant.BitWidths;

@@ -2,7 +2,7 @@ package dev.silhouette.backend.cpu;
 
 import dev.silhouette.Tolerances;
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.DataProvider;

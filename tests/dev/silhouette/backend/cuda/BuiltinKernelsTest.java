@@ -1,7 +1,7 @@
 package dev.silhouette.backend.cuda;
 
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 import org.testng.SkipException;
 import org.testng.annotations.Test;

@@ -1,6 +1,6 @@
 package dev.silhouette.backend.cuda;
 
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import org.testng.annotations.Test;
 
 import java.nio.file.Files;

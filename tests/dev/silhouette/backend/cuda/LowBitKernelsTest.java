@@ -1,7 +1,7 @@
 package dev.silhouette.backend.cuda;
 
 import dev.silhouette.graph.Op;
-import dev.silhouette.graph.Window;
+import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.BinaryNet;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;

@@ -1,4 +1,4 @@
-package dev.silhouette.quant;
+package dev.silhouette.pipeline;
 
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
@@ -9,10 +9,11 @@ import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import dev.silhouette.graph.Op;
 import dev.silhouette.io.AtomicFiles;
-import dev.silhouette.quant.QuantPlan.Activations;
-import dev.silhouette.quant.QuantPlan.LayerPlan;
-import dev.silhouette.quant.QuantPlan.SilhouetteSource;
-import dev.silhouette.quant.QuantPlan.Weights;
+import dev.silhouette.quant.RegionPolicy;
+import dev.silhouette.pipeline.QuantPlan.Activations;
+import dev.silhouette.pipeline.QuantPlan.LayerPlan;
+import dev.silhouette.pipeline.QuantPlan.SilhouetteSource;
+import dev.silhouette.pipeline.QuantPlan.Weights;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

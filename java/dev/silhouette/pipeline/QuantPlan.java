@@ -1,6 +1,10 @@
-package dev.silhouette.quant;
+package dev.silhouette.pipeline;
 
 import dev.silhouette.graph.Op;
+import dev.silhouette.quant.BitWidths;
+import dev.silhouette.quant.BiasCorrection;
+import dev.silhouette.quant.Quantizers;
+import dev.silhouette.quant.RegionPolicy;
 
 import java.util.ArrayList;
 import java.util.LinkedHashSet;

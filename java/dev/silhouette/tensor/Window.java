@@ -1,4 +1,4 @@
-package dev.silhouette.graph;
+package dev.silhouette.tensor;
 
 /**
  * The sliding window of a convolution or pooling op: kernel size, stride, padding (same on both sides)
