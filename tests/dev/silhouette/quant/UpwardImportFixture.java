@@ -6,7 +6,7 @@ import dev.silhouette.pipeline.Plans;
 final class UpwardImportFixture {
     private UpwardImportFixture() {}
 
-    static int preBranchBits() {
-        return Plans.PRE_BRANCH_BITS;
+    static int sharedWeightBits(RegionPolicy policy) {
+        return Plans.sharedWeightBits(policy);
     }
 }
