@@ -56,7 +56,7 @@ public class LayeringTest {
     public void anUpwardImportFailsBothRules() throws ClassNotFoundException {
         // The fixture and a pipeline class that reads quant: enough for an upward edge and for a cycle.
         JavaClasses withFixture = new ClassFileImporter().importClasses(Class.forName("dev.silhouette.quant.UpwardImportFixture"),
-                dev.silhouette.pipeline.Plans.class);
+                dev.silhouette.pipeline.Plans.class, dev.silhouette.quant.RegionPolicy.class);
         AssertionError layering = expectThrows(AssertionError.class, () -> layers().check(withFixture));
         assertTrue(layering.getMessage().contains("UpwardImportFixture"), layering.getMessage());
         AssertionError cycle = expectThrows(AssertionError.class, () -> slices().matching("dev.silhouette.(*)..").should().beFreeOfCycles().check(withFixture));
