@@ -224,7 +224,8 @@ public final class Calibration {
         return new Calibration(c, Map.of(), Map.of());
     }
 
-    private static String abbreviate(String fingerprint) {
+    /** The first 12 hex digits of a fingerprint, for messages. */
+    static String abbreviate(String fingerprint) {
         return fingerprint == null ? "none" : fingerprint.substring(0, Math.min(12, fingerprint.length()));
     }
 

@@ -36,7 +36,7 @@ public final class PlanRewrite {
         String expected = graph.fingerprint();
         if (!expected.equals(plan.fingerprint())) {
             throw new IllegalArgumentException("quantization plan '" + plan.label() + "' was made for another model ('" + plan.model() + "', fingerprint "
-                    + abbreviate(plan.fingerprint()) + "); this model's fingerprint is " + abbreviate(expected));
+                    + Calibration.abbreviate(plan.fingerprint()) + "); this model's fingerprint is " + Calibration.abbreviate(expected));
         }
         return applyStructure(graph, plan);
     }
@@ -203,9 +203,5 @@ public final class PlanRewrite {
             nodes.add(new Node(next, new Op.Add(), List.of(acc, parts.get(i))));
             acc = next;
         }
-    }
-
-    static String abbreviate(String fingerprint) {
-        return fingerprint == null ? "none" : fingerprint.substring(0, Math.min(12, fingerprint.length()));
     }
 }

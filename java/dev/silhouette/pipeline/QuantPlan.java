@@ -6,7 +6,6 @@ import dev.silhouette.quant.BiasCorrection;
 import dev.silhouette.quant.Quantizers;
 import dev.silhouette.quant.RegionPolicy;
 
-import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -212,15 +211,5 @@ public record QuantPlan(String model, String fingerprint, String label, Silhouet
         if (!(lo <= hi) || Float.isInfinite(lo) || Float.isInfinite(hi)) {
             throw new IllegalArgumentException(what + " [" + lo + ", " + hi + "] is not a finite interval");
         }
-    }
-
-    /** The layers, with every one named in {@code other} replaced by its plan there (for tests and tools). */
-    public QuantPlan with(List<LayerPlan> other, String newLabel) {
-        List<LayerPlan> out = new ArrayList<>(layers);
-        for (LayerPlan o : other) {
-            out.removeIf(l -> l.layer().equals(o.layer()));
-            out.add(o);
-        }
-        return new QuantPlan(model, fingerprint, newLabel, silhouette, out);
     }
 }
