@@ -26,6 +26,7 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             Shape out = shapes.get(n.name());
             long macs = switch (n.op()) {
                 case Op.Conv2d c -> (long) out.size() * c.taps();
+                case Op.LowBitConv2d c -> (long) out.size() * c.conv().taps();
                 case Op.Linear l -> (long) out.size() * l.inFeatures();
                 default -> 0L;
             };
@@ -59,6 +60,8 @@ public record GraphStats(List<Row> rows, long parameters, long macs) {
             case Op.Sigmoid s -> "";
             case Op.Softmax s -> "";
             case Op.PactQuantize q -> q.bits() + " bits, alpha " + q.alpha();
+            case Op.LowBitConv2d c -> attributes(c.conv()) + " " + c.codes() + " weights " + java.util.Arrays.toString(c.weights().bits());
+            case Op.RegionMap m -> m.policy() + " " + m.height() + "x" + m.width();
             case Op.AffineQuantize q -> q.bits().size() == 1 ? q.bits().getFirst() + " bits over [" + q.lo().getFirst() + ", " + q.hi().getFirst() + "]"
                     : q.bits().size() + " channels, widths " + q.bits();
             case Op.RegionQuantize q -> q.policy() + " " + q.resize().name().toLowerCase() + " " + q.order().name().toLowerCase()

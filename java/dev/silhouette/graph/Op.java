@@ -272,6 +272,92 @@ public sealed interface Op {
     }
 
     /**
+     * The region index (0 = lowest silhouette values) of every pixel at size height x width, N x 1 x height x
+     * width, from input 0 (the N x 1 x h x w silhouette): {@link RegionQuantize}'s map, computed once per
+     * silhouette and size and read by every low-bit convolution of that size.
+     */
+    record RegionMap(dev.silhouette.quant.RegionPolicy policy, Interpolate.Mode resize, RegionQuantize.MaskOrder order, int height, int width)
+            implements Op {
+        public RegionMap {
+            if (height < 1 || width < 1) throw new IllegalArgumentException("region map size " + height + "x" + width + " must be positive");
+        }
+    }
+
+    /**
+     * A convolution executed on integer codes (the packed path): input 0 (float N x C x H x W) is quantized to
+     * codes on {@code codes}'s grid (per pixel region from input 1, a {@link RegionMap}, where the grid has
+     * regions), the codes are multiplied by {@code weights}' integer codes into exact int32 accumulators, one
+     * per region, and the epilogue dequantizes: y = bias + sum_r step_r (scale_(o,r) A_r + offset_(o,r) S_r),
+     * A_r the sum over region r's taps of weight code x (activation code - zero point), S_r the sum of those
+     * activation codes. The one "bias" parameter is the convolution's.
+     */
+    record LowBitConv2d(Conv2d conv, ActivationCodes codes, dev.silhouette.quant.LowBitWeights weights) implements Op {
+        public LowBitConv2d {
+            if (weights.groups() != conv.groups() || weights.inPerGroup() != conv.inPerGroup() || weights.outPerGroup() != conv.outPerGroup()
+                    || weights.taps() != conv.window().taps()) {
+                throw new IllegalArgumentException("low-bit weights " + weights + " do not fit " + conv);
+            }
+            if (weights.regions() != 1 && weights.regions() != codes.regions()) {
+                throw new IllegalArgumentException(weights.regions() + " weight sets for " + codes.regions() + " activation regions");
+            }
+        }
+
+        @Override
+        public List<Parameter> parameters() {
+            return conv.bias() ? List.of(new Parameter("bias", conv.outChannels())) : List.of();
+        }
+
+        @Override
+        public int arity() {
+            return codes instanceof ActivationCodes.Regions ? 2 : 1;
+        }
+
+        /** The activation grid of a low-bit convolution; codes are unsigned, value = step * (code - zeroPoint). */
+        public sealed interface ActivationCodes {
+            int regions();
+
+            /** One grid for every activation (PACT, or affine per tensor). */
+            record Grid(int bits, float step, int zeroPoint) implements ActivationCodes {
+                public Grid {
+                    dev.silhouette.quant.BitWidths.activation(bits, "low-bit activation grid");
+                    if (!(step > 0) || Float.isInfinite(step)) throw new IllegalArgumentException("activation step " + step + " must be positive and finite");
+                    if (zeroPoint < 0 || zeroPoint >= 1 << bits) throw new IllegalArgumentException("zero point " + zeroPoint + " outside " + bits + "-bit codes");
+                }
+
+                public int regions() {
+                    return 1;
+                }
+            }
+
+            /** PACT grids per region (region r: bits.get(r), step alpha_r / (2^bits - 1)), the pixel's region from the map. */
+            record Regions(List<Integer> bits, List<Float> steps) implements ActivationCodes {
+                public Regions {
+                    bits = List.copyOf(bits);
+                    steps = List.copyOf(steps);
+                    if (bits.isEmpty() || bits.size() != steps.size()) throw new IllegalArgumentException("region grids need one step per width");
+                    for (int b : bits) dev.silhouette.quant.BitWidths.activation(b, "low-bit region grid");
+                }
+
+                public int regions() {
+                    return bits.size();
+                }
+            }
+
+            /** One DRQ width: PACT codes of the activations in this sensitivity class ({@link DrqQuantize}'s tiles), zero elsewhere. */
+            record DrqClass(int block, float threshold, boolean sensitive, int bits, float step) implements ActivationCodes {
+                public DrqClass {
+                    dev.silhouette.quant.BitWidths.activation(bits, "low-bit DRQ grid");
+                    if (block < 1) throw new IllegalArgumentException("DRQ block " + block + " must be at least 1");
+                }
+
+                public int regions() {
+                    return 1;
+                }
+            }
+        }
+    }
+
+    /**
      * A training-free silhouette: squeezes N x C x H x W to N x 1 x H x W (channel max, channel mean, or
      * the mean of the k channels ranked highest per image by spatial mean or by spatial standard
      * deviation), then rescales each image to [0, 1] by its own minimum and maximum (a constant image

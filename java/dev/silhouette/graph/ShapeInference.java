@@ -106,6 +106,24 @@ public final class ShapeInference {
                 }
                 yield x.withDim(axis, Math.toIntExact(total));
             }
+            case Op.LowBitConv2d low -> {
+                Op.Conv2d conv = low.conv();
+                requireRank(node, x, 4);
+                if (x.c() != conv.inChannels()) {
+                    throw fail(node, "expects " + conv.inChannels() + " input channels, input " + node.inputs().get(0) + " has shape " + x);
+                }
+                if (low.codes() instanceof Op.LowBitConv2d.ActivationCodes.Regions) {
+                    Shape map = in.get(1);
+                    if (map.rank() != 4 || map.c() != 1 || map.n() != x.n() || map.h() != x.h() || map.w() != x.w()) {
+                        throw fail(node, "needs an N x 1 x " + x.h() + " x " + x.w() + " region map, " + node.inputs().get(1) + " has shape " + map);
+                    }
+                }
+                yield Shape.of(x.n(), conv.outChannels(), positive(node, conv.window().outH(x.h()), x), positive(node, conv.window().outW(x.w()), x));
+            }
+            case Op.RegionMap m -> {
+                if (x.rank() != 4 || x.c() != 1) throw fail(node, "needs an N x 1 x h x w silhouette, " + node.inputs().get(0) + " has shape " + x);
+                yield Shape.of(x.n(), 1, m.height(), m.width());
+            }
             case Op.PactQuantize q -> x;
             case Op.AffineQuantize q -> x;
             case Op.DrqQuantize q -> {

@@ -169,6 +169,8 @@ public final class OnnxExporter {
             // Silhouette's own quantization ops have no standard ONNX operator.
             case Op.PactQuantize q -> throw notExportable(n);
             case Op.AffineQuantize q -> throw notExportable(n);
+            case Op.LowBitConv2d q -> throw notExportable(n);
+            case Op.RegionMap q -> throw notExportable(n);
             case Op.RegionQuantize q -> throw notExportable(n);
             case Op.DrqQuantize q -> throw notExportable(n);
             case Op.ChannelSqueeze q -> throw notExportable(n);

@@ -33,12 +33,24 @@ public final class PlanRewrite {
 
     /** The plan applied to {@code graph}, which must be the graph the plan was made for (same fingerprint). */
     public static Graph apply(Graph graph, QuantPlan plan) {
+        return apply(graph, plan, Execution.SIMULATED);
+    }
+
+    /**
+     * How quantized layers execute: SIMULATED puts quantizers before float ops (dequantized codes, the
+     * accuracy studies' form); PACKED lowers every layer it can to {@link Op.LowBitConv2d} (integer codes,
+     * exact int32 accumulators; {@link LowBitLowering#refusal} says which layers stay simulated and why).
+     */
+    public enum Execution { SIMULATED, PACKED }
+
+    /** The plan applied for {@code execution}; the graph must be the one the plan was made for (same fingerprint). */
+    public static Graph apply(Graph graph, QuantPlan plan, Execution execution) {
         String expected = graph.fingerprint();
         if (!expected.equals(plan.fingerprint())) {
             throw new IllegalArgumentException("quantization plan '" + plan.label() + "' was made for another model ('" + plan.model() + "', fingerprint "
                     + Calibration.abbreviate(plan.fingerprint()) + "); this model's fingerprint is " + Calibration.abbreviate(expected));
         }
-        return applyStructure(graph, plan);
+        return rewrite(graph, plan, execution);
     }
 
     /**
@@ -46,6 +58,10 @@ public final class PlanRewrite {
      * (fine-tuning), whose plan was made for its starting point.
      */
     public static Graph applyStructure(Graph graph, QuantPlan plan) {
+        return rewrite(graph, plan, Execution.SIMULATED);
+    }
+
+    private static Graph rewrite(Graph graph, QuantPlan plan, Execution execution) {
         Graph g = withSilhouette(graph, plan.silhouette());
         if (plan.usesSilhouette() && !g.outputs().contains(Models.SILHOUETTE)) {
             throw new IllegalArgumentException("region quantization needs a model with a '" + Models.SILHOUETTE + "' output; this one has " + g.outputs());
@@ -61,6 +77,10 @@ public final class PlanRewrite {
                 continue;
             }
             String in = l.input();
+            if (execution == Execution.PACKED && LowBitLowering.refusal(n, l) == null) {
+                LowBitLowering.lower(g, n, l, nodes, params, quantNodes);
+                continue;
+            }
             switch (l.activations()) {
                 case Activations.Region r when r.perRegionWeights() -> {
                     int regions = r.policy().regions().size();
@@ -166,7 +186,7 @@ public final class PlanRewrite {
      * One quantization node per (value, scheme), shared by every layer reading that value the same way; a
      * second scheme on the same value gets its own node.
      */
-    private static String quantNode(List<Node> nodes, Map<String, Op> made, String name, Op op, String... inputs) {
+    static String quantNode(List<Node> nodes, Map<String, Op> made, String name, Op op, String... inputs) {
         String unique = name;
         for (int k = 2; made.containsKey(unique); k++) {
             if (made.get(unique).equals(op)) return unique;
@@ -196,7 +216,7 @@ public final class PlanRewrite {
     }
 
     /** Sums the region convolutions; the last sum takes the original convolution's name so its readers are unchanged. */
-    private static void sum(List<Node> nodes, String name, List<String> parts) {
+    static void sum(List<Node> nodes, String name, List<String> parts) {
         String acc = parts.getFirst();
         for (int i = 1; i < parts.size(); i++) {
             String next = i == parts.size() - 1 ? name : name + ".sum" + i;

@@ -238,6 +238,8 @@ public final class Network {
             case Op.Pad o -> false;
             case Op.PactQuantize o -> true;
             case Op.AffineQuantize o -> false;
+            case Op.LowBitConv2d o -> false;
+            case Op.RegionMap o -> false;
             case Op.RegionQuantize o -> true;
             case Op.DrqQuantize o -> false;
             // Forward only: the attention branch's squeeze feeds only RegionQuantize's silhouette input, which
@@ -509,6 +511,8 @@ public final class Network {
             case Op.Reshape op -> throw refused(node);
             case Op.Pad op -> throw refused(node);
             case Op.AffineQuantize op -> throw refused(node);
+            case Op.LowBitConv2d op -> throw refused(node);
+            case Op.RegionMap op -> throw refused(node);
             case Op.PactQuantize stored -> {
                 OpGradients.QuantizerGrads g = OpGradients.pactQuantize(x, dy, withClipLevels(node, stored));
                 if (needInput) addGrad(grads, in0, g.input());

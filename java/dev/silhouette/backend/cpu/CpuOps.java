@@ -65,6 +65,8 @@ public final class CpuOps {
             case Op.HardSwish h -> hardSwish(x);
             case Op.Reshape r -> reshape(x, expected);
             case Op.Pad p -> pad(x, p);
+            case Op.LowBitConv2d c -> LowBitConv.run(x, c.arity() == 2 ? in.get(1) : null, c.conv().bias() ? parameters.get("bias") : null, c);
+            case Op.RegionMap m -> RegionOps.regionMapTensor(x, m);
             case Op.PactQuantize q -> RegionOps.pactQuantize(x, q);
             case Op.AffineQuantize q -> RegionOps.affineQuantize(x, q);
             case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);

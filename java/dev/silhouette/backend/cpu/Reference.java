@@ -2,6 +2,7 @@ package dev.silhouette.backend.cpu;
 
 import dev.silhouette.graph.Op;
 import dev.silhouette.quant.RegionQuantizer;
+import dev.silhouette.quant.Quantizers;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
@@ -112,5 +113,48 @@ public final class Reference {
                     }
             }
         return new RegionConv(regions, acc, new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out));
+    }
+
+    /**
+     * The specification of {@link LowBitConv}'s accumulators, in plain loops: for every (image, output
+     * channel, output pixel) and region r, A_r = sum over in-bounds taps whose pixel is in region r of
+     * weightCode x (activationCode - zeroPoint), in int32 with overflow refused. Activation codes are
+     * {@code Quantizers.code} on the op's grid (a DRQ class keeps only its own activations); regions come
+     * from {@code map} (N x 1 x H x W region indices) when the grid has them.
+     */
+    public static int[] lowBitAccumulators(Tensor x, Tensor map, Op.LowBitConv2d op) {
+        Shape in = x.shape();
+        var win = op.conv().window();
+        var w = op.weights();
+        int oh = win.outH(in.h()), ow = win.outW(in.w()), outC = op.conv().outChannels();
+        int cg = op.conv().inPerGroup(), og = op.conv().outPerGroup(), regions = op.codes().regions();
+        byte[] drq = op.codes() instanceof Op.LowBitConv2d.ActivationCodes.DrqClass d ? RegionOps.drqMap(x, d.block(), d.threshold()) : null;
+        int[] acc = new int[in.n() * outC * oh * ow * regions];
+        for (int n = 0; n < in.n(); n++)
+            for (int o = 0; o < outC; o++) {
+                int g = o / og;
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++)
+                        for (int c = 0; c < cg; c++)
+                            for (int ky = 0; ky < win.kernelH(); ky++)
+                                for (int kx = 0; kx < win.kernelW(); kx++) {
+                                    int iy = win.inputY(oy, ky), ix = win.inputX(ox, kx);
+                                    if (iy < 0 || iy >= in.h() || ix < 0 || ix >= in.w()) continue;
+                                    int element = ((n * in.c() + g * cg + c) * in.h() + iy) * in.w() + ix;
+                                    int r = map == null ? 0 : (int) map.data()[(n * in.h() + iy) * in.w() + ix];
+                                    float v = x.data()[element];
+                                    int code = switch (op.codes()) {
+                                        case Op.LowBitConv2d.ActivationCodes.Grid q -> Quantizers.code(v, q.step(), q.zeroPoint(), 0, (1 << q.bits()) - 1) - q.zeroPoint();
+                                        case Op.LowBitConv2d.ActivationCodes.Regions q -> Quantizers.code(v, q.steps().get(r), 0, 0, (1 << q.bits().get(r)) - 1);
+                                        case Op.LowBitConv2d.ActivationCodes.DrqClass q ->
+                                                drq[element] == (q.sensitive() ? 1 : 0) ? Quantizers.code(v, q.step(), 0, 0, (1 << q.bits()) - 1) : 0;
+                                    };
+                                    int tap = ky * win.kernelW() + kx;
+                                    int weight = w.codes().get(w.regions() == 1 ? 0 : r)[w.row(g, tap, c) + o % og];
+                                    int index = (((n * outC + o) * oh + oy) * ow + ox) * regions + r;
+                                    acc[index] = Math.addExact(acc[index], Math.multiplyExact(weight, code));
+                                }
+            }
+        return acc;
     }
 }

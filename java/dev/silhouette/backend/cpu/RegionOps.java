@@ -60,6 +60,14 @@ public final class RegionOps {
         return out;
     }
 
+    /** Op.RegionMap: the region index of every pixel at the op's size, as an N x 1 x H x W tensor. */
+    public static Tensor regionMapTensor(Tensor silhouette, Op.RegionMap op) {
+        byte[] map = regionMap(silhouette, op.policy(), op.height(), op.width(), op.resize(), op.order());
+        float[] out = new float[map.length];
+        for (int i = 0; i < map.length; i++) out[i] = map[i];
+        return new Tensor(Shape.of(silhouette.shape().n(), 1, op.height(), op.width()), out);
+    }
+
     /** The region map of {@code op} for activations of shape {@code x} (N x C x H x W). */
     public static byte[] regionMap(Tensor silhouette, Shape x, Op.RegionQuantize op) {
         if (silhouette.shape().rank() != 4 || silhouette.shape().n() != x.n()) {

@@ -134,6 +134,8 @@ public final class BuiltinKernels {
                     : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
             case Op.PactQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.AffineQuantize q -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "no CUDA kernel for affine activation quantization yet; post-training plans run on the CPU"));
+            case Op.LowBitConv2d c -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the packed path's low-bit convolution runs on the CPU only so far"));
+            case Op.RegionMap m -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the packed path's region map runs on the CPU only so far"));
             case Op.RegionQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.DrqQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.ChannelSqueeze q -> RegionOpKernels.supports(op, inputs);

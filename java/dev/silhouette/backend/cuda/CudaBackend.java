@@ -299,6 +299,8 @@ public final class CudaBackend implements Backend {
             case Op.Pad p -> kernels.pad(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p, stream);
             case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
             case Op.AffineQuantize q -> throw new IllegalStateException("AffineQuantize has no CUDA kernel; supports() refuses it before execution");
+            case Op.LowBitConv2d c -> throw new IllegalStateException("LowBitConv2d has no CUDA kernel; supports() refuses it before execution");
+            case Op.RegionMap m -> throw new IllegalStateException("RegionMap has no CUDA kernel; supports() refuses it before execution");
             case Op.PactQuantize q -> regionOps.pactQuantize(x.address(), out.address(), count, q, stream);
             case Op.RegionQuantize q -> {
                 var table = new RegionOpKernels.RegionTable(params.address(node, DeviceWeights.REGION_SHARES),
