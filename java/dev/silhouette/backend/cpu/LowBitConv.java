@@ -34,7 +34,26 @@ import java.util.stream.IntStream;
 public final class LowBitConv {
     private LowBitConv() {}
 
-    public enum Formulation { SHORT_LANES, INT_LANES }
+    /**
+     * SHORT_LANES and INT_LANES: Java (Vector API), the specification. NATIVE: the x86 kernel of
+     * {@link NativeLowBitConv} (VNNI or AVX2 8-bit multiply-adds), same codes and accumulators.
+     */
+    public enum Formulation {
+        SHORT_LANES, INT_LANES, NATIVE_AVX512_VNNI, NATIVE_AVX2;
+
+        NativeLowBitConv.Isa isa() {
+            return switch (this) {
+                case NATIVE_AVX512_VNNI -> NativeLowBitConv.Isa.AVX512_VNNI;
+                case NATIVE_AVX2 -> NativeLowBitConv.Isa.AVX2;
+                default -> NativeLowBitConv.Isa.NONE;
+            };
+        }
+
+        /** The native formulation of an instruction set. */
+        static Formulation of(NativeLowBitConv.Isa isa) {
+            return isa == NativeLowBitConv.Isa.AVX512_VNNI ? NATIVE_AVX512_VNNI : NATIVE_AVX2;
+        }
+    }
 
     /** Codes and regions of one layer's input, laid out for the kernel. */
     record Codes(int n, int channels, int paddedH, int paddedW, short[] codes, byte[] region, int[] codeSums, int groups) {}
@@ -48,14 +67,47 @@ public final class LowBitConv {
 
     public static Tensor run(Tensor x, Tensor map, Tensor bias, Op.LowBitConv2d op, Formulation formulation) {
         Shape in = x.shape();
+        if (formulation.isa() != NativeLowBitConv.Isa.NONE) {
+            Window win = op.conv().window();
+            int oh = win.outH(in.h()), ow = win.outW(in.w());
+            float[] out = new float[in.n() * op.conv().outChannels() * oh * ow];
+            NativeLowBitConv.run(x, map, bias, op, formulation.isa(), null, out);
+            return new Tensor(Shape.of(in.n(), op.conv().outChannels(), oh, ow), out);
+        }
         Window win = op.conv().window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
-        Accumulators acc = accumulate(x, map, op, formulation);
-        return epilogue(acc, bias, op, in.n(), oh, ow);
+        int outC = op.conv().outChannels(), og = op.conv().outPerGroup(), regions = op.codes().regions();
+        LowBitWeights w = op.weights();
+        int stride = w.outStride();
+        double[] steps = steps(op.codes());
+        float[] out = new float[in.n() * outC * oh * ow];
+        float[] b = bias == null ? null : bias.data();
+        boolean offsets = w.hasOffsets();
+        // Step 3, per pixel as its accumulators complete: y = bias + sum_r step_r (scale_(o,r) A_r + offset_(o,r) S_r), in double.
+        convolve(x, map, op, formulation, (n, g, oy, ox, acc, sums) -> {
+            for (int o = 0; o < og; o++) {
+                int oc = g * og + o;
+                double y = b == null ? 0 : b[oc];
+                for (int r = 0; r < regions; r++) {
+                    int set = w.regions() == 1 ? 0 : r;
+                    double term = (double) w.scales().get(set)[oc] * acc[r * stride + o];
+                    if (offsets) term += (double) w.offsets().get(set)[oc] * sums[r];
+                    y += steps[r] * term;
+                }
+                out[((n * outC + oc) * oh + oy) * ow + ox] = (float) y;
+            }
+        });
+        return new Tensor(Shape.of(in.n(), outC, oh, ow), out);
     }
 
     /** The formulation that holds this layer's products exactly and runs fastest (16-bit lanes when they fit). */
     public static Formulation choose(Op.LowBitConv2d op) {
+        if (NativeLowBitConv.supports(op)) return Formulation.of(NativeLowBitConv.isa());
+        return javaFormulation(op);
+    }
+
+    /** The Java formulation that holds this layer's products exactly: 16-bit lanes when a tap's sum fits. */
+    public static Formulation javaFormulation(Op.LowBitConv2d op) {
         LowBitWeights w = op.weights();
         long worst = 0;
         for (int r = 0; r < w.regions(); r++) worst = Math.max(worst, (long) w.maxAbsCode(r));
@@ -127,129 +179,155 @@ public final class LowBitConv {
         return new Codes(s.n(), c, ph, pw, codes, region, sums, groups);
     }
 
-    /** Steps 1 and 2: the exact integer accumulators of the layer. */
+    /** Receives one output pixel's accumulators: {@code acc[r * stride + o]} for region r and output o of group g. */
+    interface PixelSink {
+        void accept(int n, int g, int oy, int ox, int[] acc, int[] codeSums);
+    }
+
+    /** Steps 1 and 2: the exact integer accumulators of the layer, A_r at ((n, oc, oy, ox), r) and S_r at ((n, g, oy, ox), r). */
     public static Accumulators accumulate(Tensor x, Tensor map, Op.LowBitConv2d op, Formulation formulation) {
-        Codes q = quantize(x, map, op);
         Window win = op.conv().window();
         Shape s = x.shape();
         int oh = win.outH(s.h()), ow = win.outW(s.w());
-        int regions = op.codes().regions(), outC = op.conv().outChannels();
+        int regions = op.codes().regions(), outC = op.conv().outChannels(), groups = op.conv().groups(), og = op.conv().outPerGroup();
         int[] products = new int[s.n() * outC * oh * ow * regions];
-        int[] codeSums = q.codeSums() == null ? null : new int[s.n() * op.conv().groups() * oh * ow * regions];
-        LowBitWeights w = op.weights();
-        IntStream.range(0, s.n() * oh).parallel().forEach(row -> {
-            int n = row / oh, oy = row % oh;
-            int[] rowAcc = new int[regions * w.outStride()];
-            for (int g = 0; g < op.conv().groups(); g++)
-                for (int ox = 0; ox < ow; ox++) {
-                    java.util.Arrays.fill(rowAcc, 0);
-                    switch (formulation) {
-                        case SHORT_LANES -> pixelShort(q, w, win, n, g, oy, ox, regions, rowAcc);
-                        case INT_LANES -> pixelInt(q, w, win, n, g, oy, ox, regions, rowAcc);
-                    }
-                    for (int r = 0; r < regions; r++)
-                        for (int o = 0; o < w.outPerGroup(); o++) {
-                            int oc = g * w.outPerGroup() + o;
-                            products[(((n * outC + oc) * oh + oy) * ow + ox) * regions + r] = rowAcc[r * w.outStride() + o];
-                        }
-                    if (codeSums != null) {
-                        for (int t = 0; t < win.taps(); t++) {
-                            int p = tapPixel(q, win, n, oy, ox, t);
-                            codeSums[(((n * op.conv().groups() + g) * oh + oy) * ow + ox) * regions + q.region()[p]] += q.codeSums()[p * q.groups() + g];
-                        }
-                    }
-                }
+        int[] codeSums = op.weights().hasOffsets() ? new int[s.n() * groups * oh * ow * regions] : null;
+        int stride = op.weights().outStride();
+        if (formulation.isa() != NativeLowBitConv.Isa.NONE) {
+            NativeLowBitConv.run(x, map, null, op, formulation.isa(), products, null);
+            return new Accumulators(regions, products, null);
+        }
+        convolve(x, map, op, formulation, (n, g, oy, ox, acc, sums) -> {
+            for (int r = 0; r < regions; r++) {
+                for (int o = 0; o < og; o++) products[(((n * outC + g * og + o) * oh + oy) * ow + ox) * regions + r] = acc[r * stride + o];
+                if (codeSums != null) codeSums[(((n * groups + g) * oh + oy) * ow + ox) * regions + r] = sums[r];
+            }
         });
         return new Accumulators(regions, products, codeSums);
     }
 
-    private static int tapPixel(Codes q, Window win, int n, int oy, int ox, int tap) {
-        int ky = tap / win.kernelW(), kx = tap % win.kernelW();
-        int iy = oy * win.strideH() + ky * win.dilationH(), ix = ox * win.strideW() + kx * win.dilationW();
-        return (n * q.paddedH() + iy) * q.paddedW() + ix;
+    /** Quantizes, then walks every output pixel (rows in parallel) and hands its accumulators to {@code sink}. */
+    static void convolve(Tensor x, Tensor map, Op.LowBitConv2d op, Formulation formulation, PixelSink sink) {
+        Codes q = quantize(x, map, op);
+        Window win = op.conv().window();
+        Shape s = x.shape();
+        int oh = win.outH(s.h()), ow = win.outW(s.w());
+        int regions = op.codes().regions(), taps = win.taps();
+        LowBitWeights w = op.weights();
+        int[] tapOffset = new int[taps];   // pixel offset of each tap from the window's top-left corner
+        for (int t = 0; t < taps; t++) tapOffset[t] = (t / win.kernelW()) * win.dilationH() * q.paddedW() + (t % win.kernelW()) * win.dilationW();
+        IntStream.range(0, s.n() * oh).parallel().forEach(row -> {
+            int n = row / oh, oy = row % oh;
+            int[] acc = new int[regions * w.outStride()];
+            int[] sums = new int[regions];
+            int[] pixel = new int[taps];
+            for (int g = 0; g < op.conv().groups(); g++)
+                for (int ox = 0; ox < ow; ox++) {
+                    java.util.Arrays.fill(acc, 0);
+                    int corner = (n * q.paddedH() + oy * win.strideH()) * q.paddedW() + ox * win.strideW();
+                    for (int t = 0; t < taps; t++) pixel[t] = corner + tapOffset[t];
+                    switch (formulation) {
+                        case SHORT_LANES -> {
+                            if (w.outPerGroup() <= 16) pixelShort16(q, w, g, pixel, acc);
+                            else pixelShort(q, w, g, pixel, acc);
+                        }
+                        case INT_LANES -> pixelInt(q, w, g, pixel, acc);
+                        case NATIVE_AVX512_VNNI, NATIVE_AVX2 -> throw new IllegalStateException("the native kernel runs whole layers");
+                    }
+                    if (q.codeSums() != null) {
+                        java.util.Arrays.fill(sums, 0);
+                        for (int p : pixel) sums[q.region()[p]] += q.codeSums()[p * q.groups() + g];
+                    }
+                    sink.accept(n, g, oy, ox, acc, sums);
+                }
+        });
     }
 
-    private static final VectorSpecies<Short> SHORTS = ShortVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
     /** Shorts as many as INTS has lanes, for widening one weight row into 32-bit lanes. */
     private static final VectorSpecies<Short> HALF_SHORTS = VectorSpecies.of(short.class, jdk.incubator.vector.VectorShape.forBitSize(INTS.vectorBitSize() / 2));
+    private static final VectorSpecies<Short> SHORTS = ShortVector.SPECIES_PREFERRED;
+    /** 16 lanes: groups of 16 outputs or fewer (the bundled model's first stage) would leave half of a 512-bit vector idle. */
+    private static final VectorSpecies<Short> SHORTS_16 = ShortVector.SPECIES_256;
 
-    /** One output pixel, 16-bit lanes: each tap's channel sum in shorts, widened into the tap's region accumulator. */
-    private static void pixelShort(Codes q, LowBitWeights w, Window win, int n, int g, int oy, int ox, int regions, int[] acc) {
+    /*
+     * One output pixel in 16-bit lanes (the caller checked that a tap's sum fits): each tap's channels summed
+     * in shorts, widened once per tap into the int32 accumulator of the tap's region. Two copies that differ
+     * only in the species, because the Vector API compiles to vector instructions only for constant species.
+     */
+
+    private static void pixelShort(Codes q, LowBitWeights w, int g, int[] pixel, int[] acc) {
         int cg = w.inPerGroup(), stride = w.outStride(), c = q.channels();
         short[] codes = q.codes();
-        int lanes = SHORTS.length();
-        for (int t = 0; t < win.taps(); t++) {
-            int p = tapPixel(q, win, n, oy, ox, t);
-            int r = q.region()[p];
+        byte[] region = q.region();
+        int lanes = SHORTS.length(), parts = lanes / INTS.length();
+        for (int t = 0; t < pixel.length; t++) {
+            int p = pixel[t], r = region[p];
             short[] wr = w.codes().get(w.regions() == 1 ? 0 : r);
-            int base = p * c + g * cg, accBase = r * stride;
+            int base = p * c + g * cg, rowStart = w.row(g, t, 0);
             for (int o = 0; o < w.outPerGroup(); o += lanes) {
                 ShortVector sum = ShortVector.zero(SHORTS);
-                int row = w.row(g, t, 0) + o;
+                int row = rowStart + o;
                 for (int ch = 0; ch < cg; ch++, row += stride) {
                     short a = codes[base + ch];
-                    if (a == 0) continue;   // zero codes (ReLU's zeros, low-bit regions' small values) cost nothing
+                    //ZEROSKIP
                     sum = sum.add(ShortVector.fromArray(SHORTS, wr, row).mul(a));
                 }
-                for (int part = 0; part < lanes / INTS.length(); part++) {
-                    IntVector wide = (IntVector) sum.convertShape(VectorOperators.S2I, INTS, part);
-                    int at = accBase + o + part * INTS.length();
-                    if (at >= accBase + stride) break;
-                    wide.add(IntVector.fromArray(INTS, acc, at)).intoArray(acc, at);
+                for (int part = 0; part < parts; part++) {
+                    int at = r * stride + o + part * INTS.length();
+                    ((IntVector) sum.convertShape(VectorOperators.S2I, INTS, part)).add(IntVector.fromArray(INTS, acc, at)).intoArray(acc, at);
                 }
             }
         }
     }
 
-    /** One output pixel, 32-bit lanes: for codes whose per-tap sums could overflow 16 bits. */
-    private static void pixelInt(Codes q, LowBitWeights w, Window win, int n, int g, int oy, int ox, int regions, int[] acc) {
+    private static void pixelShort16(Codes q, LowBitWeights w, int g, int[] pixel, int[] acc) {
+        int cg = w.inPerGroup(), stride = w.outStride(), c = q.channels();
+        short[] codes = q.codes();
+        byte[] region = q.region();
+        int lanes = SHORTS_16.length(), parts = lanes / INTS.length();
+        for (int t = 0; t < pixel.length; t++) {
+            int p = pixel[t], r = region[p];
+            short[] wr = w.codes().get(w.regions() == 1 ? 0 : r);
+            int base = p * c + g * cg, rowStart = w.row(g, t, 0);
+            for (int o = 0; o < w.outPerGroup(); o += lanes) {
+                ShortVector sum = ShortVector.zero(SHORTS_16);
+                int row = rowStart + o;
+                for (int ch = 0; ch < cg; ch++, row += stride) {
+                    short a = codes[base + ch];
+                    //ZEROSKIP
+                    sum = sum.add(ShortVector.fromArray(SHORTS_16, wr, row).mul(a));
+                }
+                for (int part = 0; part < parts; part++) {
+                    int at = r * stride + o + part * INTS.length();
+                    ((IntVector) sum.convertShape(VectorOperators.S2I, INTS, part)).add(IntVector.fromArray(INTS, acc, at)).intoArray(acc, at);
+                }
+            }
+        }
+    }
+
+    /** One output pixel in 32-bit lanes: for codes whose per-tap sums could overflow 16 bits. */
+    private static void pixelInt(Codes q, LowBitWeights w, int g, int[] pixel, int[] acc) {
         int cg = w.inPerGroup(), stride = w.outStride(), c = q.channels();
         short[] codes = q.codes();
         int lanes = INTS.length();
-        for (int t = 0; t < win.taps(); t++) {
-            int p = tapPixel(q, win, n, oy, ox, t);
+        for (int t = 0; t < pixel.length; t++) {
+            int p = pixel[t];
             int r = q.region()[p];
             short[] wr = w.codes().get(w.regions() == 1 ? 0 : r);
-            int base = p * c + g * cg, accBase = r * stride;
+            int base = p * c + g * cg, accBase = r * stride, rowStart = w.row(g, t, 0);
             for (int o = 0; o < w.outPerGroup(); o += lanes) {
                 IntVector sum = IntVector.fromArray(INTS, acc, accBase + o);
-                int row = w.row(g, t, 0) + o;
+                int row = rowStart + o;
                 for (int ch = 0; ch < cg; ch++, row += stride) {
                     int a = codes[base + ch];
-                    if (a == 0) continue;
-                    IntVector wv = (IntVector) ShortVector.fromArray(HALF_SHORTS, wr, row)
-                            .convertShape(VectorOperators.S2I, INTS, 0);
+                    //ZEROSKIP
+                    IntVector wv = (IntVector) ShortVector.fromArray(HALF_SHORTS, wr, row).convertShape(VectorOperators.S2I, INTS, 0);
                     sum = sum.add(wv.mul(a));
                 }
                 sum.intoArray(acc, accBase + o);
             }
         }
-    }
-
-    /** Step 3: y = bias + sum_r step_r (scale_(o,r) A_r + offset_(o,r) S_r), in double. */
-    static Tensor epilogue(Accumulators acc, Tensor bias, Op.LowBitConv2d op, int n, int oh, int ow) {
-        int outC = op.conv().outChannels(), regions = acc.regions(), groups = op.conv().groups();
-        int og = outC / groups, pixels = oh * ow;
-        LowBitWeights w = op.weights();
-        double[] steps = steps(op.codes());
-        float[] out = new float[n * outC * pixels];
-        IntStream.range(0, n * outC).parallel().forEach(plane -> {
-            int oc = plane % outC, image = plane / outC, g = oc / og;
-            double b = bias == null ? 0 : bias.data()[oc];
-            for (int p = 0; p < pixels; p++) {
-                int index = plane * pixels + p;
-                double y = b;
-                for (int r = 0; r < regions; r++) {
-                    int set = w.regions() == 1 ? 0 : r;
-                    double term = (double) w.scales().get(set)[oc] * acc.products()[index * regions + r];
-                    if (acc.codeSums() != null) term += (double) w.offsets().get(set)[oc] * acc.codeSums()[((image * groups + g) * pixels + p) * regions + r];
-                    y += steps[r] * term;
-                }
-                out[index] = (float) y;
-            }
-        });
-        return new Tensor(Shape.of(n, outC, oh, ow), out);
     }
 
     private static double[] steps(ActivationCodes codes) {

@@ -133,7 +133,7 @@ public class LowBitConvTest {
         var w = LowBitWeights.of(1, 7, 5, 9, new int[] {4}, List.of(q));
         var grid = new ActivationCodes.Grid(5, 3f / 31, 10);
         var op = new Op.LowBitConv2d(op0, grid, w);
-        Tensor actual = LowBitConv.run(x, null, bias, op);
+        Tensor actual = LowBitConv.run(x, null, bias, op, LowBitConv.javaFormulation(op));
         // Oracle: the dequantized activations step * (code - zero) through the float reference convolution.
         float[] deq = new float[x.size()];
         for (int i = 0; i < deq.length; i++) {
@@ -150,9 +150,37 @@ public class LowBitConvTest {
         return false;
     }
 
+    /** One grid with a zero point (affine over a range below 0): the border holds the zero point, so padding still reads real 0. */
+    @Test(dataProvider = "conformance")
+    public void gridAccumulatorsWithZeroPointEqualTheReference(Case c) {
+        if (c.map() != MapKind.RANDOM) return;   // one fifth of the list: the grid has no regions to vary
+        var p = c.problem();
+        long seed = c.toString().hashCode() + 17;
+        Tensor x = Tensor.uniform(Shape.of(p.n(), p.c(), p.h(), p.w()), -1.2f, 1.7f, seed);
+        Tensor weight = Tensor.uniform(Shape.of(p.op().parameters().getFirst().dims()), -1, 1, seed + 2);
+        int[] perChannel = new int[p.op().outChannels()];
+        Arrays.fill(perChannel, c.weightBits());
+        var q = WeightQuantization.quantize(weight, perChannel, null, false);
+        var w = LowBitWeights.of(p.op().groups(), p.op().outChannels(), p.op().inPerGroup(), p.op().window().taps(), new int[] {c.weightBits()}, List.of(q));
+        int qmax = (1 << c.activationBits()) - 1;
+        var op = new Op.LowBitConv2d(p.op(), new ActivationCodes.Grid(c.activationBits(), 2.9f / qmax, Math.max(0, Math.round(1.2f / (2.9f / qmax)) % (qmax + 1))), w);
+        int[] spec = Reference.lowBitAccumulators(x, null, op);
+        for (LowBitConv.Formulation f : formulations(op)) compare(c + " grid " + op.codes() + " " + f, spec, LowBitConv.accumulate(x, null, op, f).products());
+    }
+
+    /** Every formulation that can hold this layer exactly; the native one where the library loaded (the report says which ISA). */
     private static List<LowBitConv.Formulation> formulations(Op.LowBitConv2d op) {
-        return LowBitConv.choose(op) == LowBitConv.Formulation.SHORT_LANES
-                ? List.of(LowBitConv.Formulation.SHORT_LANES, LowBitConv.Formulation.INT_LANES) : List.of(LowBitConv.Formulation.INT_LANES);
+        List<LowBitConv.Formulation> all = new ArrayList<>(LowBitConv.javaFormulation(op) == LowBitConv.Formulation.SHORT_LANES
+                ? List.of(LowBitConv.Formulation.SHORT_LANES, LowBitConv.Formulation.INT_LANES) : List.of(LowBitConv.Formulation.INT_LANES));
+        if (NativeLowBitConv.supports(op)) for (var isa : NativeLowBitConv.isas()) all.add(LowBitConv.Formulation.of(isa));
+        return all;
+    }
+
+    @Test
+    public void nativeKernelsLoadOnX86WithGcc() {
+        // The build compiles them wherever gcc runs on x86-64 (CI and these machines); elsewhere they are optional.
+        boolean x86 = System.getProperty("os.arch").equals("amd64");
+        if (x86) assertTrue(NativeLowBitConv.isa() != NativeLowBitConv.Isa.NONE, "native CPU kernels did not load: " + NativeLowBitConv.unavailable());
     }
 
     private static void compare(String what, int[] expected, int[] actual) {
