@@ -85,9 +85,9 @@ public class TrainCommandTest {
     /** The trained model's plan, in its metadata and beside it, is what eval and run --plan evaluate: the training run's own test accuracy. */
     @Test
     public void pactTrainingWritesThePlanEvalAndRunReproduce() throws Exception {
-        Path data = dataset(28, 128, 48), dir = Files.createTempDirectory("train");
+        Path data = dataset(28, 64, 48), dir = Files.createTempDirectory("train");
         Path model = dir.resolve("q.safetensors"), planFile = dir.resolve("q.plan.json");
-        CliTest.Result r = CliTest.run("train", "--data", data.toString(), "--epochs", "1", "--batch", "64", "--quant", "pact:4/4", "--out", model.toString());
+        CliTest.Result r = CliTest.run("train", "--data", data.toString(), "--epochs", "1", "--batch", "32", "--quant", "pact:4/4", "--out", model.toString());
         assertEquals(r.exitCode(), 0, r.err());
         assertTrue(r.out().contains("plan 'trained pact:4/4' in its metadata and in " + planFile), r.out());
         Map<String, String> meta = SafeTensors.readMetadata(model);
