@@ -131,7 +131,7 @@ final class TrainCommand implements Callable<Integer> {
         // A model trained with a plan continues from its learned clip levels, as from its weights.
         if (initialPlan != null) plan = QuantMode.startingFrom(plan, QuantPlanJson.read(initialPlan, initial.source()));
         Network network = QuantMode.network(graph, plan);
-        if (initial != null) initialise(network, initial, out);
+        if (initial != null) initialise(network, initial, initialPlan != null && !plan.layers().isEmpty(), out);
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, noAugment ? Batches.Augmentation.NONE : Batches.Augmentation.CROP_FLIP, Models.logits(graph));
         long total = Trainer.totalSteps(train.labels().length, config);
         Optimizer opt = switch (optimizer) {
@@ -232,18 +232,23 @@ final class TrainCommand implements Callable<Integer> {
         if (!out.getFileName().toString().endsWith(".safetensors")) throw new IllegalArgumentException("--out " + out + " must end in .safetensors");
     }
 
-    /** Copies the --init model's parameters of the same name and shape; says which of the network's it did not have. */
-    private static void initialise(Network network, ModelLoader.Loaded init, PrintWriter out) {
+    /**
+     * Copies the --init model's parameters of the same name and shape; says which of the model's it did not have (the
+     * clip levels are not among them: the network was built from the plan they started from).
+     */
+    private static void initialise(Network network, ModelLoader.Loaded init, boolean withPlan, PrintWriter out) {
         Map<String, dev.silhouette.tensor.Tensor> from = init.graph().parameters(), shared = new LinkedHashMap<>();
         List<String> kept = new java.util.ArrayList<>();
         for (var e : network.parameters().entrySet()) {
+            if (!network.graph().parameters().containsKey(e.getKey())) continue;
             dev.silhouette.tensor.Tensor t = from.get(e.getKey());
             if (t != null && t.shape().equals(e.getValue().shape())) shared.put(e.getKey(), t);
             else kept.add(e.getKey());
         }
         if (shared.isEmpty()) throw new IllegalArgumentException("--init " + init.source() + " shares no parameter (by name and shape) with the model being trained");
         network.load(shared);
-        out.printf("initialised %d parameters from %s; seeded initialisation kept for %s%n", shared.size(), init.source(), kept);
+        out.printf("initialised %d parameters from %s%s; seeded initialisation kept for %s%n", shared.size(), init.source(),
+                withPlan ? " and the clip levels of its plan" : "", kept);
     }
 
     private Map<String, String> metadata(Graph graph) {

@@ -47,7 +47,7 @@ public final class Network {
     }
 
     /**
-     * What fine-tuning with region quantization in the loop learns besides the weights.
+     * What training learns besides the weights, with a plan's quantizers in the loop (region fine-tuning, train --quant).
      *
      * @param silhouetteWeight weight of the silhouette's importance loss through every region quantizer
      *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient.

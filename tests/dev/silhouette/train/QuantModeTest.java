@@ -98,7 +98,7 @@ public class QuantModeTest {
             }
             assertTrue(maxDiff < 1e-4, mode + ": max logit difference " + maxDiff);
             assertTrue(quantizationEffect > 1e-2, mode + ": the plan changes the float model's logits by only " + quantizationEffect);
-            assertEquals(argmax(actual), argmax(expected), mode + ": predictions");
+            assertEquals(TrainerTest.argmax(actual), TrainerTest.argmax(expected), mode + ": predictions");
         }
     }
 
@@ -127,14 +127,5 @@ public class QuantModeTest {
         String message = expectThrows(IllegalArgumentException.class, () -> new QuantMode.PactMode(4, 4).plan(g, "signed")).getMessage();
         assertTrue(message.contains("'conv3' reads 'bn2', which is not a ReLU output"), message);
         assertEquals(new QuantMode.BinaryWeights().plan(g, "signed").layers().size(), 2, "binary weights need no unsigned input");
-    }
-
-    private static int[] argmax(Tensor logits) {
-        int n = logits.shape().dim(0), k = logits.shape().dim(1);
-        int[] out = new int[n];
-        for (int i = 0; i < n; i++) {
-            for (int j = 1; j < k; j++) if (logits.data()[i * k + j] > logits.data()[i * k + out[i]]) out[i] = j;
-        }
-        return out;
     }
 }

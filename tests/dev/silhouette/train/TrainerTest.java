@@ -75,7 +75,7 @@ public class TrainerTest {
         assertThrows(IllegalArgumentException.class, () -> new Trainer.Distillation(images -> images, 0.5f, Float.NaN));
     }
 
-    private static int[] argmax(Tensor logits) {
+    static int[] argmax(Tensor logits) {
         int n = logits.shape().dim(0), classes = logits.shape().dim(1);
         int[] out = new int[n];
         for (int i = 0; i < n; i++) {
