@@ -5,6 +5,8 @@ import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.graph.Models;
 import dev.silhouette.io.Progress;
+import dev.silhouette.pipeline.QuantPlan;
+import dev.silhouette.pipeline.QuantPlanJson;
 import dev.silhouette.train.Batches;
 import dev.silhouette.train.Network;
 import dev.silhouette.train.Optimizer;
@@ -123,8 +125,13 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         QuantMode q = QuantMode.parse(quant);
-        Network network = q.apply(graph);
-        if (init != null) initialise(network, init, out);
+        QuantPlan plan = q.plan(graph, model);
+        ModelLoader.Loaded initial = init == null ? null : ModelLoader.load(init);
+        String initialPlan = initial == null ? null : initial.metadata().get(QuantCommands.PLAN_METADATA_KEY);
+        // A model trained with a plan continues from its learned clip levels, as from its weights.
+        if (initialPlan != null) plan = QuantMode.startingFrom(plan, QuantPlanJson.read(initialPlan, initial.source()));
+        Network network = QuantMode.network(graph, plan);
+        if (initial != null) initialise(network, initial, initialPlan != null && !plan.layers().isEmpty(), out);
         Trainer.Config config = new Trainer.Config(epochs, batch, seed, noAugment ? Batches.Augmentation.NONE : Batches.Augmentation.CROP_FLIP, Models.logits(graph));
         long total = Trainer.totalSteps(train.labels().length, config);
         Optimizer opt = switch (optimizer) {
@@ -194,20 +201,20 @@ final class TrainCommand implements Callable<Integer> {
         training.put("machine", Machine.current().toString());
         meta.put("silhouette.trained_by", "silhouette train");
         meta.put("silhouette.training", new Gson().toJson(training));
-        if (!(q instanceof QuantMode.Fp32)) {
-            // Quantization settings and learned PACT clip levels travel in the metadata: the model file keeps exactly the graph's tensors.
-            meta.put("silhouette.train.quant", quant);
-            Map<String, Float> alphas = new LinkedHashMap<>();
-            network.parameters().forEach((name, t) -> {
-                if (name.endsWith("." + dev.silhouette.train.SteQuantizers.Pact.ALPHA)) alphas.put(name, t.data()[0]);
-            });
-            if (!alphas.isEmpty()) meta.put("silhouette.pact_alpha", new Gson().toJson(alphas));
-        }
+        // The trained quantization (learned PACT clip levels included) is a plan, in the model file as quantize --out-model writes it
+        // (eval applies it) and beside it for run --plan; the model file keeps exactly the graph's tensors.
+        QuantPlan trained = plan.layers().isEmpty() ? null : QuantMode.trained(network, graph, plan);
+        Path planFile = Path.of(this.out.toString().replaceAll("\\.safetensors$", "") + ".plan.json");
+        if (trained != null) meta.put(QuantCommands.PLAN_METADATA_KEY, QuantPlanJson.write(trained));
         Trainer.saveModel(network, this.out, meta);
+        if (trained != null) QuantPlanJson.save(trained, planFile);
         Path png = curve != null ? curve : Path.of(this.out.toString().replaceAll("\\.safetensors$", "") + ".png");
         TrainingCurve.write(history, model + " on " + data.getFileName() + ": " + String.format("%.2f%%", 100 * last.testAccuracy()) + " test accuracy", png);
         out.printf("wrote %s (test accuracy %.2f%%) and %s; %.1f s, %.0f images/s on %s%n", this.out, 100 * last.testAccuracy(), png, seconds,
                 (trainer.step() - startStep) * (double) batch / seconds, Machine.current());
+        if (trained != null) {
+            out.printf("plan '%s' in its metadata and in %s; evaluate what was trained with: bin/silhouette eval --model %s%n", trained.label(), planFile, this.out);
+        }
         out.flush();
         return 0;
     }
@@ -225,18 +232,23 @@ final class TrainCommand implements Callable<Integer> {
         if (!out.getFileName().toString().endsWith(".safetensors")) throw new IllegalArgumentException("--out " + out + " must end in .safetensors");
     }
 
-    /** Copies the --init model's parameters of the same name and shape; says which of the network's it did not have. */
-    private static void initialise(Network network, String init, PrintWriter out) {
-        Map<String, dev.silhouette.tensor.Tensor> from = ModelLoader.load(init).graph().parameters(), shared = new LinkedHashMap<>();
+    /**
+     * Copies the --init model's parameters of the same name and shape; says which of the model's it did not have (the
+     * clip levels are not among them: the network was built from the plan they started from).
+     */
+    private static void initialise(Network network, ModelLoader.Loaded init, boolean withPlan, PrintWriter out) {
+        Map<String, dev.silhouette.tensor.Tensor> from = init.graph().parameters(), shared = new LinkedHashMap<>();
         List<String> kept = new java.util.ArrayList<>();
         for (var e : network.parameters().entrySet()) {
+            if (!network.graph().parameters().containsKey(e.getKey())) continue;
             dev.silhouette.tensor.Tensor t = from.get(e.getKey());
             if (t != null && t.shape().equals(e.getValue().shape())) shared.put(e.getKey(), t);
             else kept.add(e.getKey());
         }
-        if (shared.isEmpty()) throw new IllegalArgumentException("--init " + init + " shares no parameter (by name and shape) with the model being trained");
+        if (shared.isEmpty()) throw new IllegalArgumentException("--init " + init.source() + " shares no parameter (by name and shape) with the model being trained");
         network.load(shared);
-        out.printf("initialised %d parameters from %s; seeded initialisation kept for %s%n", shared.size(), init, kept);
+        out.printf("initialised %d parameters from %s%s; seeded initialisation kept for %s%n", shared.size(), init.source(),
+                withPlan ? " and the clip levels of its plan" : "", kept);
     }
 
     private Map<String, String> metadata(Graph graph) {

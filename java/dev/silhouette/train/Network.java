@@ -20,10 +20,10 @@ import java.util.Map;
  * is static, so the "tape" is simply the node list; values feeding several nodes (residual shortcuts)
  * sum their gradients.
  *
- * <p>Quantizers sit on the edges: a {@link SteQuantizers.WeightQuantizer} replaces a node's weight in the
- * forward and passes the gradient straight through (or through its window) to the float weight; a
- * {@link SteQuantizers.ActivationQuantizer} replaces a node's output. Their own learned values (PACT's
- * alpha) are parameters of the network like any other.
+ * <p>Quantizers: a {@link SteQuantizers.WeightQuantizer} replaces a node's weight in the forward and passes
+ * the gradient straight through (or through its window) to the float weight; activations are quantized
+ * by the graph's own quantization ops (a plan's rewrite puts them there), whose clip levels can be
+ * parameters of the network like any other ({@link RegionTraining#learnClipLevels}).
  */
 public final class Network {
     /** PyTorch's default BatchNorm momentum: running = 0.9 running + 0.1 batch. */
@@ -32,9 +32,9 @@ public final class Network {
     private final Graph graph;
     private final Map<String, Tensor> parameters;
     private final Map<String, SteQuantizers.WeightQuantizer> weightQuantizers;
-    private final Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers;
     private final float silhouetteWeight;
     private final boolean branchOnly;
+    private final float clipLevelDecay;
     /** Whether the branch learns from its importance loss alone, which then stops at the branch's input. */
     private final boolean importanceStopsAtBranch;
     /** Quantizer node name -> the parameter holding its learned clip levels. */
@@ -43,20 +43,11 @@ public final class Network {
     public static final float MIN_CLIP_LEVEL = 1e-3f;
 
     public Network(Graph graph) {
-        this(graph, Map.of(), Map.of());
+        this(graph, Map.of(), RegionTraining.NONE);
     }
 
     /**
-     * @param weightQuantizers     by node name (Conv2d or Linear): fake-quantizes that node's weight
-     * @param activationQuantizers by node name: fake-quantizes that node's output
-     */
-    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
-                   Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers) {
-        this(graph, weightQuantizers, activationQuantizers, RegionTraining.NONE);
-    }
-
-    /**
-     * What fine-tuning with region quantization in the loop learns besides the weights.
+     * What training learns besides the weights, with a plan's quantizers in the loop (region fine-tuning, train --quant).
      *
      * @param silhouetteWeight weight of the silhouette's importance loss through every region quantizer
      *                         ({@link OpGradients#silhouetteImportance}); 0 leaves the silhouette without gradient.
@@ -68,8 +59,10 @@ public final class Network {
      * @param branchOnly       whether only the silhouette branch (nodes named {@code silhouette} and {@code silhouette.*})
      *                         learns: every other node is frozen, its BatchNorm on running statistics, so the rest of the
      *                         model comes out bit for bit as it went in
+     * @param clipLevelDecay   L2 coefficient of the regulariser decay / 2 * alpha^2 on learned clip levels (PACT's), added
+     *                         to their gradient on top of the optimizer's weight decay
      */
-    public record RegionTraining(float silhouetteWeight, boolean learnClipLevels, boolean branchOnly) {
+    public record RegionTraining(float silhouetteWeight, boolean learnClipLevels, boolean branchOnly, float clipLevelDecay) {
         public static final RegionTraining NONE = new RegionTraining(0f, false, false);
 
         public RegionTraining {
@@ -79,6 +72,14 @@ public final class Network {
             if (branchOnly && learnClipLevels) {
                 throw new IllegalArgumentException("training the silhouette branch only keeps the clip levels as they are; do not also learn them");
             }
+            if (!(clipLevelDecay >= 0f) || Float.isInfinite(clipLevelDecay)) {
+                throw new IllegalArgumentException("clip level decay " + clipLevelDecay + " must be finite and at least 0");
+            }
+            if (clipLevelDecay > 0f && !learnClipLevels) throw new IllegalArgumentException("a clip level decay needs learned clip levels");
+        }
+
+        public RegionTraining(float silhouetteWeight, boolean learnClipLevels, boolean branchOnly) {
+            this(silhouetteWeight, learnClipLevels, branchOnly, 0f);
         }
 
         public RegionTraining(float silhouetteWeight, boolean learnClipLevels) {
@@ -86,10 +87,11 @@ public final class Network {
         }
     }
 
-    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers,
-                   Map<String, SteQuantizers.ActivationQuantizer> activationQuantizers, RegionTraining regionTraining) {
+    /** @param weightQuantizers by node name (Conv2d or Linear): fake-quantizes that node's weight */
+    public Network(Graph graph, Map<String, SteQuantizers.WeightQuantizer> weightQuantizers, RegionTraining regionTraining) {
         this.silhouetteWeight = regionTraining.silhouetteWeight();
         this.branchOnly = regionTraining.branchOnly();
+        this.clipLevelDecay = regionTraining.clipLevelDecay();
         List<String> untrainable = new ArrayList<>();
         for (Node node : graph.nodes()) {
             if (!hasBackward(node.op())) untrainable.add(node.name() + " (" + Graph.opName(node.op()) + ")");
@@ -108,12 +110,7 @@ public final class Network {
                 throw new IllegalArgumentException("weight quantizer on node '" + node + "' (" + Graph.opName(op) + "): only Conv2d and Linear have weights");
             }
         }
-        for (var e : activationQuantizers.entrySet()) {
-            graph.node(e.getKey());
-            e.getValue().parameters(e.getKey()).forEach((name, t) -> parameters.put(name, t.copy()));
-        }
         this.weightQuantizers = Map.copyOf(weightQuantizers);
-        this.activationQuantizers = Map.copyOf(activationQuantizers);
         Map<String, String> clipNodes = new LinkedHashMap<>();
         if (regionTraining.learnClipLevels()) {
             for (Node node : graph.nodes()) {
@@ -254,9 +251,17 @@ public final class Network {
         return new IllegalStateException("node '" + node.name() + "' has no backward; the constructor refuses such graphs");
     }
 
-    /** The attached quantizers by node, in a stable order (empty text for a float network). */
+    /** The weight quantizers by node and the graph's activation quantizers (as they started), in a stable order (empty for a float network). */
     public String quantization() {
-        return new java.util.TreeMap<>(weightQuantizers) + " " + new java.util.TreeMap<>(activationQuantizers);
+        Map<String, Op> activations = new java.util.TreeMap<>();
+        for (Node node : graph.nodes()) {
+            switch (node.op()) {
+                case Op.PactQuantize q -> activations.put(node.name(), q);
+                case Op.RegionQuantize q -> activations.put(node.name(), q);
+                default -> {}
+            }
+        }
+        return new java.util.TreeMap<>(weightQuantizers) + " " + activations;
     }
 
     /** All live values: the graph's parameters and buffers, then the quantizers' parameters. Mutated by training. */
@@ -298,7 +303,6 @@ public final class Network {
     public static final class Pass {
         final boolean training;
         final Map<String, Tensor> values = new HashMap<>();
-        final Map<String, Tensor> beforeQuant = new HashMap<>();
         final Map<String, Tensor> quantizedWeights = new HashMap<>();
         final Map<String, OpGradients.BatchStats> batchStats = new HashMap<>();
 
@@ -331,13 +335,7 @@ public final class Network {
         for (Node node : graph.nodes()) {
             List<Tensor> xs = new ArrayList<>(node.inputs().size());
             for (String i : node.inputs()) xs.add(pass.values.get(i));
-            Tensor y = forwardNode(node, xs, pass);
-            SteQuantizers.ActivationQuantizer q = activationQuantizers.get(node.name());
-            if (q != null) {
-                pass.beforeQuant.put(node.name(), y);
-                y = q.forward(y, parameters, node.name());
-            }
-            pass.values.put(node.name(), y);
+            pass.values.put(node.name(), forwardNode(node, xs, pass));
         }
         return pass;
     }
@@ -396,8 +394,6 @@ public final class Network {
             Node node = nodes.get(i);
             Tensor dy = grads.remove(node.name());
             if (dy == null) continue;
-            SteQuantizers.ActivationQuantizer q = activationQuantizers.get(node.name());
-            if (q != null) dy = q.backward(pass.beforeQuant.get(node.name()), dy, parameters, node.name(), paramGrads);
             if (importanceStopsAtBranch && inBranch(node.name())) {
                 Map<String, Tensor> withinBranch = new HashMap<>();
                 backwardNode(node, pass, dy, withinBranch, paramGrads, inputGrads);
@@ -452,7 +448,7 @@ public final class Network {
     private void backwardNode(Node node, Pass pass, Tensor dy, Map<String, Tensor> grads, Map<String, Tensor> paramGrads, boolean inputGrads) {
         String in0 = node.inputs().getFirst();
         Tensor x = pass.values.get(in0);
-        Tensor y = pass.beforeQuant.getOrDefault(node.name(), pass.values.get(node.name()));
+        Tensor y = pass.values.get(node.name());
         boolean needInput = inputGrads || !isGraphInput(in0);
         String prefix = node.name() + ".";
         switch (node.op()) {
@@ -517,7 +513,7 @@ public final class Network {
                 OpGradients.QuantizerGrads g = OpGradients.pactQuantize(x, dy, withClipLevels(node, stored));
                 if (needInput) addGrad(grads, in0, g.input());
                 String alpha = clipLevelParameters.get(node.name());
-                if (alpha != null) paramGrads.put(alpha, g.clipLevels());
+                if (alpha != null) paramGrads.put(alpha, decayed(g.clipLevels(), alpha));
             }
             // The silhouette (input 1) only picks each pixel's region, so the hard masks pass it no gradient; with a
             // silhouette weight it gets its importance loss instead, where a learnable branch produces it.
@@ -528,7 +524,7 @@ public final class Network {
                 OpGradients.QuantizerGrads g = OpGradients.regionQuantize(x, silhouette, dy, op);
                 if (needInput) addGrad(grads, in0, g.input());
                 String alpha = clipLevelParameters.get(node.name());
-                if (alpha != null) paramGrads.put(alpha, g.clipLevels());
+                if (alpha != null) paramGrads.put(alpha, decayed(g.clipLevels(), alpha));
                 if (silhouetteWeight > 0f && op.onlyRegion() < 0 && learnable(in1)) {
                     addGrad(grads, in1, OpGradients.silhouetteImportance(x, silhouette, dy, op, silhouetteWeight));
                 }
@@ -547,6 +543,14 @@ public final class Network {
                 if (inputGrads || !isGraphInput(in1)) addGrad(grads, in1, g.aux());
             }
         }
+    }
+
+    /** A clip level's gradient with its L2 term {@code decay * alpha} (of the live, unclamped value the optimizer moves). */
+    private Tensor decayed(Tensor grad, String parameter) {
+        if (clipLevelDecay == 0f) return grad;
+        float[] g = grad.data().clone(), alpha = parameters.get(parameter).data();
+        for (int i = 0; i < g.length; i++) g[i] += clipLevelDecay * alpha[i];
+        return new Tensor(grad.shape(), g);
     }
 
     /** The gradient reaching the float weight: through the weight quantizer's straight-through estimator if any. */

@@ -243,9 +243,9 @@ public final class OpGradients {
 
     /**
      * PACT quantization's straight-through gradients. To x: 1 where the input lies in the clip range
-     * (0 <= x < alpha), 0 where it was clipped (below 0 or at/above alpha), as {@link SteQuantizers.Pact}
-     * passes it. To alpha (Choi et al.): the output is alpha wherever the input is at or above it, so d alpha
-     * collects dy there; inside the range rounding is straight-through and alpha gets nothing.
+     * (0 <= x < alpha), 0 where it was clipped (below 0 or at/above alpha). To alpha (Choi et al.): the
+     * output is alpha wherever the input is at or above it, so d alpha collects dy there; inside the range
+     * rounding is straight-through and alpha gets nothing ({@link Network} adds PACT's L2 term).
      */
     public static QuantizerGrads pactQuantize(Tensor x, Tensor dy, Op.PactQuantize op) {
         float[] in = x.data(), g = dy.data(), dx = new float[g.length];

@@ -1,24 +1,21 @@
 package dev.silhouette.train;
 
 import dev.silhouette.quant.BitWidths;
-import dev.silhouette.tensor.Shape;
+import dev.silhouette.quant.WeightQuantization;
 import dev.silhouette.tensor.Tensor;
 
-import java.util.Map;
-
 /**
- * Quantizers inside the training loop: the forward is the inference library's quantizer
- * ({@link dev.silhouette.quant.Quantizers}, docs/QUANTIZATION.md: codes rounded half to even), so a model
- * trained here meets at inference exactly the grid it was trained on; the backward uses a
- * straight-through estimator (the rounding's zero-almost-everywhere derivative replaced by 1 inside the
- * representable range, 0 where the value was clipped).
+ * Weight quantizers inside the training loop: the forward is the plan's weight quantizer
+ * ({@link WeightQuantization}, docs/QUANTIZATION.md: codes rounded half to even), so a model trained here
+ * meets at inference exactly the grid it was trained on; the backward uses a straight-through estimator
+ * (the rounding's zero-almost-everywhere derivative replaced by 1 inside the representable range).
  * <ul>
- *   <li>weights, symmetric per output channel, b bits: {@code Quantizers.symmetric} with alpha = max|w_c|
- *       (scale max|w_c| / (2^(b-1) - 1));</li>
- *   <li>activations, unsigned on [0, alpha], b bits (PACT, Choi et al. 2018): {@code Quantizers.pact};</li>
- *   <li>sign binariser: sign(x) = +1 for x >= 0, -1 otherwise; for weights scaled per output channel
- *       by mean|w_c| (binary-weight networks), for activations unscaled.</li>
+ *   <li>symmetric per output channel, b bits: alpha = max|w_c| (scale max|w_c| / (2^(b-1) - 1));</li>
+ *   <li>binary (1 bit): sign(w) = +1 for w >= 0, -1 otherwise, scaled per output channel by mean|w_c|
+ *       (binary-weight networks).</li>
  * </ul>
+ * Activation quantizers are graph ops ({@link dev.silhouette.graph.Op.PactQuantize} and the region
+ * quantizer) placed by the plan's rewrite; {@link Network} differentiates them and learns their clip levels.
  */
 public final class SteQuantizers {
     private SteQuantizers() {}
@@ -30,19 +27,6 @@ public final class SteQuantizers {
         Tensor backward(Tensor weight, Tensor gradQuantized);
     }
 
-    /** Fake-quantizes a node's output; may own learned parameters (named under the node). */
-    public interface ActivationQuantizer {
-        /** Initial values of this quantizer's parameters for the node, by full name. */
-        default Map<String, Tensor> parameters(String node) {
-            return Map.of();
-        }
-
-        Tensor forward(Tensor x, Map<String, Tensor> parameters, String node);
-
-        /** Gradient of the input; adds gradients of its own parameters into {@code paramGrads}. */
-        Tensor backward(Tensor x, Tensor dy, Map<String, Tensor> parameters, String node, Map<String, Tensor> paramGrads);
-    }
-
     /** Symmetric per-output-channel weight quantization to {@code bits} (2 to 8); plain straight-through gradient. */
     public record SymmetricWeights(int bits) implements WeightQuantizer {
         public SymmetricWeights {
@@ -51,8 +35,7 @@ public final class SteQuantizers {
 
         @Override
         public Tensor forward(Tensor weight) {
-            float[] maxAbs = dev.silhouette.quant.Quantizers.maxAbs(weight, weight.shape().dim(0));
-            return dev.silhouette.quant.Quantizers.symmetric(weight, bits, maxAbs).dequantize();
+            return perChannel(weight, bits);
         }
 
         /** The scale follows the channel's maximum, so nothing is clipped: the gradient passes unchanged. */
@@ -69,15 +52,7 @@ public final class SteQuantizers {
     public record SignWeights() implements WeightQuantizer {
         @Override
         public Tensor forward(Tensor weight) {
-            int channels = weight.shape().dim(0), per = weight.size() / channels;
-            float[] w = weight.data(), q = new float[w.length];
-            for (int c = 0; c < channels; c++) {
-                double sum = 0;
-                for (int i = c * per; i < (c + 1) * per; i++) sum += Math.abs(w[i]);
-                float scale = (float) (sum / per);
-                for (int i = c * per; i < (c + 1) * per; i++) q[i] = w[i] >= 0 ? scale : -scale;
-            }
-            return new Tensor(weight.shape(), q);
+            return perChannel(weight, 1);
         }
 
         @Override
@@ -86,73 +61,19 @@ public final class SteQuantizers {
         }
     }
 
-    /** Sign binarisation of activations: +-1, straight-through gradient where |x| <= 1. */
-    public record SignActivations() implements ActivationQuantizer {
-        @Override
-        public Tensor forward(Tensor x, Map<String, Tensor> parameters, String node) {
-            float[] in = x.data(), out = new float[in.length];
-            for (int i = 0; i < in.length; i++) out[i] = in[i] >= 0 ? 1f : -1f;
-            return new Tensor(x.shape(), out);
-        }
-
-        @Override
-        public Tensor backward(Tensor x, Tensor dy, Map<String, Tensor> parameters, String node, Map<String, Tensor> paramGrads) {
-            return window(x, dy);
-        }
+    /**
+     * The plan's weight quantizer itself ({@link WeightQuantization}, one group per output channel at its own
+     * max |w|, or mean |w| at 1 bit), so that the grid trained on is the one {@code PlanRewrite} applies.
+     */
+    private static Tensor perChannel(Tensor weight, int bits) {
+        int[] groups = new int[weight.shape().dim(0)];
+        java.util.Arrays.fill(groups, bits);
+        return WeightQuantization.quantize(weight, groups, null, false).values();
     }
 
     private static Tensor window(Tensor x, Tensor dy) {
         float[] in = x.data(), g = dy.data(), out = new float[g.length];
         for (int i = 0; i < g.length; i++) out[i] = Math.abs(in[i]) <= 1f ? g[i] : 0f;
         return new Tensor(dy.shape(), out);
-    }
-
-    /**
-     * PACT: clip to [0, alpha] with alpha learned per layer (parameter {@code <node>.pact_alpha}), then
-     * quantize to {@code bits}. Gradients (straight-through): d y_q / d x = 1 for 0 <= x < alpha, else 0;
-     * d y_q / d alpha = 1 where x >= alpha, else 0; plus the L2 term {@code decay * alpha} of the
-     * regulariser decay / 2 * alpha^2 (on top of the optimizer's weight decay, which treats alpha like any
-     * other parameter).
-     *
-     * @param initialAlpha the paper starts at 10
-     */
-    public record Pact(int bits, float initialAlpha, float decay) implements ActivationQuantizer {
-        public static final String ALPHA = "pact_alpha";
-
-        public Pact {
-            BitWidths.activation(bits, "PACT activation quantizer");
-            if (!(initialAlpha > 0)) throw new IllegalArgumentException("PACT initial alpha " + initialAlpha + " must be positive");
-            if (!(decay >= 0)) throw new IllegalArgumentException("PACT alpha decay " + decay + " must not be negative");
-        }
-
-        @Override
-        public Map<String, Tensor> parameters(String node) {
-            return Map.of(node + "." + ALPHA, new Tensor(Shape.of(1), new float[] {initialAlpha}));
-        }
-
-        private static float alpha(Map<String, Tensor> parameters, String node) {
-            float a = parameters.get(node + "." + ALPHA).data()[0];
-            if (!(a > 0)) throw new IllegalStateException("PACT alpha of '" + node + "' became " + a + "; lower the learning rate");
-            return a;
-        }
-
-        @Override
-        public Tensor forward(Tensor x, Map<String, Tensor> parameters, String node) {
-            float alpha = alpha(parameters, node);
-            return dev.silhouette.quant.Quantizers.pact(x, bits, alpha).dequantize();
-        }
-
-        @Override
-        public Tensor backward(Tensor x, Tensor dy, Map<String, Tensor> parameters, String node, Map<String, Tensor> paramGrads) {
-            float alpha = alpha(parameters, node);
-            float[] in = x.data(), g = dy.data(), dx = new float[g.length];
-            double dAlpha = 0;
-            for (int i = 0; i < g.length; i++) {
-                if (in[i] >= alpha) dAlpha += g[i];
-                else if (in[i] >= 0) dx[i] = g[i];
-            }
-            paramGrads.put(node + "." + ALPHA, new Tensor(Shape.of(1), new float[] {(float) (dAlpha + decay * alpha)}));
-            return new Tensor(dy.shape(), dx);
-        }
     }
 }

@@ -2,6 +2,8 @@ package dev.silhouette.cli;
 
 import dev.silhouette.graph.ModelLoader;
 import dev.silhouette.io.SafeTensors;
+import dev.silhouette.pipeline.QuantPlan;
+import dev.silhouette.pipeline.QuantPlanJson;
 import dev.silhouette.tensor.Tensor;
 import org.testng.annotations.Test;
 
@@ -80,15 +82,33 @@ public class TrainCommandTest {
         a.forEach((name, t) -> assertEquals(b.get(name).data(), t.data(), name));
     }
 
+    /** The trained model's plan, in its metadata and beside it, is what eval and run --plan evaluate: the training run's own test accuracy. */
     @Test
-    public void pactTrainingRecordsItsClipLevels() throws Exception {
-        Path data = dataset(28, 128, 32), dir = Files.createTempDirectory("train");
-        Path model = dir.resolve("q.safetensors");
-        CliTest.Result r = CliTest.run("train", "--data", data.toString(), "--epochs", "1", "--batch", "64", "--quant", "pact:4/4", "--out", model.toString());
+    public void pactTrainingWritesThePlanEvalAndRunReproduce() throws Exception {
+        Path data = dataset(28, 64, 48), dir = Files.createTempDirectory("train");
+        Path model = dir.resolve("q.safetensors"), planFile = dir.resolve("q.plan.json");
+        CliTest.Result r = CliTest.run("train", "--data", data.toString(), "--epochs", "1", "--batch", "32", "--quant", "pact:4/4", "--out", model.toString());
         assertEquals(r.exitCode(), 0, r.err());
+        assertTrue(r.out().contains("plan 'trained pact:4/4' in its metadata and in " + planFile), r.out());
         Map<String, String> meta = SafeTensors.readMetadata(model);
-        assertEquals(meta.get("silhouette.train.quant"), "pact:4/4");
-        assertTrue(meta.get("silhouette.pact_alpha").contains("layer1.0.relu1.pact_alpha"), meta.toString());
+        assertTrue(!meta.containsKey("silhouette.pact_alpha"), meta.keySet().toString());
+        QuantPlan plan = QuantPlanJson.read(meta.get(QuantCommands.PLAN_METADATA_KEY), model.toString());
+        assertEquals(QuantPlanJson.write(QuantPlanJson.load(planFile)), QuantPlanJson.write(plan));
+        QuantPlan.LayerPlan first = plan.layer("layer1.0.conv1");
+        assertEquals(first.input(), "relu");
+        float alpha = ((QuantPlan.Activations.Pact) first.activations()).alpha();
+        assertTrue(alpha != 10f, "the clip level learned: " + alpha);
+        assertTrue(plan.layer("conv1") == null && plan.layer("fc") == null, "first conv and classifier stay in float");
+        double trainedAccuracy = com.google.gson.JsonParser.parseString(meta.get("silhouette.training")).getAsJsonObject().get("test_accuracy").getAsDouble();
+
+        CliTest.Result eval = CliTest.run("eval", "--model", model.toString(), "--data", data.toString(), "--json");
+        assertEquals(eval.exitCode(), 0, eval.err());
+        var report = com.google.gson.JsonParser.parseString(eval.out()).getAsJsonObject();
+        assertEquals(report.get("recipe").getAsString(), "trained pact:4/4");
+        assertEquals(report.get("correct").getAsInt(), (int) Math.round(trainedAccuracy * 48), eval.out());
+        CliTest.Result run = CliTest.run("run", "--model", model.toString(), "--plan", planFile.toString(), "--data", data.toString(), "--json");
+        assertEquals(run.exitCode(), 0, run.err());
+        assertEquals(com.google.gson.JsonParser.parseString(run.out()).getAsJsonObject().get("correct").getAsInt(), report.get("correct").getAsInt(), run.out());
     }
 
     private static void assertOneLineError(CliTest.Result r, String... fragments) {

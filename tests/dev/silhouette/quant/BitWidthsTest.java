@@ -3,6 +3,7 @@ package dev.silhouette.quant;
 import dev.silhouette.graph.Op;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
+import dev.silhouette.train.QuantMode;
 import dev.silhouette.train.SteQuantizers;
 import org.testng.annotations.Test;
 
@@ -35,8 +36,8 @@ public class BitWidthsTest {
                 "PACT quantization bits 9 outside the supported 1..8");
         assertEquals(expectThrows(IllegalArgumentException.class, () -> RegionPolicy.parse("2:50,9:50")).getMessage(),
                 "region policy '2:50,9:50': region 2 bits 9 outside the supported 1..8");
-        assertEquals(expectThrows(IllegalArgumentException.class, () -> new SteQuantizers.Pact(9, 10f, 0f)).getMessage(),
-                "PACT activation quantizer bits 9 outside the supported 1..8");
+        assertEquals(expectThrows(IllegalArgumentException.class, () -> new QuantMode.PactMode(4, 9)).getMessage(),
+                "--quant pact: activation bits 9 outside the supported 1..8");
         assertEquals(expectThrows(IllegalArgumentException.class, () -> Quantizers.symmetric(w, 9, new float[] {1f})).getMessage(),
                 "symmetric quantizer bits 9 outside the supported 1..8");
         // Symmetric weights stop at 8 bits like every other width (the region quantizer's grid used to allow 16).

@@ -120,7 +120,7 @@ public class RegionFinetuneTest {
         Map<String, Tensor> in = Map.of("x", X, "logit", logits);
         Tensor dy = new Tensor(X.shape(), DY);
 
-        Network withLoss = new Network(b.build(), Map.of(), Map.of(), new Network.RegionTraining(3f, false));
+        Network withLoss = new Network(b.build(), Map.of(), new Network.RegionTraining(3f, false));
         Network.Pass pass = withLoss.forward(in, true);
         Tensor silhouette = pass.value("s");
         Tensor expected = OpGradients.sigmoid(silhouette, OpGradients.silhouetteImportance(X, silhouette, dy, region(-1), 3f));
@@ -164,7 +164,7 @@ public class RegionFinetuneTest {
             b.output(b.add("aux", new Op.Relu(), s));
             outputGrads.put("aux", new Tensor(SILHOUETTE.shape(), new float[] {0, 0, 0, 0}));
         }
-        Network net = new Network(b.build(), Map.of(), Map.of(), new Network.RegionTraining(silhouetteWeight, false));
+        Network net = new Network(b.build(), Map.of(), new Network.RegionTraining(silhouetteWeight, false));
         return net.backward(net.forward(in, true), outputGrads);
     }
 
@@ -188,7 +188,7 @@ public class RegionFinetuneTest {
         String s = b.input("s", 1, 2, 2);
         String p = b.add("p", new Op.PactQuantize(8, 4f), x);
         b.output(b.add("q", region(-1), p, s));
-        Network net = new Network(b.build(), Map.of(), Map.of(), new Network.RegionTraining(0f, true));
+        Network net = new Network(b.build(), Map.of(), new Network.RegionTraining(0f, true));
         assertEquals(net.parameters().get("q.alpha").data(), new float[] {1, 3});
         assertEquals(net.clipLevels(), Map.of("x", Map.of(8, 4f), "p", Map.of(2, 1f, 4, 3f)));
         assertTrue(net.trainable().containsAll(List.of("p.alpha", "q.alpha")), net.trainable().toString());

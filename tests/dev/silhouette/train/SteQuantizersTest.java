@@ -1,5 +1,8 @@
 package dev.silhouette.train;
 
+import dev.silhouette.graph.Graph;
+import dev.silhouette.graph.GraphBuilder;
+import dev.silhouette.graph.Op;
 import dev.silhouette.io.Idx;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
@@ -11,6 +14,7 @@ import java.util.Map;
 import static org.testng.Assert.assertEquals;
 import static org.testng.Assert.assertThrows;
 import static org.testng.Assert.assertTrue;
+import static org.testng.Assert.expectThrows;
 
 /** Forward values worked by hand from the formulas in SteQuantizers' documentation, and the STE gradients. */
 public class SteQuantizersTest {
@@ -30,9 +34,6 @@ public class SteQuantizersTest {
         assertValues(new SteQuantizers.SymmetricWeights(3).forward(w), new float[] {0, 2, 2, 0, 3}, "ties to even");
         Tensor library = dev.silhouette.quant.Quantizers.symmetric(w, 3, new float[] {3f}).dequantize();
         assertEquals(new SteQuantizers.SymmetricWeights(3).forward(w).data(), library.data());
-        SteQuantizers.Pact pact = new SteQuantizers.Pact(2, 3f, 0f);
-        Tensor x = t(0.5f, 1.5f, 2.5f, -1f, 4f);
-        assertValues(pact.forward(x, pact.parameters("a"), "a"), new float[] {0, 2, 2, 0, 3}, "PACT ties to even");
     }
 
     @Test
@@ -51,35 +52,40 @@ public class SteQuantizersTest {
         Tensor w = new Tensor(Shape.of(1, 4), new float[] {0.5f, -1.5f, 0f, -0.2f});
         assertValues(new SteQuantizers.SignWeights().forward(w), new float[] {0.55f, -0.55f, 0.55f, -0.55f}, "binary weights");
         assertValues(new SteQuantizers.SignWeights().backward(w, t(1, 1, 1, 1)), new float[] {1, 0, 1, 1}, "window |w| <= 1");
-        SteQuantizers.SignActivations s = new SteQuantizers.SignActivations();
-        Tensor x = t(-2f, -0.3f, 0f, 0.9f, 1.01f);
-        assertValues(s.forward(x, Map.of(), "a"), new float[] {-1, -1, 1, 1, 1}, "sign");
-        assertValues(s.backward(x, t(5, 5, 5, 5, 5), Map.of(), "a", new HashMap<>()), new float[] {0, 5, 5, 5, 0}, "sign window");
+        // Per output channel: channel 1's mean |w| is 2.
+        Tensor two = new Tensor(Shape.of(2, 2), new float[] {0.5f, -1.5f, 3f, -1f});
+        assertValues(new SteQuantizers.SignWeights().forward(two), new float[] {1, -1, 2, -2}, "per-channel binary weights");
     }
 
+    /** PACT is the graph's PactQuantize op; with learned clip levels its alpha is a parameter whose gradient carries the L2 term. */
     @Test
-    public void pactForwardAndGradients() {
-        SteQuantizers.Pact pact = new SteQuantizers.Pact(2, 10f, 0.1f);
-        Map<String, Tensor> params = new HashMap<>(pact.parameters("relu"));
-        assertEquals(params.get("relu.pact_alpha").data()[0], 10f);
-        params.get("relu.pact_alpha").data()[0] = 2f;
+    public void pactForwardAndGradientsWithTheAlphaDecay() {
+        GraphBuilder b = new GraphBuilder(1);
+        String x = b.input("x", 1, 1, 6);
+        b.output(b.add("p", new Op.PactQuantize(2, 10f), x));
+        Network net = new Network(b.build(), Map.of(), new Network.RegionTraining(0f, true, false, 0.1f));
+        assertEquals(net.parameters().get("p.alpha").data(), new float[] {10f});
+        net.parameters().get("p.alpha").data()[0] = 2f;
         // 2 bits on [0, 2]: step 2/3. x / step = 0, 0.45, 0.51, 1.65, 3 (clipped) -> 0, 0, 1, 2, 3.
-        Tensor x = t(-1f, 0.3f, 0.34f, 1.1f, 2.5f, 2f);
-        assertValues(pact.forward(x, params, "relu"), new float[] {0, 0, 2 / 3f, 4 / 3f, 2, 2}, "PACT 2-bit");
-        Map<String, Tensor> grads = new HashMap<>();
-        Tensor dx = pact.backward(x, t(1, 2, 3, 4, 5, 6), params, "relu", grads);
-        assertValues(dx, new float[] {0, 2, 3, 4, 0, 0}, "input gradient inside [0, alpha)");
+        Tensor in = new Tensor(Shape.of(1, 1, 1, 6), new float[] {-1f, 0.3f, 0.34f, 1.1f, 2.5f, 2f});
+        Network.Pass pass = net.forward(Map.of("x", in), true);
+        assertValues(pass.value("p"), new float[] {0, 0, 2 / 3f, 4 / 3f, 2, 2}, "PACT 2-bit");
+        Map<String, Tensor> grads = net.backward(pass, Map.of("p", new Tensor(in.shape(), new float[] {1, 2, 3, 4, 5, 6})), true);
+        assertValues(grads.get("x"), new float[] {0, 2, 3, 4, 0, 0}, "input gradient inside [0, alpha)");
         // x >= alpha at elements 4 and 5: 5 + 6, plus the L2 term 0.1 * 2.
-        assertEquals(grads.get("relu.pact_alpha").data()[0], 11.2f, 1e-6);
+        assertEquals(grads.get("p.alpha").data()[0], 11.2f, 1e-6);
+        expectThrows(IllegalArgumentException.class, () -> new Network.RegionTraining(0f, false, false, 0.1f));
+        expectThrows(IllegalArgumentException.class, () -> new Network.RegionTraining(0f, true, false, -1f));
     }
 
     @Test
     public void quantizedNetworksStillLearnAndPactLearnsAlpha() {
         Idx.Dataset data = TrainerTest.randomData(16, 4, 3);
         for (QuantMode mode : new QuantMode[] {new QuantMode.PactMode(4, 4), new QuantMode.BinaryWeights()}) {
-            Network net = mode.apply(TrainerTest.tinyNet(1, 4));
+            Graph model = TrainerTest.tinyNet(1, 4);
+            Network net = QuantMode.network(model, mode.plan(model, "tiny"));
             Map<String, Float> alphas = new HashMap<>();
-            net.parameters().forEach((k, v) -> { if (k.endsWith("pact_alpha")) alphas.put(k, v.data()[0]); });
+            net.parameters().forEach((k, v) -> { if (k.endsWith(".alpha")) alphas.put(k, v.data()[0]); });
             assertEquals(!alphas.isEmpty(), mode instanceof QuantMode.PactMode, mode + " alphas " + alphas);
             Trainer t = new Trainer(net, new Optimizer.AdamW(0.9, 0.999, 1e-8, 0), new Schedule.Constant(0.01), data,
                     new Trainer.Config(1, 16, 0, Batches.Augmentation.NONE, "fc"));

@@ -75,7 +75,7 @@ public class TrainerTest {
         assertThrows(IllegalArgumentException.class, () -> new Trainer.Distillation(images -> images, 0.5f, Float.NaN));
     }
 
-    private static int[] argmax(Tensor logits) {
+    static int[] argmax(Tensor logits) {
         int n = logits.shape().dim(0), classes = logits.shape().dim(1);
         int[] out = new int[n];
         for (int i = 0; i < n; i++) {
@@ -85,21 +85,29 @@ public class TrainerTest {
     }
 
     private static Trainer trainer(Idx.Dataset data, long seed) {
-        Network net = new Network(tinyNet(seed, 3));
+        return trainer(data, seed, new QuantMode.Fp32());
+    }
+
+    private static Trainer trainer(Idx.Dataset data, long seed, QuantMode quant) {
+        Graph model = tinyNet(seed, 3);
+        Network net = QuantMode.network(model, quant.plan(model, "tiny"));
         Trainer.Config c = new Trainer.Config(2, 8, seed, Batches.Augmentation.CROP_FLIP, "fc");
         return new Trainer(net, new Optimizer.Sgd(0.9, true, 5e-4), Schedule.OneCycle.of(0.1, Trainer.totalSteps(data.labels().length, c), 0.15), data, c);
     }
 
+    /** Under PACT, whose learned clip levels are parameters of the checkpoint too (train's float resume is in TrainCommandTest). */
     @Test
     public void resumingFromACheckpointGivesTheWeightsOfAnUninterruptedRun() throws Exception {
         Idx.Dataset data = randomData(36, 3, 5), test = randomData(10, 3, 6);
-        Trainer straight = trainer(data, 9);
+        QuantMode pact = new QuantMode.PactMode(4, 3);
+        Trainer straight = trainer(data, 9, pact);
+        assertTrue(straight.network().trainable().stream().anyMatch(n -> n.endsWith(".alpha")), straight.network().trainable().toString());
         while (!straight.finished()) straight.runEpoch(test, null, s -> {});
 
         Path dir = Files.createTempDirectory("resume");
         for (long stopAt : new long[] {4, 6}) {   // 4 steps per epoch: at an epoch boundary and mid-epoch
             Path ckpt = dir.resolve("ckpt-" + stopAt + ".safetensors");
-            Trainer first = trainer(data, 9);
+            Trainer first = trainer(data, 9, pact);
             try {
                 first.runEpoch(test, null, s -> {
                     if (s == stopAt) {
@@ -116,7 +124,7 @@ public class TrainerTest {
             } catch (IllegalStateException expected) {
                 assertEquals(expected.getMessage(), "simulated interruption");
             }
-            Trainer resumed = trainer(data, 9);
+            Trainer resumed = trainer(data, 9, pact);
             resumed.resume(ckpt);
             assertEquals(resumed.step(), stopAt);
             while (!resumed.finished()) resumed.runEpoch(test, null, s -> {});
@@ -141,6 +149,8 @@ public class TrainerTest {
         Trainer other = trainer(data, 10);
         IllegalArgumentException e = expectThrows(() -> other.resume(dir.resolve("a.safetensors")));
         assertTrue(e.getMessage().contains("same settings"), e.getMessage());
+        e = expectThrows(() -> trainer(data, 9, new QuantMode.PactMode(4, 3)).resume(dir.resolve("a.safetensors")));
+        assertTrue(e.getMessage().contains("PactQuantize") && e.getMessage().contains("same settings"), e.getMessage());
         Trainer otherLr = new Trainer(new Network(tinyNet(9, 3)), new Optimizer.Sgd(0.9, true, 5e-4), new Schedule.Constant(0.1), data,
                 new Trainer.Config(2, 8, 9, Batches.Augmentation.CROP_FLIP, "fc"));
         e = expectThrows(() -> otherLr.resume(dir.resolve("a.safetensors")));
