@@ -10,8 +10,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Finds the Fashion-MNIST test split: a folder given by the user, Debian's dataset-fashion-mnist
- * package, or the copy bundled in the jar (so the main job runs on a fresh machine without root).
+ * Labelled images of one split, from any folder of IDX files laid out as Fashion-MNIST's
+ * ({@code t10k-images-idx3-ubyte}, {@code train-labels-idx1-ubyte}, ..., gzipped or not; images of any size, such
+ * as the cluttered sets of {@code silhouette data cluttered}), by default Fashion-MNIST itself: Debian's
+ * dataset-fashion-mnist package, or the copy bundled in the jar (so the main job runs on a fresh machine without root).
  */
 record FashionMnist(Tensor images, int[] labels, String source) {
     static final Path SYSTEM_DIR = Path.of("/usr/share/datasets/fashion-mnist");
@@ -65,6 +67,37 @@ record FashionMnist(Tensor images, int[] labels, String source) {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the bundled Fashion-MNIST training images", e);
         }
+    }
+
+    /**
+     * The whole training split of {@code dir}; without a folder, that of the system's Fashion-MNIST, else the
+     * {@value #BUNDLED_TRAINING_IMAGES} training images bundled in the jar.
+     */
+    static FashionMnist trainSplit(Path dir) {
+        if (dir != null) return fromDir(dir, TRAIN_IMAGES, TRAIN_LABELS);
+        if (Files.exists(SYSTEM_DIR.resolve(TRAIN_IMAGES + ".gz"))) return fromDir(SYSTEM_DIR, TRAIN_IMAGES, TRAIN_LABELS);
+        return bundledTrainingSubset(BUNDLED_TRAINING_IMAGES);
+    }
+
+    /**
+     * Refuses a model whose input is not these images' shape, naming both: {@code role} says which images
+     * ("test", "calibration") and where they came from is the source.
+     */
+    void requireInput(dev.silhouette.tensor.Shape sample, String model, String role) {
+        dev.silhouette.tensor.Shape s = images.shape(), image = dev.silhouette.tensor.Shape.of(s.c(), s.h(), s.w());
+        if (!sample.equals(image)) {
+            throw new IllegalArgumentException("model '" + model + "' takes input " + sample + ", the " + role + " images (" + source + ") are " + image
+                    + " (" + s.h() + "x" + s.w() + ")" + (role.equals("calibration") ? "; a folder given with --data calibrates on its own train-images-idx3-ubyte(.gz) when it has one" : ""));
+        }
+    }
+
+    /** The images as the unsigned bytes they were read from (row-major, image after image). */
+    byte[] pixelBytes() {
+        float[] v = images.data();
+        byte[] b = new byte[v.length];
+        // Exact: every pixel was read as byte / 255f, and round(byte / 255f * 255) is that byte again.
+        for (int i = 0; i < v.length; i++) b[i] = (byte) Math.round(v[i] * 255f);
+        return b;
     }
 
     private static FashionMnist first(FashionMnist all, int count, String source) {

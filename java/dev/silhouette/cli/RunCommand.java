@@ -39,8 +39,9 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = ModelLoader.BUNDLED, description = "model file or catalog name (default: ${DEFAULT-VALUE})")
     String model;
 
-    @Option(names = "--data", description = "folder with t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) "
-            + "(default: " + "/usr/share/datasets/fashion-mnist" + " if present, else the bundled copy)")
+    @Option(names = "--data", description = "folder of IDX files named as Fashion-MNIST's, of the model's image size: t10k-images-idx3-ubyte(.gz) and "
+            + "t10k-labels-idx1-ubyte(.gz), and train-images-idx3-ubyte(.gz) for calibration when present "
+            + "(default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)")
     Path data;
 
     @Mixin
@@ -106,10 +107,7 @@ final class RunCommand implements Callable<Integer> {
         QuantPlan quantPlan = plan == null ? null : QuantPlanJson.load(plan);
         if (quantPlan != null) graph = PlanRewrite.apply(graph, quantPlan);
         FashionMnist test = FashionMnist.testSplit(data);
-        var sample = graph.inputs().getFirst().sampleShape();
-        if (!sample.equals(dev.silhouette.tensor.Shape.of(1, 28, 28))) {
-            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", Fashion-MNIST images are [1, 28, 28]");
-        }
+        test.requireInput(graph.inputs().getFirst().sampleShape(), loaded.architecture(), "test");
         int total = test.labels().length;
         if (limit != null) {
             if (limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
@@ -149,7 +147,7 @@ final class RunCommand implements Callable<Integer> {
         }
         out.printf("model     %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
         if (quantPlan != null) out.printf("plan      %s (%s)%n", r.plan(), plan);
-        out.printf("data      Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
+        out.printf("data      test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("backend   %s, batch %d%n", r.backend(), batch);
         out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
         out.printf("speed     %.0f images/s (%.2f s)%n", r.imagesPerSecond(), r.seconds());
@@ -164,11 +162,10 @@ final class RunCommand implements Callable<Integer> {
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         var sample = graph.inputs().getFirst().sampleShape();
-        if (!sample.equals(dev.silhouette.tensor.Shape.of(1, 28, 28))) {
-            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", Fashion-MNIST images are [1, 28, 28]");
-        }
         FashionMnist test = FashionMnist.testSplit(data);
+        test.requireInput(sample, loaded.architecture(), "test");
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
+        calibration.requireInput(sample, loaded.architecture(), "calibration");
         int images = Math.min(test.labels().length, limit == null ? Integer.MAX_VALUE : limit);
         MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze);
         Map<String, Map<Integer, Float>> learnedClipLevels = LearnedClipLevels.read(loaded.metadata(), model);
@@ -197,7 +194,7 @@ final class RunCommand implements Callable<Integer> {
             return 0;
         }
         out.printf("model        %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
-        out.printf("data         Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
+        out.printf("data         test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("calibration  %s: clip levels, DRQ thresholds, the training-free squeeze%n", r.calibration());
         if (!learnedClipLevels.isEmpty()) {
             int count = learnedClipLevels.values().stream().mapToInt(Map::size).sum();
