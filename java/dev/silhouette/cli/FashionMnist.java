@@ -45,12 +45,15 @@ record FashionMnist(Tensor images, int[] labels, String source) {
      */
     static FashionMnist trainingSubset(Path dir, int count) {
         if (count < 1) throw new IllegalArgumentException("the calibration set is empty: statistics need at least one image (got " + count + ")");
-        for (Path d : dir == null ? new Path[] {SYSTEM_DIR} : new Path[] {dir, SYSTEM_DIR}) {
-            if (Files.exists(d.resolve(TRAIN_IMAGES + ".gz")) || Files.exists(d.resolve(TRAIN_IMAGES))) {
-                return first(fromDir(d, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + d);
-            }
-        }
-        return bundledTrainingSubset(count);
+        if (dir != null && hasTrainingSplit(dir)) return first(fromDir(dir, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + dir);
+        FashionMnist fallback = hasTrainingSplit(SYSTEM_DIR) ? first(fromDir(SYSTEM_DIR, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + SYSTEM_DIR)
+                : bundledTrainingSubset(count);
+        // Say why a given folder's own images are not the ones calibrated on, for the size check that may follow.
+        return dir == null ? fallback : new FashionMnist(fallback.images(), fallback.labels(), fallback.source() + ", as " + dir + " has no " + TRAIN_IMAGES + "(.gz)");
+    }
+
+    private static boolean hasTrainingSplit(Path dir) {
+        return Files.exists(dir.resolve(TRAIN_IMAGES + ".gz")) || Files.exists(dir.resolve(TRAIN_IMAGES));
     }
 
     /** The first {@code count} of the training images bundled in the jar. */
@@ -75,7 +78,7 @@ record FashionMnist(Tensor images, int[] labels, String source) {
      */
     static FashionMnist trainSplit(Path dir) {
         if (dir != null) return fromDir(dir, TRAIN_IMAGES, TRAIN_LABELS);
-        if (Files.exists(SYSTEM_DIR.resolve(TRAIN_IMAGES + ".gz"))) return fromDir(SYSTEM_DIR, TRAIN_IMAGES, TRAIN_LABELS);
+        if (hasTrainingSplit(SYSTEM_DIR)) return fromDir(SYSTEM_DIR, TRAIN_IMAGES, TRAIN_LABELS);
         return bundledTrainingSubset(BUNDLED_TRAINING_IMAGES);
     }
 
@@ -87,7 +90,7 @@ record FashionMnist(Tensor images, int[] labels, String source) {
         dev.silhouette.tensor.Shape s = images.shape(), image = dev.silhouette.tensor.Shape.of(s.c(), s.h(), s.w());
         if (!sample.equals(image)) {
             throw new IllegalArgumentException("model '" + model + "' takes input " + sample + ", the " + role + " images (" + source + ") are " + image
-                    + " (" + s.h() + "x" + s.w() + ")" + (role.equals("calibration") ? "; a folder given with --data calibrates on its own train-images-idx3-ubyte(.gz) when it has one" : ""));
+                    + " (" + s.h() + "x" + s.w() + ")");
         }
     }
 
