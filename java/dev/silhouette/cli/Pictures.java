@@ -193,7 +193,7 @@ final class Pictures {
         g.setStroke(new BasicStroke(2f));
         int[] last = null;
         Color uniform = Color.BLACK, learned = new Color(0x1f, 0x77, 0xb4), free = new Color(0xff, 0x7f, 0x0e), drq = new Color(0xd6, 0x27, 0x28),
-                noise = new Color(0x99, 0x99, 0x99);
+                noise = new Color(0x99, 0x99, 0x99), ptq = new Color(0x94, 0x67, 0xbd);
         List<MainJob.Row> uniformRows = new ArrayList<>();
         for (MainJob.Row r : rows) if (r.name().matches("W(\\d)A\\1")) uniformRows.add(r);
         uniformRows.sort(java.util.Comparator.comparingDouble(MainJob.Row::activationBits));
@@ -207,7 +207,8 @@ final class Pictures {
         int offChart = 0;
         for (MainJob.Row r : rows) {
             if (r == fp) continue;
-            Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().startsWith("DRQ") ? drq : r.silhouette().equals("learned") ? learned
+            Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().equals(MainJob.PTQ_ROW) ? ptq : r.name().startsWith("DRQ") ? drq
+                    : r.silhouette().equals("learned") ? learned
                     : r.silhouette().equals(MainJob.NOISE) ? noise : free;
             int x = (int) px.applyAsDouble(r.activationBits()), y = (int) py.applyAsDouble(Math.max(100 * r.accuracy(), yMin));
             g.setColor(c);
@@ -221,9 +222,9 @@ final class Pictures {
             else g.fillOval(x - 4, y - 4, 8, 8);
         }
         String[][] legend = {{"uniform WbAb", "0"}, {"region, learned silhouette", "1"}, {"region, training-free silhouette", "2"}, {"DRQ", "3"},
-                {"region, noise silhouette (control)", "4"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"},
+                {"region, noise silhouette (control)", "4"}, {"W4A4 per-channel ACIQ PTQ", "5"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"},
                 {"ring: uniform, main policy's weights", "-"}};
-        Color[] legendColors = {uniform, learned, free, drq, noise};
+        Color[] legendColors = {uniform, learned, free, drq, noise, ptq};
         for (String[] l : legend) {
             if (!l[1].equals("-")) {
                 g.setColor(legendColors[Integer.parseInt(l[1])]);
