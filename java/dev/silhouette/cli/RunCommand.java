@@ -204,6 +204,7 @@ final class RunCommand implements Callable<Integer> {
                 squeeze != null ? " (--squeeze)" : " (best of " + r.squeezeTrials().size() + " squeezes on the calibration images)");
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
                 MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
+        out.printf("             except %s: every layer as quantize plans %s%n", MainJob.PTQ_ROW, MainJob.PTQ.label());
         out.printf("machine      %s%n%n", r.machine());
         out.printf("%-28s %-16s %9s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "bits/MAC", "BOPs/W8A8",
                 "recv BOPs", "act KiB/img", "images/s", "backend");
