@@ -48,7 +48,7 @@ final class MainJob {
     static final List<Integer> UNIFORM_BITS = List.of(8, 4, 3, 2);
     static final List<Integer> MIXED_UNIFORM_BITS = List.of(3, 2);
     /**
-     * The post-training row: the best recipe of docs/QUANTIZATION.md without retraining, as {@code quantize --weight-bits 4
+     * The post-training row: per-channel weights, ACIQ clipping and bias correction (docs/QUANTIZATION.md), as {@code quantize --weight-bits 4
      * --activation-bits 4 --per-channel --aciq laplace --bias-correction --activation-channel-bits} plans it (first and last
      * layer at 8 bits), calibrated on the main job's training images.
      */
