@@ -49,17 +49,8 @@ final class Cluttered {
     record Split(byte[] pixels, Box[] boxes) {}
 
     static Split compose(Items items, Settings s, Progress progress) {
-        if (items.h() > s.size() || items.w() > s.size()) {
-            throw new IllegalArgumentException("--size " + s.size() + " is smaller than the " + items.h() + "x" + items.w() + " items");
-        }
-        if (s.pieces() > 0 && (s.piece() > items.h() || s.piece() > items.w())) {
-            throw new IllegalArgumentException("clutter pieces of " + s.piece() + "x" + s.piece() + " do not fit in " + items.h() + "x" + items.w() + " items");
-        }
-        if (s.pieces() > 0 && items.n() < 2) throw new IllegalArgumentException("clutter is cut from other items; a split of " + items.n() + " item has none");
+        requireFits(items, s);
         int canvas = s.size() * s.size();
-        if ((long) items.n() * canvas > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(items.n() + " canvases of " + s.size() + "x" + s.size() + " exceed the largest array of one split");
-        }
         byte[] out = new byte[items.n() * canvas];
         Box[] boxes = new Box[items.n()];
         IntStream.range(0, items.n()).parallel().forEach(i -> {
@@ -67,6 +58,20 @@ final class Cluttered {
             progress.step();
         });
         return new Split(out, boxes);
+    }
+
+    /** Refuses settings these items cannot be cluttered with (before any work), naming the limit. */
+    static void requireFits(Items items, Settings s) {
+        if (items.h() > s.size() || items.w() > s.size()) {
+            throw new IllegalArgumentException("--size " + s.size() + " is smaller than the " + items.h() + "x" + items.w() + " items");
+        }
+        if (s.pieces() > 0 && (s.piece() > items.h() || s.piece() > items.w())) {
+            throw new IllegalArgumentException("clutter pieces of " + s.piece() + "x" + s.piece() + " do not fit in " + items.h() + "x" + items.w() + " items");
+        }
+        if (s.pieces() > 0 && items.n() < 2) throw new IllegalArgumentException("clutter is cut from other items; a split of " + items.n() + " item has none");
+        if ((long) items.n() * s.size() * s.size() > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(items.n() + " canvases of " + s.size() + "x" + s.size() + " exceed the largest array of one split");
+        }
     }
 
     private static Box composeOne(Items items, Settings s, int index, byte[] out, int at) {

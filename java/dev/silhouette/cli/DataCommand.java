@@ -75,10 +75,12 @@ final class DataCommand {
             java.util.List<SplitReport> splits = new java.util.ArrayList<>();
             try {
                 Files.createDirectories(tmp);
-                int trainN = count(train), testN = count(test);
-                try (Progress bar = Progress.start("cluttering", trainN + testN, "img")) {
-                    splits.add(write(tmp, "train", 0, train, trainN, settings, bar));
-                    splits.add(write(tmp, "t10k", 1, test, testN, settings, bar));
+                Cluttered.Items trainItems = items(train, 0, count(train)), testItems = items(test, 1, count(test));
+                Cluttered.requireFits(trainItems, settings);
+                Cluttered.requireFits(testItems, settings);
+                try (Progress bar = Progress.start("cluttering", trainItems.n() + testItems.n(), "img")) {
+                    splits.add(write(tmp, "train", train, trainItems, settings, bar));
+                    splits.add(write(tmp, "t10k", test, testItems, settings, bar));
                 }
                 Report r = new Report("Mnih et al. 2014, cluttered translated MNIST, on Fashion-MNIST", size, pieces, Cluttered.PIECE, seed,
                         out.toString(), splits, Math.round((System.nanoTime() - start) / 1e8) / 10.0);
@@ -109,12 +111,16 @@ final class DataCommand {
             return Math.min(split.labels().length, limit == null ? Integer.MAX_VALUE : limit);
         }
 
-        private static SplitReport write(Path dir, String name, int id, FashionMnist split, int n, Cluttered.Settings settings, Progress bar) throws IOException {
+        /** The first {@code n} items of a split as bytes; {@code id} tells the splits' random streams apart. */
+        private static Cluttered.Items items(FashionMnist split, int id, int n) {
             var shape = split.images().shape();
             if (shape.c() != 1) throw new IllegalArgumentException(split.source() + ": items must have one channel, not " + shape.c());
-            int h = shape.h(), w = shape.w();
-            byte[] items = java.util.Arrays.copyOf(split.pixelBytes(), n * h * w);
-            Cluttered.Split c = Cluttered.compose(new Cluttered.Items(items, n, h, w, id), settings, bar);
+            return new Cluttered.Items(java.util.Arrays.copyOf(split.pixelBytes(), n * shape.h() * shape.w()), n, shape.h(), shape.w(), id);
+        }
+
+        private static SplitReport write(Path dir, String name, FashionMnist split, Cluttered.Items items, Cluttered.Settings settings, Progress bar) throws IOException {
+            int n = items.n();
+            Cluttered.Split c = Cluttered.compose(items, settings, bar);
             int[] labels = java.util.Arrays.copyOf(split.labels(), n);
             byte[] labelBytes = new byte[n];
             for (int i = 0; i < n; i++) {
@@ -130,13 +136,13 @@ final class DataCommand {
                     csv.write(i + "," + labels[i] + "," + b.x() + "," + b.y() + "," + b.width() + "," + b.height() + "," + b.frameX() + "," + b.frameY() + "\n");
                 }
             }
-            return new SplitReport(name, split.source(), n, mean(c.pixels(), c.pixels().length), mean(items, items.length));
+            return new SplitReport(name, split.source(), n, mean(c.pixels()), mean(items.pixels()));
         }
 
-        private static double mean(byte[] pixels, int count) {
+        private static double mean(byte[] pixels) {
             long sum = 0;
-            for (int i = 0; i < count; i++) sum += pixels[i] & 0xff;
-            return count == 0 ? 0 : sum / 255.0 / count;
+            for (byte p : pixels) sum += p & 0xff;
+            return pixels.length == 0 ? 0 : sum / 255.0 / pixels.length;
         }
 
         private static void gzipped(Path file, Idx.Array a) throws IOException {

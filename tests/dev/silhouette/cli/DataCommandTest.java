@@ -79,6 +79,13 @@ public class DataCommandTest {
         assertEquals(r.exitCode(), 2);
         assertTrue(r.err().contains("--out " + dir + " already exists"), r.err());
         assertEquals(Files.readAllBytes(dir.resolve("t10k-images-idx3-ubyte.gz")), before);
+        r = CliTest.run("data", "cluttered", "--size", "20", "--limit", "5", "--out", parent.resolve("small").toString());
+        assertEquals(r.exitCode(), 2);
+        assertEquals(r.err().strip(), "silhouette: --size 20 is smaller than the 28x28 items");
+        assertFalse(Files.exists(parent.resolve("small")));
+        try (Stream<Path> s = Files.list(parent)) {
+            assertEquals(s.filter(p -> p.getFileName().toString().startsWith(".")).toList(), List.of(), "no temporary folder left by a refusal");
+        }
         Files.walk(again).sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
     }
 
