@@ -150,6 +150,28 @@ final class MainJob {
         return views;
     }
 
+    /**
+     * How well the learned, the training-free and the noise silhouette find the item, over the evaluated test images
+     * ({@link Localisation}); call after {@link #run}, which chooses the training-free one.
+     */
+    Localisation.Result localisation(List<Localisation.Box> boxes) {
+        int total = limit();
+        if (boxes.size() < total) throw new IllegalArgumentException("the box file lists " + boxes.size() + " items for " + total + " test images");
+        Shape image = test.images().shape();
+        Graph[] graphs = {fp32, PlanRewrite.withSilhouette(fp32, trainingFree),
+                PlanRewrite.withSilhouette(fp32, new SilhouetteSource.Noise(RegionQuantization.branchPoint(fp32), 0))};
+        double[] sums = new double[graphs.length];
+        for (int from = 0; from < total; from += settings.batch()) {
+            Tensor images = test.images().slice(from, Math.min(total, from + settings.batch()));
+            for (int g = 0; g < graphs.length; g++) {
+                Tensor s = cpu.run(graphs[g], Map.of(input, images), List.of(Models.SILHOUETTE)).get(Models.SILHOUETTE);
+                sums[g] += Localisation.sumOfShares(s, boxes, from, image.h(), image.w(), Localisation.TOP);
+            }
+        }
+        return new Localisation.Result(total, Localisation.TOP, sums[0] / total, sums[1] / total, sums[2] / total,
+                Localisation.chance(boxes, total, image.h(), image.w()));
+    }
+
     private List<Node> convs() {
         List<Node> all = new ArrayList<>(layers.preBranch());
         all.addAll(layers.receiving());

@@ -95,7 +95,7 @@ final class RunCommand implements Callable<Integer> {
     record StudyReport(String model, String modelSource, long parameters, String data, String calibration, String machine, int images,
                        double accuracy, double imagesPerSecond, String backend, String resize, String maskOrder, String branchPoint,
                        String trainingFreeSilhouette, List<SqueezeSearch.Trial> squeezeTrials, List<MainJob.Row> rows,
-                       Map<String, Map<Integer, Float>> clipLevels, List<String> pictures, double seconds) {}
+                       Map<String, Map<Integer, Float>> clipLevels, Localisation.Result localisation, List<String> pictures, double seconds) {}
 
     @Override
     public Integer call() {
@@ -178,6 +178,9 @@ final class RunCommand implements Callable<Integer> {
                 result = job.run(bar);
             }
         }
+        // Cluttered data (silhouette data cluttered) lists each test item's box: then say whether the silhouettes find it.
+        Path boxFile = data == null ? null : data.resolve("t10k" + DataCommand.BOXES);
+        Localisation.Result localisation = boxFile != null && java.nio.file.Files.isRegularFile(boxFile) ? job.localisation(Localisation.read(boxFile)) : null;
         double seconds = (System.nanoTime() - start) / 1e9;
         List<String> pictures = Pictures.drawAll(outDir, job.views(), result, settings);
         List<String> plans = writePlans(outDir.resolve("plans"), result.plans());
@@ -185,7 +188,7 @@ final class RunCommand implements Callable<Integer> {
         StudyReport r = new StudyReport(loaded.architecture(), loaded.source(), GraphStats.of(graph, 1).parameters(), test.source(),
                 calibration.source(), Machine.current().toString(), images, fp.accuracy(), fp.imagesPerSecond(), fp.backend(), resize.name(),
                 maskOrder.name(), result.branchPoint(), result.trainingFreeChoice(), result.squeezeTrials(), result.rows(), result.clipLevels(),
-                pictures, seconds);
+                localisation, pictures, seconds);
         pictures = new java.util.ArrayList<>(pictures);
         pictures.add(Pictures.writeJson(outDir.resolve("results.json"), r));
         PrintWriter out = spec.commandLine().getOut();
@@ -222,6 +225,12 @@ final class RunCommand implements Callable<Integer> {
         for (MainJob.LayerRow l : main.layers()) {
             out.printf("%-24s %-10s %,10d %9.2f %9.2f %,12.0f %,12.0f%n", l.layer(), l.input(), l.macs(), l.activationBits(), l.activationBitsPerMac(),
                     l.bitOps(), l.packedBytes());
+        }
+        if (localisation != null) {
+            out.printf("%nlocalisation share of the top %.0f%% silhouette pixels inside the item's box (%s), %d test images:%n", 100 * localisation.top(),
+                    boxFile, localisation.images());
+            out.printf("  learned %.3f, training-free %.3f, noise %.3f; the boxes cover %.3f of the canvas (a blind silhouette's share)%n",
+                    localisation.learned(), localisation.trainingFree(), localisation.noise(), localisation.chance());
         }
         out.printf("%npictures     %s%n", String.join(", ", pictures));
         out.printf("plans        %d in %s (run one again with: bin/silhouette run --plan FILE, or eval --plan FILE)%n", plans.size(), outDir.resolve("plans"));

@@ -112,6 +112,20 @@ public class DataCommandTest {
         assertTrue(o.get("calibration").getAsString().contains("training split in " + dir), o.get("calibration").getAsString());
         assertTrue(o.getAsJsonArray("rows").size() > 20);
         assertEquals(javax.imageio.ImageIO.read(out.resolve("masks.png").toFile()).getHeight() > 4 * 60, true, "mask cells at the 60x60 images' scale");
+        // The folder lists each item's box, so the job says how much of each silhouette's top 20% lies in it.
+        JsonObject loc = o.getAsJsonObject("localisation");
+        assertEquals(loc.get("images").getAsInt(), 20);
+        for (String s : new String[] {"learned", "trainingFree", "noise"}) {
+            double v = loc.get(s).getAsDouble();
+            assertTrue(v >= 0 && v <= 1, s + " " + v);
+        }
+        double chance = 0;
+        List<String> csv = Files.readAllLines(dir.resolve("t10k-boxes.csv"));
+        for (int i = 1; i <= 20; i++) {
+            String[] f = csv.get(i).split(",");
+            chance += Integer.parseInt(f[4]) * Integer.parseInt(f[5]) / 3600.0 / 20;
+        }
+        assertEquals(loc.get("chance").getAsDouble(), chance, 1e-12);
     }
 
     @Test
