@@ -10,8 +10,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Finds the Fashion-MNIST test split: a folder given by the user, Debian's dataset-fashion-mnist
- * package, or the copy bundled in the jar (so the main job runs on a fresh machine without root).
+ * Labelled images of one split, from any folder of IDX files laid out as Fashion-MNIST's
+ * ({@code t10k-images-idx3-ubyte}, {@code train-labels-idx1-ubyte}, ..., gzipped or not; images of any size, such
+ * as the cluttered sets of {@code silhouette data cluttered}), by default Fashion-MNIST itself: Debian's
+ * dataset-fashion-mnist package, or the copy bundled in the jar (so the main job runs on a fresh machine without root).
  */
 record FashionMnist(Tensor images, int[] labels, String source) {
     static final Path SYSTEM_DIR = Path.of("/usr/share/datasets/fashion-mnist");
@@ -43,12 +45,15 @@ record FashionMnist(Tensor images, int[] labels, String source) {
      */
     static FashionMnist trainingSubset(Path dir, int count) {
         if (count < 1) throw new IllegalArgumentException("the calibration set is empty: statistics need at least one image (got " + count + ")");
-        for (Path d : dir == null ? new Path[] {SYSTEM_DIR} : new Path[] {dir, SYSTEM_DIR}) {
-            if (Files.exists(d.resolve(TRAIN_IMAGES + ".gz")) || Files.exists(d.resolve(TRAIN_IMAGES))) {
-                return first(fromDir(d, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + d);
-            }
-        }
-        return bundledTrainingSubset(count);
+        if (dir != null && hasTrainingSplit(dir)) return first(fromDir(dir, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + dir);
+        FashionMnist fallback = hasTrainingSplit(SYSTEM_DIR) ? first(fromDir(SYSTEM_DIR, TRAIN_IMAGES, TRAIN_LABELS), count, "training split in " + SYSTEM_DIR)
+                : bundledTrainingSubset(count);
+        // Say why a given folder's own images are not the ones calibrated on, for the size check that may follow.
+        return dir == null ? fallback : new FashionMnist(fallback.images(), fallback.labels(), fallback.source() + ", as " + dir + " has no " + TRAIN_IMAGES + "(.gz)");
+    }
+
+    private static boolean hasTrainingSplit(Path dir) {
+        return Files.exists(dir.resolve(TRAIN_IMAGES + ".gz")) || Files.exists(dir.resolve(TRAIN_IMAGES));
     }
 
     /** The first {@code count} of the training images bundled in the jar. */
@@ -65,6 +70,37 @@ record FashionMnist(Tensor images, int[] labels, String source) {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the bundled Fashion-MNIST training images", e);
         }
+    }
+
+    /**
+     * The whole training split of {@code dir}; without a folder, that of the system's Fashion-MNIST, else the
+     * {@value #BUNDLED_TRAINING_IMAGES} training images bundled in the jar.
+     */
+    static FashionMnist trainSplit(Path dir) {
+        if (dir != null) return fromDir(dir, TRAIN_IMAGES, TRAIN_LABELS);
+        if (hasTrainingSplit(SYSTEM_DIR)) return fromDir(SYSTEM_DIR, TRAIN_IMAGES, TRAIN_LABELS);
+        return bundledTrainingSubset(BUNDLED_TRAINING_IMAGES);
+    }
+
+    /**
+     * Refuses a model whose input is not these images' shape, naming both: {@code role} says which images
+     * ("test", "calibration") and where they came from is the source.
+     */
+    void requireInput(dev.silhouette.tensor.Shape sample, String model, String role) {
+        dev.silhouette.tensor.Shape s = images.shape(), image = dev.silhouette.tensor.Shape.of(s.c(), s.h(), s.w());
+        if (!sample.equals(image)) {
+            throw new IllegalArgumentException("model '" + model + "' takes input " + sample + ", the " + role + " images (" + source + ") are " + image
+                    + " (" + s.h() + "x" + s.w() + ")");
+        }
+    }
+
+    /** The images as the unsigned bytes they were read from (row-major, image after image). */
+    byte[] pixelBytes() {
+        float[] v = images.data();
+        byte[] b = new byte[v.length];
+        // Exact: every pixel was read as byte / 255f, and round(byte / 255f * 255) is that byte again.
+        for (int i = 0; i < v.length; i++) b[i] = (byte) Math.round(v[i] * 255f);
+        return b;
     }
 
     private static FashionMnist first(FashionMnist all, int count, String source) {

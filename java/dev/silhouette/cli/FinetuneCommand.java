@@ -44,7 +44,8 @@ final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--policy", defaultValue = "2:50,3:30,4:20", description = "region policy trained for, bits:percent lowest silhouette first (default: ${DEFAULT-VALUE})")
     String policy;
 
-    @Option(names = "--data", description = "folder with train-/t10k- images and labels in IDX (default: /usr/share/datasets/fashion-mnist)")
+    @Option(names = "--data", description = "folder with train-/t10k- images and labels in IDX, of the model's image size (e.g. from data cluttered; "
+            + "default: /usr/share/datasets/fashion-mnist)")
     Path data = TrainingData.FASHION_MNIST;
 
     @Option(names = "--epochs", defaultValue = "1", description = "epochs (default: ${DEFAULT-VALUE})")

@@ -10,7 +10,7 @@ import picocli.CommandLine.ScopeType;
 @Command(name = "silhouette", mixinStandardHelpOptions = true, version = "silhouette 0.1.0",
         description = "Region-based low-bit CNN inference driven by a global silhouette.",
         subcommands = {RunCommand.class, InspectCommand.class, BenchCommand.class, InferCommand.class, ExportCommand.class,
-                QuantCommands.Calibrate.class, QuantCommands.Quantize.class, QuantCommands.Eval.class, TrainCommand.class, FinetuneCommand.class,
+                QuantCommands.Calibrate.class, QuantCommands.Quantize.class, QuantCommands.Eval.class, TrainCommand.class, FinetuneCommand.class, DataCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main {
 

@@ -15,7 +15,10 @@ import dev.silhouette.pipeline.Plans;
 import dev.silhouette.pipeline.Plans.Receiving;
 import dev.silhouette.pipeline.RegionQuantization;
 import dev.silhouette.pipeline.SqueezeSearch;
+import dev.silhouette.pipeline.PostTraining;
+import dev.silhouette.quant.Aciq;
 import dev.silhouette.quant.LayerCost;
+import dev.silhouette.quant.PtqRecipe;
 import dev.silhouette.pipeline.QuantPlan;
 import dev.silhouette.pipeline.QuantPlan.Activations;
 import dev.silhouette.pipeline.QuantPlan.SilhouetteSource;
@@ -44,6 +47,13 @@ final class MainJob {
     static final int DRQ_BLOCK = 2;
     static final List<Integer> UNIFORM_BITS = List.of(8, 4, 3, 2);
     static final List<Integer> MIXED_UNIFORM_BITS = List.of(3, 2);
+    /**
+     * The post-training row: per-channel weights, ACIQ clipping and bias correction (docs/QUANTIZATION.md), as {@code quantize --weight-bits 4
+     * --activation-bits 4 --per-channel --aciq laplace --bias-correction --activation-channel-bits} plans it (first and last
+     * layer at 8 bits), calibrated on the main job's training images.
+     */
+    static final PtqRecipe PTQ = new PtqRecipe(4, 4, true, Aciq.Prior.LAPLACE, null, true, false, true, 8);
+    static final String PTQ_ROW = "W4A4 ACIQ PTQ";
     /** The control row's silhouette: noise, to show what the silhouette itself is worth. */
     static final String NOISE = "noise (control)";
 
@@ -140,6 +150,28 @@ final class MainJob {
         return views;
     }
 
+    /**
+     * How well the learned, the training-free and the noise silhouette find the item, over the evaluated test images
+     * ({@link Localisation}); call after {@link #run}, which chooses the training-free one.
+     */
+    Localisation.Result localisation(List<Localisation.Box> boxes) {
+        int total = limit();
+        if (boxes.size() < total) throw new IllegalArgumentException("the box file lists " + boxes.size() + " items for " + total + " test images");
+        Shape image = test.images().shape();
+        Graph[] graphs = {fp32, PlanRewrite.withSilhouette(fp32, trainingFree),
+                PlanRewrite.withSilhouette(fp32, new SilhouetteSource.Noise(RegionQuantization.branchPoint(fp32), 0))};
+        double[] sums = new double[graphs.length];
+        for (int from = 0; from < total; from += settings.batch()) {
+            Tensor images = test.images().slice(from, Math.min(total, from + settings.batch()));
+            for (int g = 0; g < graphs.length; g++) {
+                Tensor s = cpu.run(graphs[g], Map.of(input, images), List.of(Models.SILHOUETTE)).get(Models.SILHOUETTE);
+                sums[g] += Localisation.sumOfShares(s, boxes, from, image.h(), image.w(), Localisation.TOP);
+            }
+        }
+        return new Localisation.Result(total, Localisation.TOP, sums[0] / total, sums[1] / total, sums[2] / total,
+                Localisation.chance(boxes, total, image.h(), image.w()));
+    }
+
     private List<Node> convs() {
         List<Node> all = new ArrayList<>(layers.preBranch());
         all.addAll(layers.receiving());
@@ -168,6 +200,7 @@ final class MainJob {
             if (bits >= mainWeights) continue;
             rows.add(evaluate("-", plan("W" + mainWeights + "A" + bits, learned, new Receiving.Uniform(bits, mainWeights)), bar));
         }
+        rows.add(evaluate(PTQ_ROW, "-", postTrainingPlan(), bar));
         for (int i = 0; i < settings.policies().size(); i++) {
             RegionPolicy p = settings.policies().get(i);
             for (boolean perRegion : forms(i)) {
@@ -195,13 +228,20 @@ final class MainJob {
         return Plans.of(fp32, modelName, label, silhouette, receiving, PRE_BRANCH_BITS, calibrated::alpha);
     }
 
+    /** {@link #PTQ} planned by {@link PostTraining} from statistics of every weighted layer's input over the calibration images. */
+    private QuantPlan postTrainingPlan() {
+        List<String> inputs = PostTraining.weightedLayers(fp32).stream().map(n -> n.inputs().getFirst()).distinct().toList();
+        Calibration stats = Calibration.collect(cpu, fp32, modelName, calibration.images(), settings.batch(), inputs, Set.of(), 1, Progress.none());
+        return PostTraining.plan(fp32, modelName, PTQ, stats).plan();
+    }
+
     /** Number of configurations {@link #run} evaluates on the test split (for the progress bar). */
     int rowCount() {
         int regionRows = 0;
         for (int i = 0; i < settings.policies().size(); i++) regionRows += 2 * forms(i).size() + 1;
         int mainWeights = sharedWeightBits(settings.policies().getFirst());
         int mixed = (int) MIXED_UNIFORM_BITS.stream().filter(b -> b < mainWeights).count();
-        return 1 + UNIFORM_BITS.size() + mixed + regionRows + 2 + 2;
+        return 1 + UNIFORM_BITS.size() + mixed + 1 + regionRows + 2 + 2;
     }
 
     /**
@@ -283,7 +323,8 @@ final class MainJob {
             for (Node n : convs()) addCost(costs.get(n.name()), plan == null ? null : plan.layer(n.name()), shapes.get(n.inputs().getFirst()), out, count);
             bar.stepBy(count);
         }
-        Row row = summarise(name, silhouette, (double) correct / total, total / (nanos / 1e9), runner.name(), costs, receiving);
+        Row row = summarise(name, silhouette, (double) correct / total, total / (nanos / 1e9), runner.name(), costs, receiving,
+                plan == null ? null : plan.layer(Models.LOGITS));
         if (plan != null) plans.put(row.name() + " " + row.silhouette(), plan);
         return row;
     }
@@ -325,7 +366,7 @@ final class MainJob {
     }
 
     private Row summarise(String name, String silhouette, double accuracy, double imagesPerSecond, String backendName,
-                          Map<String, LayerCost> costs, Set<String> receiving) {
+                          Map<String, LayerCost> costs, Set<String> receiving, QuantPlan.LayerPlan classifier) {
         double recvBitTaps = 0, recvTaps = 0, recvBitValues = 0, recvValues = 0, bitOps = 0, recvBitOps = 0, packed = 0;
         List<LayerRow> rows = new ArrayList<>();
         Set<String> storedInputs = new java.util.HashSet<>();
@@ -345,10 +386,16 @@ final class MainJob {
             rows.add(new LayerRow(n.name(), in.c() + "x" + in.h() + "x" + in.w(), c.macsPerImage(), c.averageActivationBits(), c.activationBitsPerMac(),
                     c.bitOpsPerImage(), c.packedBytesPerImage()));
         }
-        // The classifier stays FP32 in every configuration.
+        // The classifier stays FP32 in every configuration but the post-training one, whose plan quantizes it as a last layer.
         Op.Linear fc = (Op.Linear) fp32.node(Models.LOGITS).op();
-        double fcOps = (double) fc.inFeatures() * fc.outFeatures() * 32 * 32;
-        rows.add(new LayerRow(Models.LOGITS, String.valueOf(fc.inFeatures()), (long) fc.inFeatures() * fc.outFeatures(), 32, 32, fcOps, 4.0 * fc.inFeatures()));
+        int fcWeightBits = 32, fcActivationBits = 32;
+        if (classifier != null && classifier.weights() instanceof Weights.Symmetric w && classifier.activations() instanceof Activations.Affine a) {
+            fcWeightBits = w.bits()[0];
+            fcActivationBits = a.bits();
+        }
+        double fcOps = (double) fc.inFeatures() * fc.outFeatures() * fcWeightBits * fcActivationBits;
+        rows.add(new LayerRow(Models.LOGITS, String.valueOf(fc.inFeatures()), (long) fc.inFeatures() * fc.outFeatures(), fcActivationBits, fcActivationBits, fcOps,
+                fcActivationBits / 8.0 * fc.inFeatures()));
         bitOps += fcOps;
         return new Row(name, silhouette, accuracy, recvBitValues / recvValues, recvBitTaps / recvTaps, bitOps, recvBitOps, packed / 1024, imagesPerSecond,
                 backendName, rows);

@@ -122,7 +122,8 @@ final class Pictures {
     private static BufferedImage masks(MainJob.Views v, MainJob.Settings settings) {
         RegionPolicy policy = settings.policies().getFirst();
         int n = Math.min(4, v.images().shape().n());
-        int cell = 28 * SCALE;
+        int imageH = v.images().shape().h(), imageW = v.images().shape().w();
+        int cell = Math.max(imageH, imageW) * SCALE;
         List<int[]> sizes = v.layerSizes();
         int rows = 2 * sizes.size();
         BufferedImage img = canvas(LABEL_W + (n + 1) * (cell + GAP), 54 + rows * (cell + GAP));
@@ -148,7 +149,7 @@ final class Pictures {
                     for (int y = 0; y < cell; y++)
                         for (int x = 0; x < cell; x++) {
                             int r = map[(i * size[0] + y * size[0] / cell) * size[1] + x * size[1] / cell];
-                            float gray = v.images().get(i, 0, y * 28 / cell, x * 28 / cell);
+                            float gray = v.images().get(i, 0, y * imageH / cell, x * imageW / cell);
                             img.setRGB(x0 + x, y0 + y, mix(BITS[policy.bits(r)], gray));
                         }
                 }
@@ -184,7 +185,7 @@ final class Pictures {
         for (int b = 1; b <= 8; b++) label(g, String.valueOf(b), (int) px.applyAsDouble(b) - 3, top + plotH + 16);
         for (double a = Math.ceil(yMin / step) * step; a <= yMax; a += step) label(g, String.format("%.0f%%", a), 20, (int) py.applyAsDouble(a) + 4);
         label(g, "average activation bits of the receiving layers (measured)", left + plotW / 2 - 170, height - 20);
-        label(g, "Fashion-MNIST test accuracy against activation bits", left, 24);
+        label(g, "test accuracy against activation bits", left, 24);
         g.setStroke(new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 4f}, 0f));
         g.setColor(Color.GRAY);
         g.drawLine(left, (int) py.applyAsDouble(100 * fp.accuracy()), left + plotW, (int) py.applyAsDouble(100 * fp.accuracy()));
@@ -192,7 +193,7 @@ final class Pictures {
         g.setStroke(new BasicStroke(2f));
         int[] last = null;
         Color uniform = Color.BLACK, learned = new Color(0x1f, 0x77, 0xb4), free = new Color(0xff, 0x7f, 0x0e), drq = new Color(0xd6, 0x27, 0x28),
-                noise = new Color(0x99, 0x99, 0x99);
+                noise = new Color(0x99, 0x99, 0x99), ptq = new Color(0x94, 0x67, 0xbd);
         List<MainJob.Row> uniformRows = new ArrayList<>();
         for (MainJob.Row r : rows) if (r.name().matches("W(\\d)A\\1")) uniformRows.add(r);
         uniformRows.sort(java.util.Comparator.comparingDouble(MainJob.Row::activationBits));
@@ -206,7 +207,8 @@ final class Pictures {
         int offChart = 0;
         for (MainJob.Row r : rows) {
             if (r == fp) continue;
-            Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().startsWith("DRQ") ? drq : r.silhouette().equals("learned") ? learned
+            Color c = r.name().matches("W\\dA\\d") ? uniform : r.name().equals(MainJob.PTQ_ROW) ? ptq : r.name().startsWith("DRQ") ? drq
+                    : r.silhouette().equals("learned") ? learned
                     : r.silhouette().equals(MainJob.NOISE) ? noise : free;
             int x = (int) px.applyAsDouble(r.activationBits()), y = (int) py.applyAsDouble(Math.max(100 * r.accuracy(), yMin));
             g.setColor(c);
@@ -220,9 +222,9 @@ final class Pictures {
             else g.fillOval(x - 4, y - 4, 8, 8);
         }
         String[][] legend = {{"uniform WbAb", "0"}, {"region, learned silhouette", "1"}, {"region, training-free silhouette", "2"}, {"DRQ", "3"},
-                {"region, noise silhouette (control)", "4"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"},
+                {"region, noise silhouette (control)", "4"}, {"W4A4 per-channel ACIQ PTQ", "5"}, {"filled: shared weights", "-"}, {"square: per-region weights", "-"},
                 {"ring: uniform, main policy's weights", "-"}};
-        Color[] legendColors = {uniform, learned, free, drq, noise};
+        Color[] legendColors = {uniform, learned, free, drq, noise, ptq};
         for (String[] l : legend) {
             if (!l[1].equals("-")) {
                 g.setColor(legendColors[Integer.parseInt(l[1])]);

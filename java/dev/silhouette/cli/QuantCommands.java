@@ -45,7 +45,9 @@ final class QuantCommands {
     }
 
     static Calibration collect(ModelLoader.Loaded loaded, Graph folded, Path data, int images, int batch) {
-        Tensor calibration = FashionMnist.trainingSubset(data, images).images();
+        FashionMnist subset = FashionMnist.trainingSubset(data, images);
+        subset.requireInput(folded.inputs().getFirst().sampleShape(), loaded.architecture(), "calibration");
+        Tensor calibration = subset.images();
         try (Backend cpu = Backends.create("cpu", 0)) {
             return Calibration.collect(cpu, folded, loaded.architecture(), calibration, batch, Calibration.allValues(folded), java.util.Set.of(), 1,
                     Progress.start("calibrating", 2L * calibration.shape().dim(0), "img"));
@@ -174,7 +176,7 @@ final class QuantCommands {
         @Spec CommandSpec spec;
         @Option(names = "--model", defaultValue = ModelLoader.BUNDLED, description = "model file or catalog name (default: ${DEFAULT-VALUE})") String model;
         @Option(names = {"--plan", "--quantized"}, description = "quantization plan written by quantize or by the main job (default: the one in the model file, else full precision)") Path plan;
-        @Option(names = "--data", description = "folder with the test split (default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)") Path data;
+        @Option(names = "--data", description = "folder of IDX files named as Fashion-MNIST's with the test split (t10k-images-idx3-ubyte(.gz)) of the model's image size (default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)") Path data;
         @Mixin BackendOptions backendOptions;
         @Option(names = "--batch", defaultValue = "100", description = "images per batch (default: ${DEFAULT-VALUE})") int batch;
         @Option(names = "--limit", description = "evaluate only the first N images") Integer limit;
@@ -198,9 +200,7 @@ final class QuantCommands {
             QuantPlan q = plan != null ? QuantPlanJson.load(plan) : embedded != null ? QuantPlanJson.read(embedded, loaded.source()) : null;
             Graph graph = q == null ? folded : PlanRewrite.apply(folded, q);
             FashionMnist test = FashionMnist.testSplit(data);
-            if (!folded.inputs().getFirst().sampleShape().equals(Shape.of(1, 28, 28))) {
-                throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + folded.inputs().getFirst().sampleShape() + ", Fashion-MNIST images are [1, 28, 28]");
-            }
+            test.requireInput(folded.inputs().getFirst().sampleShape(), loaded.architecture(), "test");
             int total = test.labels().length;
             if (limit != null) {
                 if (limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");

@@ -39,8 +39,9 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = ModelLoader.BUNDLED, description = "model file or catalog name (default: ${DEFAULT-VALUE})")
     String model;
 
-    @Option(names = "--data", description = "folder with t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) "
-            + "(default: " + "/usr/share/datasets/fashion-mnist" + " if present, else the bundled copy)")
+    @Option(names = "--data", description = "folder of IDX files named as Fashion-MNIST's, of the model's image size: t10k-images-idx3-ubyte(.gz) and "
+            + "t10k-labels-idx1-ubyte(.gz), and train-images-idx3-ubyte(.gz) for calibration when present "
+            + "(default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)")
     Path data;
 
     @Mixin
@@ -94,7 +95,7 @@ final class RunCommand implements Callable<Integer> {
     record StudyReport(String model, String modelSource, long parameters, String data, String calibration, String machine, int images,
                        double accuracy, double imagesPerSecond, String backend, String resize, String maskOrder, String branchPoint,
                        String trainingFreeSilhouette, List<SqueezeSearch.Trial> squeezeTrials, List<MainJob.Row> rows,
-                       Map<String, Map<Integer, Float>> clipLevels, List<String> pictures, double seconds) {}
+                       Map<String, Map<Integer, Float>> clipLevels, Localisation.Result localisation, List<String> pictures, double seconds) {}
 
     @Override
     public Integer call() {
@@ -106,10 +107,7 @@ final class RunCommand implements Callable<Integer> {
         QuantPlan quantPlan = plan == null ? null : QuantPlanJson.load(plan);
         if (quantPlan != null) graph = PlanRewrite.apply(graph, quantPlan);
         FashionMnist test = FashionMnist.testSplit(data);
-        var sample = graph.inputs().getFirst().sampleShape();
-        if (!sample.equals(dev.silhouette.tensor.Shape.of(1, 28, 28))) {
-            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", Fashion-MNIST images are [1, 28, 28]");
-        }
+        test.requireInput(graph.inputs().getFirst().sampleShape(), loaded.architecture(), "test");
         int total = test.labels().length;
         if (limit != null) {
             if (limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
@@ -149,7 +147,7 @@ final class RunCommand implements Callable<Integer> {
         }
         out.printf("model     %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
         if (quantPlan != null) out.printf("plan      %s (%s)%n", r.plan(), plan);
-        out.printf("data      Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
+        out.printf("data      test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("backend   %s, batch %d%n", r.backend(), batch);
         out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
         out.printf("speed     %.0f images/s (%.2f s)%n", r.imagesPerSecond(), r.seconds());
@@ -164,11 +162,10 @@ final class RunCommand implements Callable<Integer> {
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         var sample = graph.inputs().getFirst().sampleShape();
-        if (!sample.equals(dev.silhouette.tensor.Shape.of(1, 28, 28))) {
-            throw new IllegalArgumentException("model '" + loaded.architecture() + "' takes input " + sample + ", Fashion-MNIST images are [1, 28, 28]");
-        }
         FashionMnist test = FashionMnist.testSplit(data);
+        test.requireInput(sample, loaded.architecture(), "test");
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
+        calibration.requireInput(sample, loaded.architecture(), "calibration");
         int images = Math.min(test.labels().length, limit == null ? Integer.MAX_VALUE : limit);
         MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze);
         Map<String, Map<Integer, Float>> learnedClipLevels = LearnedClipLevels.read(loaded.metadata(), model);
@@ -181,6 +178,9 @@ final class RunCommand implements Callable<Integer> {
                 result = job.run(bar);
             }
         }
+        // Cluttered data (silhouette data cluttered) lists each test item's box: then say whether the silhouettes find it.
+        Path boxFile = data == null ? null : data.resolve("t10k" + DataCommand.BOXES);
+        Localisation.Result localisation = boxFile != null && java.nio.file.Files.isRegularFile(boxFile) ? job.localisation(Localisation.read(boxFile)) : null;
         double seconds = (System.nanoTime() - start) / 1e9;
         List<String> pictures = Pictures.drawAll(outDir, job.views(), result, settings);
         List<String> plans = writePlans(outDir.resolve("plans"), result.plans());
@@ -188,7 +188,7 @@ final class RunCommand implements Callable<Integer> {
         StudyReport r = new StudyReport(loaded.architecture(), loaded.source(), GraphStats.of(graph, 1).parameters(), test.source(),
                 calibration.source(), Machine.current().toString(), images, fp.accuracy(), fp.imagesPerSecond(), fp.backend(), resize.name(),
                 maskOrder.name(), result.branchPoint(), result.trainingFreeChoice(), result.squeezeTrials(), result.rows(), result.clipLevels(),
-                pictures, seconds);
+                localisation, pictures, seconds);
         pictures = new java.util.ArrayList<>(pictures);
         pictures.add(Pictures.writeJson(outDir.resolve("results.json"), r));
         PrintWriter out = spec.commandLine().getOut();
@@ -197,7 +197,7 @@ final class RunCommand implements Callable<Integer> {
             return 0;
         }
         out.printf("model        %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
-        out.printf("data         Fashion-MNIST test split, %,d images (%s)%n", r.images(), r.data());
+        out.printf("data         test split, %,d images (%s)%n", r.images(), r.data());
         out.printf("calibration  %s: clip levels, DRQ thresholds, the training-free squeeze%n", r.calibration());
         if (!learnedClipLevels.isEmpty()) {
             int count = learnedClipLevels.values().stream().mapToInt(Map::size).sum();
@@ -207,6 +207,7 @@ final class RunCommand implements Callable<Integer> {
                 squeeze != null ? " (--squeeze)" : " (best of " + r.squeezeTrials().size() + " squeezes on the calibration images)");
         out.printf("layers       stem and blocks before the silhouette W%dA%d, receiving convolutions as listed, classifier FP32; masks %s, %s%n",
                 MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
+        out.printf("             except %s: every layer as quantize plans %s%n", MainJob.PTQ_ROW, MainJob.PTQ.label());
         out.printf("machine      %s%n%n", r.machine());
         out.printf("%-28s %-16s %9s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "bits/MAC", "BOPs/W8A8",
                 "recv BOPs", "act KiB/img", "images/s", "backend");
@@ -224,6 +225,12 @@ final class RunCommand implements Callable<Integer> {
         for (MainJob.LayerRow l : main.layers()) {
             out.printf("%-24s %-10s %,10d %9.2f %9.2f %,12.0f %,12.0f%n", l.layer(), l.input(), l.macs(), l.activationBits(), l.activationBitsPerMac(),
                     l.bitOps(), l.packedBytes());
+        }
+        if (localisation != null) {
+            out.printf("%nlocalisation share of the top %.0f%% silhouette pixels inside the item's box (%s), %d test images:%n", 100 * localisation.top(),
+                    boxFile, localisation.images());
+            out.printf("  learned %.3f, training-free %.3f, noise %.3f; the boxes cover %.3f of the canvas (a blind silhouette's share)%n",
+                    localisation.learned(), localisation.trainingFree(), localisation.noise(), localisation.chance());
         }
         out.printf("%npictures     %s%n", String.join(", ", pictures));
         out.printf("plans        %d in %s (run one again with: bin/silhouette run --plan FILE, or eval --plan FILE)%n", plans.size(), outDir.resolve("plans"));

@@ -37,7 +37,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = "fmnist-resnet", description = "catalog model to train (default: ${DEFAULT-VALUE})")
     String model;
 
-    @Option(names = "--data", description = "folder with train-/t10k- images and labels in IDX (default: /usr/share/datasets/fashion-mnist)")
+    @Option(names = "--data", description = "folder with train-/t10k- images and labels in IDX, of the model's image size (e.g. from data cluttered; "
+            + "default: /usr/share/datasets/fashion-mnist)")
     Path data = TrainingData.FASHION_MNIST;
 
     @Option(names = "--epochs", defaultValue = "15", description = "epochs (default: ${DEFAULT-VALUE})")

@@ -8,8 +8,9 @@ import java.util.Map;
 
 /**
  * The model zoo: ResNet-20/32/56 (CIFAR), ResNet-18/50 (ImageNet, torchvision layout and parameter
- * names, so torchvision state dicts load as they are) and a small ResNet for 28x28 single-channel
- * input. Any of them can carry the auxiliary silhouette branch after a named block.
+ * names, so torchvision state dicts load as they are), a small ResNet for 28x28 single-channel
+ * input and its strided-stem form for 60x60 cluttered images. Any of them can carry the auxiliary silhouette
+ * branch after a named block.
  */
 public final class Models {
     private Models() {}
@@ -80,6 +81,7 @@ public final class Models {
         m.put("resnet18", "ImageNet ResNet-18 (torchvision), 3x224x224 input");
         m.put("resnet50", "ImageNet ResNet-50 (torchvision), 3x224x224 input");
         m.put("fmnist-resnet", "small ResNet for 1x28x28 input (Fashion-MNIST), silhouette after layer1");
+        m.put("cluttered-resnet", "small ResNet with a stride-2 stem for 1x60x60 input (cluttered Fashion-MNIST), silhouette after layer1");
         return Map.copyOf(m);
     }
 
@@ -89,6 +91,7 @@ public final class Models {
             case "resnet20", "resnet32", "resnet56" -> new Options(10, 32, null, 0);
             case "resnet18", "resnet50" -> new Options(1000, 224, null, 0);
             case "fmnist-resnet" -> new Options(10, 28, "layer1", 0);
+            case "cluttered-resnet" -> new Options(10, 60, "layer1", 0);
             default -> throw unknown(model);
         };
     }
@@ -100,7 +103,8 @@ public final class Models {
             case "resnet56" -> cifarResNet(9, o);
             case "resnet18" -> imageNetResNet(new int[] {2, 2, 2, 2}, false, o);
             case "resnet50" -> imageNetResNet(new int[] {3, 4, 6, 3}, true, o);
-            case "fmnist-resnet" -> smallResNet(o);
+            case "fmnist-resnet" -> smallResNet(o, 1);
+            case "cluttered-resnet" -> smallResNet(o, 2);
             default -> throw unknown(model);
         };
     }
@@ -145,10 +149,14 @@ public final class Models {
         return net.head(x);
     }
 
-    /** Three stages of one basic block each (16, 32, 64 channels at 28, 14, 7 pixels): about 78k parameters. */
-    private static Graph smallResNet(Options o) {
+    /**
+     * Three stages of one basic block each (16, 32, 64 channels; at 28, 14, 7 pixels for 28x28 input): about 78k
+     * parameters. A stem of stride 2 halves a larger canvas first (60x60 to 30, 15, 8), so the stages cost about
+     * what they cost on 28x28 and the silhouette after layer1 still has 30x30 pixels to place the item in.
+     */
+    private static Graph smallResNet(Options o, int stemStride) {
         Net net = new Net(o, 1);
-        String x = net.convBnRelu("conv1", "bn1", "relu", net.input, 16, Window.square(3, 1, 1));
+        String x = net.convBnRelu("conv1", "bn1", "relu", net.input, 16, Window.square(3, stemStride, 1));
         net.block("stem", x);
         int[] widths = {16, 32, 64};
         for (int stage = 0; stage < 3; stage++) {

@@ -159,6 +159,24 @@ public final class Idx {
         }
     }
 
+    /** Writes {@code a} in the format {@link #read} reads (raw, not gzipped); the stream is not closed. */
+    public static void write(Array a, java.io.OutputStream out) throws IOException {
+        if (a.dims().length < 1 || a.dims().length > 255) throw new IllegalArgumentException("an IDX array has 1 to 255 dimensions, not " + a.dims().length);
+        long elements = 1;
+        for (int d : a.dims()) {
+            if (d < 0) throw new IllegalArgumentException("IDX dimension " + d + " is negative");
+            elements *= d;
+        }
+        if (elements * a.type().bytes() != a.data().length) {
+            throw new IllegalArgumentException(a.type() + " " + Arrays.toString(a.dims()) + " needs " + elements * a.type().bytes() + " data bytes, not " + a.data().length);
+        }
+        ByteBuffer header = ByteBuffer.allocate(4 + 4 * a.dims().length);
+        header.put((byte) 0).put((byte) 0).put((byte) a.type().code()).put((byte) a.dims().length);
+        for (int d : a.dims()) header.putInt(d);
+        out.write(header.array());
+        out.write(a.data());
+    }
+
     /** Any IDX array, raw or gzipped; the stream is read to its end but not closed. */
     public static Array read(InputStream raw, String source) throws IOException {
         BufferedInputStream buffered = new BufferedInputStream(raw, BUFFER_BYTES);

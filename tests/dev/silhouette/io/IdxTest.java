@@ -103,6 +103,23 @@ public class IdxTest {
     }
 
     @Test
+    public void writesWhatItReadsBackAndTheFormatsBytes() throws IOException {
+        byte[] pixels = new byte[3 * 5 * 7];
+        new Random(2).nextBytes(pixels);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Idx.write(new Idx.Array(Idx.Type.UNSIGNED_BYTE, new int[] {3, 5, 7}, pixels), out);
+        assertEquals(out.toByteArray(), idx(0x08, new int[] {3, 5, 7}, pixels), "magic, sizes, then the data");
+        Tensor back = images(out.toByteArray());
+        assertEquals(back.shape(), Shape.of(3, 1, 5, 7), "any image size");
+        for (int i = 0; i < pixels.length; i++) assertEquals(back.data()[i], (pixels[i] & 0xff) / 255f, 0f);
+        ByteArrayOutputStream bad = new ByteArrayOutputStream();
+        IllegalArgumentException e = org.testng.Assert.expectThrows(IllegalArgumentException.class,
+                () -> Idx.write(new Idx.Array(Idx.Type.INT, new int[] {2}, new byte[7]), bad));
+        assertTrue(e.getMessage().contains("needs 8 data bytes, not 7"), e.getMessage());
+        assertEquals(bad.size(), 0, "nothing written");
+    }
+
+    @Test
     public void readsEveryElementType() throws IOException {
         ByteBuffer shorts = ByteBuffer.allocate(6).putShort((short) -2).putShort((short) 300).putShort(Short.MAX_VALUE);
         ByteBuffer ints = ByteBuffer.allocate(8).putInt(-70000).putInt(Integer.MAX_VALUE);
