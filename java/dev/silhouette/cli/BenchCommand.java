@@ -40,6 +40,12 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin
     BackendOptions backendOptions;
 
+    @Mixin
+    ExecutionOptions executionOptions;
+
+    @Option(names = "--plan", description = "time the model quantized by this plan (written by quantize or the main job), on the --execution path")
+    Path plan;
+
     @Option(names = "--batch", defaultValue = "8", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch;
 
@@ -55,7 +61,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "machine-readable output")
     boolean json;
 
-    record Report(String model, String backend, int batch, int runs, double medianMs, double minMs, double maxMs,
+    record Report(String model, String plan, String execution, String backend, int batch, int runs, double medianMs, double minMs, double maxMs,
                   double imagesPerSecond, double gmacsPerSecond, Machine machine) {}
 
     @Override
@@ -63,7 +69,10 @@ final class BenchCommand implements Callable<Integer> {
         if (batch < 1 || runs < 1 || warmup < 0) throw new IllegalArgumentException("--batch and --runs must be at least 1, --warmup at least 0");
         ModelLoader.Loaded loaded = AnyModel.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
-        Graph graph = Passes.foldBatchNorm(loaded.graph());
+        Graph folded = Passes.foldBatchNorm(loaded.graph());
+        dev.silhouette.pipeline.QuantPlan quantPlan = plan == null ? null : dev.silhouette.pipeline.QuantPlanJson.load(plan);
+        Graph graph = quantPlan == null ? folded : dev.silhouette.pipeline.PlanRewrite.apply(folded, quantPlan, executionOptions.mode());
+        String execution = ExecutionOptions.label(graph, quantPlan, executionOptions.mode());
         Graph.Input input = graph.inputs().getFirst();
         int[] dims = new int[input.sampleShape().rank() + 1];
         dims[0] = batch;
@@ -72,8 +81,9 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < inputs.length; i++) inputs[i] = Tensor.uniform(Shape.of(dims), 0, 1, i);
         double[] ms = new double[runs];
         String backendUsed;
-        try (Backend backend = backendOptions.open();
+        try (Backend opened = backendOptions.open(); Backend cpu = new dev.silhouette.backend.cpu.CpuBackend();
              Progress bar = Progress.start("bench " + loaded.architecture(), warmup + runs, "runs")) {
+            Backend backend = dev.silhouette.pipeline.Evaluation.backendFor(graph, opened, cpu);
             backendUsed = backend.name();
             for (int i = 0; i < warmup + runs; i++) {
                 long t0 = System.nanoTime();
@@ -85,16 +95,16 @@ final class BenchCommand implements Callable<Integer> {
         double[] sorted = ms.clone();
         Arrays.sort(sorted);
         double median = runs % 2 == 1 ? sorted[runs / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2;
-        long macs = GraphStats.of(graph, batch).macs();
-        Report r = new Report(loaded.architecture(), backendUsed, batch, runs, median, sorted[0], sorted[runs - 1],
+        long macs = GraphStats.of(folded, batch).macs();
+        Report r = new Report(loaded.architecture(), quantPlan == null ? "FP32" : quantPlan.label(), execution, backendUsed, batch, runs, median, sorted[0], sorted[runs - 1],
                 batch / (median / 1e3), macs / (median / 1e3) / 1e9, Machine.current());
         if (out != null) writeAtomically(out, r);
         PrintWriter pw = spec.commandLine().getOut();
         if (json) {
             Output.json(pw, r);
         } else {
-            pw.printf("%s on %s, batch %d: median %.1f ms (min %.1f, max %.1f over %d runs), %.1f images/s, %.1f GMAC/s%n",
-                    r.model(), r.backend(), batch, median, r.minMs(), r.maxMs(), runs, r.imagesPerSecond(), r.gmacsPerSecond());
+            pw.printf("%s %s on %s (%s), batch %d: median %.1f ms (min %.1f, max %.1f over %d runs), %.1f images/s, %.1f GMAC/s%n",
+                    r.model(), r.plan(), r.backend(), r.execution(), batch, median, r.minMs(), r.maxMs(), runs, r.imagesPerSecond(), r.gmacsPerSecond());
             pw.printf("machine: %s%n", r.machine());
             pw.flush();
         }

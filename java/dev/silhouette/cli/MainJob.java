@@ -59,7 +59,7 @@ final class MainJob {
 
     /** @param squeeze the training-free silhouette to use, or null to choose one on the calibration images */
     record Settings(List<RegionPolicy> policies, int batch, int limit, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order,
-                    SilhouetteSource.Squeeze squeeze) {}
+                    SilhouetteSource.Squeeze squeeze, PlanRewrite.Execution execution) {}
 
     /** A training-free silhouette: a channel squeeze of a named feature map. */
     static final class Squeeze {
@@ -97,7 +97,7 @@ final class MainJob {
      */
     record Row(String name, String silhouette, double accuracy, double activationBits, double activationBitsPerMac,
                double bitOpsVsW8A8, double receivingBitOpsVsW8A8, double packedKiBPerImage, double imagesPerSecond, String backend,
-               List<LayerRow> layers) {}
+               String execution, List<LayerRow> layers) {}
 
     record LayerRow(String layer, String input, long macs, double activationBits, double activationBitsPerMac, double bitOps, double packedBytes) {}
 
@@ -218,7 +218,7 @@ final class MainJob {
         double w8a8 = rows.get(1).bitOpsVsW8A8(), w8a8Receiving = rows.get(1).receivingBitOpsVsW8A8();
         List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.activationBitsPerMac(),
                 r.bitOpsVsW8A8() / w8a8, r.receivingBitOpsVsW8A8() / w8a8Receiving, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(),
-                r.layers())).toList();
+                r.execution(), r.layers())).toList();
         views = new Views(test.images().slice(0, Math.min(8, limit())), silhouettes(fp32), silhouettes(PlanRewrite.withSilhouette(fp32, trainingFree)),
                 layerSizes());
         return new Result(relative, plans, trials, trainingFreeChoiceName, RegionQuantization.branchPoint(fp32), calibrated.clipLevels(), drq27, drq48);
@@ -292,7 +292,7 @@ final class MainJob {
     }
 
     private Row evaluate(String name, String silhouette, QuantPlan plan, Progress bar) {
-        Graph graph = plan == null ? fp32 : PlanRewrite.apply(fp32, plan);
+        Graph graph = plan == null ? fp32 : PlanRewrite.apply(fp32, plan, settings.execution());
         Backend runner = Evaluation.backendFor(graph, backend, cpu);
         Map<String, LayerCost> costs = new LinkedHashMap<>();
         for (Node n : convs()) {
@@ -323,7 +323,7 @@ final class MainJob {
             for (Node n : convs()) addCost(costs.get(n.name()), plan == null ? null : plan.layer(n.name()), shapes.get(n.inputs().getFirst()), out, count);
             bar.stepBy(count);
         }
-        Row row = summarise(name, silhouette, (double) correct / total, total / (nanos / 1e9), runner.name(), costs, receiving,
+        Row row = summarise(name, silhouette, (double) correct / total, total / (nanos / 1e9), runner.name(), ExecutionOptions.label(graph, plan, settings.execution()), costs, receiving,
                 plan == null ? null : plan.layer(Models.LOGITS));
         if (plan != null) plans.put(row.name() + " " + row.silhouette(), plan);
         return row;
@@ -365,7 +365,7 @@ final class MainJob {
         }
     }
 
-    private Row summarise(String name, String silhouette, double accuracy, double imagesPerSecond, String backendName,
+    private Row summarise(String name, String silhouette, double accuracy, double imagesPerSecond, String backendName, String execution,
                           Map<String, LayerCost> costs, Set<String> receiving, QuantPlan.LayerPlan classifier) {
         double recvBitTaps = 0, recvTaps = 0, recvBitValues = 0, recvValues = 0, bitOps = 0, recvBitOps = 0, packed = 0;
         List<LayerRow> rows = new ArrayList<>();
@@ -398,7 +398,7 @@ final class MainJob {
                 fcActivationBits / 8.0 * fc.inFeatures()));
         bitOps += fcOps;
         return new Row(name, silhouette, accuracy, recvBitValues / recvValues, recvBitTaps / recvTaps, bitOps, recvBitOps, packed / 1024, imagesPerSecond,
-                backendName, rows);
+                backendName, execution, rows);
     }
 
     private static int ceilLog2(int regions) {

@@ -178,6 +178,7 @@ final class QuantCommands {
         @Option(names = {"--plan", "--quantized"}, description = "quantization plan written by quantize or by the main job (default: the one in the model file, else full precision)") Path plan;
         @Option(names = "--data", description = "folder of IDX files named as Fashion-MNIST's with the test split (t10k-images-idx3-ubyte(.gz)) of the model's image size (default: /usr/share/datasets/fashion-mnist if present, else the bundled copy)") Path data;
         @Mixin BackendOptions backendOptions;
+        @Mixin ExecutionOptions executionOptions;
         @Option(names = "--batch", defaultValue = "100", description = "images per batch (default: ${DEFAULT-VALUE})") int batch;
         @Option(names = "--limit", description = "evaluate only the first N images") Integer limit;
         @Option(names = "--json", description = "machine-readable output") boolean json;
@@ -188,7 +189,7 @@ final class QuantCommands {
 
         record Report(String model, String recipe, int images, int correct, double accuracy, double averageWeightBits,
                       double averageActivationBits, double gigaBitOperations, double bytesMoved, List<LayerCost> layers,
-                      List<LayerEntropy> activationEntropy, Machine machine) {}
+                      List<LayerEntropy> activationEntropy, String execution, Machine machine) {}
 
         @Override
         public Integer call() {
@@ -198,7 +199,7 @@ final class QuantCommands {
             // A configuration file wins; otherwise a model file written by quantize --out-model carries its own.
             String embedded = loaded.metadata().get(PLAN_METADATA_KEY);
             QuantPlan q = plan != null ? QuantPlanJson.load(plan) : embedded != null ? QuantPlanJson.read(embedded, loaded.source()) : null;
-            Graph graph = q == null ? folded : PlanRewrite.apply(folded, q);
+            Graph graph = q == null ? folded : PlanRewrite.apply(folded, q, executionOptions.mode());
             FashionMnist test = FashionMnist.testSplit(data);
             test.requireInput(folded.inputs().getFirst().sampleShape(), loaded.architecture(), "test");
             int total = test.labels().length;
@@ -212,7 +213,7 @@ final class QuantCommands {
                 result = Evaluation.run(Evaluation.backendFor(graph, opened, cpu), graph, Models.logits(graph), test.images(), test.labels(), total, batch,
                         q != null, bar::stepTo);
             }
-            Report r = report(loaded.architecture(), folded, q, result);
+            Report r = report(loaded.architecture(), folded, q, result, ExecutionOptions.label(graph, q, executionOptions.mode()));
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 Output.json(out, r);
@@ -220,7 +221,7 @@ final class QuantCommands {
             }
             out.printf("model     %s%n", r.model());
             out.printf("recipe    %s%n", r.recipe());
-            out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
+            out.printf("accuracy  %.2f%% (%d/%d), execution %s%n", 100 * r.accuracy(), r.correct(), r.images(), r.execution());
             out.printf("bits      weights %.2f, activations %.2f (MAC-weighted); %.4f G bit operations per image%n",
                     r.averageWeightBits(), r.averageActivationBits(), r.gigaBitOperations());
             out.printf("memory    %.1f KB moved per image (weights and layer inputs at their widths)%n", r.bytesMoved() / 1024);
@@ -239,7 +240,7 @@ final class QuantCommands {
          * Cost per image of each weighted layer: bit operations (MACs x weight bits x input activation
          * bits; 32 x 32 unquantized) and bytes moved (its weights and its input activation at their widths).
          */
-        private static Report report(String model, Graph folded, QuantPlan q, Evaluation.Result result) {
+        private static Report report(String model, Graph folded, QuantPlan q, Evaluation.Result result, String execution) {
             GraphStats stats = GraphStats.of(folded, 1);
             Map<String, Shape> shapes = folded.inferShapes(1);
             Map<String, Long> macs = new LinkedHashMap<>();
@@ -288,7 +289,7 @@ final class QuantCommands {
                 entropy.add(new LayerEntropy(e.getKey(), valueBits.getOrDefault(e.getKey(), 0), e.getValue().entropyBits(), e.getValue().huffmanBits()));
             }
             return new Report(model, q == null ? "FP32" : q.label(), result.images(), result.correct(), result.accuracy(),
-                    q == null ? 32 : averageWeightBits(folded, q), activationBits / totalMacs, bitOps / 1e9, bytes, layers, entropy, Machine.current());
+                    q == null ? 32 : averageWeightBits(folded, q), activationBits / totalMacs, bitOps / 1e9, bytes, layers, entropy, execution, Machine.current());
         }
 
         /** Bits per activation a scheme stores (a region or DRQ scheme's average over its widths). */

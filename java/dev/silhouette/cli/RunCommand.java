@@ -47,6 +47,9 @@ final class RunCommand implements Callable<Integer> {
     @Mixin
     BackendOptions backendOptions;
 
+    @Mixin
+    ExecutionOptions executionOptions;
+
     @Option(names = "--batch", defaultValue = "100", description = "images per batch (default: ${DEFAULT-VALUE})")
     int batch;
 
@@ -88,7 +91,7 @@ final class RunCommand implements Callable<Integer> {
 
     static final List<String> DEFAULT_POLICIES = List.of("2:50,3:30,4:20", "2:70,4:30", "3:50,4:50", "2:30,3:40,4:30");
 
-    record Report(String model, String modelSource, String plan, long parameters, String data, String backend, int images, int correct,
+    record Report(String model, String modelSource, String plan, long parameters, String data, String backend, String execution, int images, int correct,
                   double accuracy, double seconds, double imagesPerSecond, int[][] confusion, List<String> classes) {}
 
     /** The main job's report: what ran where, the table, and where the pictures went. */
@@ -105,7 +108,8 @@ final class RunCommand implements Callable<Integer> {
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph graph = Passes.foldBatchNorm(loaded.graph());
         QuantPlan quantPlan = plan == null ? null : QuantPlanJson.load(plan);
-        if (quantPlan != null) graph = PlanRewrite.apply(graph, quantPlan);
+        if (quantPlan != null) graph = PlanRewrite.apply(graph, quantPlan, executionOptions.mode());
+        String execution = ExecutionOptions.label(graph, quantPlan, executionOptions.mode());
         FashionMnist test = FashionMnist.testSplit(data);
         test.requireInput(graph.inputs().getFirst().sampleShape(), loaded.architecture(), "test");
         int total = test.labels().length;
@@ -138,7 +142,7 @@ final class RunCommand implements Callable<Integer> {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         long params = GraphStats.of(graph, 1).parameters();
-        Report r = new Report(loaded.architecture(), loaded.source(), quantPlan == null ? "FP32" : quantPlan.label(), params, test.source(), backendUsed, total, correct,
+        Report r = new Report(loaded.architecture(), loaded.source(), quantPlan == null ? "FP32" : quantPlan.label(), params, test.source(), backendUsed, execution, total, correct,
                 (double) correct / total, seconds, total / seconds, confusion, List.of(FashionMnist.CLASS_NAMES));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
@@ -148,7 +152,7 @@ final class RunCommand implements Callable<Integer> {
         out.printf("model     %s (%s, %,d parameters)%n", r.model(), r.modelSource(), r.parameters());
         if (quantPlan != null) out.printf("plan      %s (%s)%n", r.plan(), plan);
         out.printf("data      test split, %,d images (%s)%n", r.images(), r.data());
-        out.printf("backend   %s, batch %d%n", r.backend(), batch);
+        out.printf("backend   %s, batch %d, execution %s%n", r.backend(), batch, r.execution());
         out.printf("accuracy  %.2f%% (%d/%d)%n", 100 * r.accuracy(), r.correct(), r.images());
         out.printf("speed     %.0f images/s (%.2f s)%n", r.imagesPerSecond(), r.seconds());
         out.flush();
@@ -167,7 +171,7 @@ final class RunCommand implements Callable<Integer> {
         FashionMnist calibration = FashionMnist.trainingSubset(data, calibrationImages);
         calibration.requireInput(sample, loaded.architecture(), "calibration");
         int images = Math.min(test.labels().length, limit == null ? Integer.MAX_VALUE : limit);
-        MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze);
+        MainJob.Settings settings = new MainJob.Settings(parsed, batch, images, resize, maskOrder, chosenSqueeze, executionOptions.mode());
         Map<String, Map<Integer, Float>> learnedClipLevels = LearnedClipLevels.read(loaded.metadata(), model);
         long start = System.nanoTime();
         MainJob.Result result;
@@ -210,15 +214,16 @@ final class RunCommand implements Callable<Integer> {
         out.printf("             except %s: every layer as quantize plans %s%n", MainJob.PTQ_ROW, MainJob.PTQ.label());
         out.printf("machine      %s%n%n", r.machine());
         out.printf("%-28s %-16s %9s %9s %9s %10s %10s %12s %9s  %s%n", "configuration", "silhouette", "accuracy", "act bits", "bits/MAC", "BOPs/W8A8",
-                "recv BOPs", "act KiB/img", "images/s", "backend");
+                "recv BOPs", "act KiB/img", "images/s", "backend, execution");
         for (MainJob.Row row : r.rows()) {
             out.printf("%-28s %-16s %8.2f%% %9.2f %9.2f %10.3f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), 100 * row.accuracy(), row.activationBits(),
-                    row.activationBitsPerMac(), row.bitOpsVsW8A8(), row.receivingBitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend());
+                    row.activationBitsPerMac(), row.bitOpsVsW8A8(), row.receivingBitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend() + ", " + row.execution());
         }
         out.printf("%nact bits: activation bits of the receiving convolutions' inputs, averaged over their values, measured per image; bits/MAC: the%n"
                 + "same averaged over their MACs. BOPs/W8A8: MACs x weight bits x activation bits over every layer, relative to W8A8; recv BOPs: the%n"
                 + "same over the receiving convolutions only.%n"
-                + "act KiB/img: conv inputs packed at their widths plus region masks. images/s: this machine, quantization simulated in float.%n");
+                + "act KiB/img: conv inputs packed at their widths plus region masks. images/s: this machine; execution: packed rows run their%n"
+                + "convolutions on integer codes (the kernels named, layer counts), simulated rows dequantized codes through float ops.%n");
         MainJob.Row main = r.rows().stream().filter(x -> x.name().startsWith(parsed.getFirst() + " W") && x.silhouette().equals("learned")).findFirst().orElseThrow();
         out.printf("%nper layer, %s with the learned silhouette:%n", main.name());
         out.printf("%-24s %-10s %10s %9s %9s %12s %12s%n", "layer", "input", "MACs", "act bits", "bits/MAC", "BOPs", "packed B");

@@ -63,7 +63,13 @@ public final class Evaluation {
         String input = graph.inputs().getFirst().name();
         Map<String, Node> quantizers = new LinkedHashMap<>();
         if (entropy) {
-            for (Node n : graph.nodes()) if (n.op() instanceof Op.AffineQuantize || n.op() instanceof Op.PactQuantize) quantizers.put(n.name(), n);
+            java.util.Set<String> packedGrids = new java.util.HashSet<>();
+            for (Node n : graph.nodes()) {
+                if (n.op() instanceof Op.AffineQuantize || n.op() instanceof Op.PactQuantize) quantizers.put(n.name(), n);
+                // On the packed path the grid sits in the convolution; a value read on one grid by several layers counts once.
+                if (n.op() instanceof Op.LowBitConv2d c && c.codes() instanceof Op.LowBitConv2d.ActivationCodes.Grid g
+                        && packedGrids.add(n.inputs().getFirst() + " " + g)) quantizers.put(n.name(), n);
+            }
         }
         List<String> requested = new ArrayList<>(List.of(logits));
         quantizers.values().forEach(n -> { if (!requested.contains(n.inputs().getFirst())) requested.add(n.inputs().getFirst()); });
@@ -100,6 +106,11 @@ public final class Evaluation {
                     QuantizedTensor qt = Quantizers.affine(slice, a.bits().get(g), new float[] {a.lo().get(g)}, new float[] {a.hi().get(g)});
                     add(c, qt.codes());
                 }
+            }
+            case Op.LowBitConv2d c when c.codes() instanceof Op.LowBitConv2d.ActivationCodes.Grid g -> {
+                long[] counts1 = counts.computeIfAbsent(q.name(), k -> new long[1 << g.bits()]);
+                int qmax = (1 << g.bits()) - 1;
+                for (float v : x.data()) counts1[Quantizers.code(v, g.step(), g.zeroPoint(), 0, qmax)]++;
             }
             default -> throw new IllegalStateException("no codes to count for " + q.op());
         }
