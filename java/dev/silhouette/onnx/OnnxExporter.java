@@ -166,17 +166,78 @@ public final class OnnxExporter {
                 g.addInitializer(OnnxTensors.encodeFloats(out + "/value", new long[0], p.value()));
                 g.addNode(node("Pad", out, x, out + "/pads", out + "/value").addAttribute(stringAttr("mode", "constant")));
             }
+            // Uniform grids as the standard QDQ form (QuantizeLinear/DequantizeLinear at 8 bits, as TensorRT and ONNX
+            // Runtime consume it): a Clip to the grid's range first, so narrower grids keep their own top code.
+            case Op.PactQuantize q -> qdq(g, out, x, RegionQuantizerGrid.pact(q.bits(), q.alpha()));
+            case Op.AffineQuantize q when q.bits().size() == 1 -> qdq(g, out, x, RegionQuantizerGrid.affine(q.bits().getFirst(), q.lo().getFirst(), q.hi().getFirst()));
+            case Op.AffineQuantize q -> throw new IllegalArgumentException("node '" + n.name() + "': per-channel activation widths have no QDQ form "
+                    + "(QuantizeLinear takes one width per tensor)");
+            case Op.LowBitConv2d c when c.codes() instanceof Op.LowBitConv2d.ActivationCodes.Grid grid -> qdqConv(g, n, c, grid);
+            case Op.LowBitConv2d c -> throw new IllegalArgumentException("node '" + n.name() + "': region and DRQ layers quantize each pixel at its own "
+                    + "width, which ONNX's QuantizeLinear cannot express (one scale per tensor or channel); export a uniform plan");
+            case Op.RegionMap q -> throw new IllegalArgumentException("node '" + n.name() + "': region maps exist only for region quantization, which "
+                    + "ONNX cannot express; export a uniform plan");
             // Silhouette's own quantization ops have no standard ONNX operator.
-            case Op.PactQuantize q -> throw notExportable(n);
-            case Op.AffineQuantize q -> throw notExportable(n);
-            case Op.LowBitConv2d q -> throw notExportable(n);
-            case Op.RegionMap q -> throw notExportable(n);
             case Op.RegionQuantize q -> throw notExportable(n);
             case Op.DrqQuantize q -> throw notExportable(n);
             case Op.ChannelSqueeze q -> throw notExportable(n);
             case Op.NoiseSilhouette q -> throw notExportable(n);
             case Op.LogitBlend q -> throw notExportable(n);
         }
+    }
+
+    /** A uniform activation grid: value = step * (code - zero), codes 0..qmax. */
+    record RegionQuantizerGrid(float step, int zero, int qmax) {
+        static RegionQuantizerGrid pact(int bits, float alpha) {
+            return new RegionQuantizerGrid(dev.silhouette.quant.RegionQuantizer.pactStep(alpha, bits), 0, (1 << bits) - 1);
+        }
+
+        /** Quantizers.affine's grid over [lo, hi] widened to hold 0. */
+        static RegionQuantizerGrid affine(int bits, float lo, float hi) {
+            int qmax = (1 << bits) - 1;
+            float low = Math.min(lo, 0f), high = Math.max(hi, 0f), step = (high - low) / qmax;
+            if (!(step > 0)) throw new IllegalArgumentException("an affine range [" + lo + ", " + hi + "] that is empty has no QDQ form");
+            return new RegionQuantizerGrid(step, (int) Math.max(0, Math.min(qmax, Math.rint(-low / step))), qmax);
+        }
+    }
+
+    /** x -> Clip to the grid -> QuantizeLinear (uint8) -> DequantizeLinear -> out. */
+    private static void qdq(GraphProto.Builder g, String out, String x, RegionQuantizerGrid grid) {
+        g.addInitializer(OnnxTensors.encodeFloats(out + "/clip_min", new long[0], -grid.zero() * grid.step()));
+        g.addInitializer(OnnxTensors.encodeFloats(out + "/clip_max", new long[0], (grid.qmax() - grid.zero()) * grid.step()));
+        g.addInitializer(OnnxTensors.encodeFloats(out + "/scale", new long[0], grid.step()));
+        g.addInitializer(TensorProto.newBuilder().setName(out + "/zero").setDataType(TensorProto.DataType.UINT8_VALUE)
+                .setRawData(com.google.protobuf.ByteString.copyFrom(new byte[] {(byte) grid.zero()})).build());
+        g.addNode(node("Clip", out + "/clipped", x, out + "/clip_min", out + "/clip_max"));
+        g.addNode(node("QuantizeLinear", out + "/q", out + "/clipped", out + "/scale", out + "/zero"));
+        g.addNode(node("DequantizeLinear", out, out + "/q", out + "/scale", out + "/zero"));
+    }
+
+    /** A low-bit convolution on one grid: QDQ on its input, int8 weight codes with per-channel scales through DequantizeLinear, then Conv. */
+    private static void qdqConv(GraphProto.Builder g, Node n, Op.LowBitConv2d c, Op.LowBitConv2d.ActivationCodes.Grid grid) {
+        String out = n.name(), x = n.inputs().getFirst();
+        var w = c.weights();
+        if (w.regions() != 1 || w.hasOffsets()) {
+            throw new IllegalArgumentException("node '" + out + "': bias-corrected weights (an offset per channel) have no QDQ form; export a plan without bias correction");
+        }
+        for (int b : w.bits()) if (b > 8) throw new IllegalArgumentException("node '" + out + "': weights of " + b + " bits do not fit int8");
+        qdq(g, out + "/input", x, new RegionQuantizerGrid(grid.step(), grid.zeroPoint(), (1 << grid.bits()) - 1));
+        Op.Conv2d conv = c.conv();
+        int outC = conv.outChannels(), cg = conv.inPerGroup(), kh = conv.window().kernelH(), kw = conv.window().kernelW(), og = conv.outPerGroup();
+        byte[] codes = new byte[outC * cg * kh * kw];
+        for (int o = 0; o < outC; o++)
+            for (int ch = 0; ch < cg; ch++)
+                for (int t = 0; t < kh * kw; t++) codes[(o * cg + ch) * kh * kw + t] = (byte) w.codes().getFirst()[w.row(o / og, t, ch) + o % og];
+        g.addInitializer(TensorProto.newBuilder().setName(out + ".weight_codes").setDataType(TensorProto.DataType.INT8_VALUE)
+                .addAllDims(List.of((long) outC, (long) cg, (long) kh, (long) kw)).setRawData(com.google.protobuf.ByteString.copyFrom(codes)).build());
+        g.addInitializer(OnnxTensors.encodeFloats(out + ".weight_scale", new long[] {outC}, w.scales().getFirst()));
+        g.addInitializer(TensorProto.newBuilder().setName(out + ".weight_zero").setDataType(TensorProto.DataType.INT8_VALUE).addDims(outC)
+                .setRawData(com.google.protobuf.ByteString.copyFrom(new byte[outC])).build());
+        g.addNode(node("DequantizeLinear", out + ".weight", out + ".weight_codes", out + ".weight_scale", out + ".weight_zero").addAttribute(intAttr("axis", 0)));
+        NodeProto.Builder b = node("Conv", out, out + "/input", out + ".weight");
+        if (conv.bias()) b.addInput(out + ".bias");
+        window(b, conv.window(), true);
+        g.addNode(b.addAttribute(ints("kernel_shape", kh, kw)).addAttribute(intAttr("group", conv.groups())));
     }
 
     private static IllegalArgumentException notExportable(Node n) {
