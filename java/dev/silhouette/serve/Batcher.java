@@ -78,6 +78,16 @@ final class Batcher implements AutoCloseable {
         return config;
     }
 
+    /** False once draining or closed. */
+    boolean accepting() {
+        lock.lock();
+        try {
+            return accepting;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Requests waiting (not yet running). */
     int pending() {
         lock.lock();
