@@ -83,12 +83,20 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() {
         if (drainSeconds < 0 || drainSeconds > 3600) throw new IllegalArgumentException("--drain-seconds " + drainSeconds + " must be between 0 and 3600");
         Server.Options options = new Server.Options(httpPort, grpcPort, metricsPort, maxBody);
-        List<Server.ModelSpec> models = repository != null ? ModelRepository.read(repository) : defaults(batching(), backend, device);
-        Server server = Server.start(options, models, accessLog ? AccessLog.jsonLines(System.err) : AccessLog.OFF);
+        BatchConfig batching = batching();
+        // Endpoints first: the health probes answer (live, not ready) while the models load and calibrate.
+        Server server = Server.open(options, accessLog ? AccessLog.jsonLines(System.err) : AccessLog.OFF);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> server.drain(Duration.ofSeconds(drainSeconds)), "silhouette-drain"));
         PrintWriter out = spec.commandLine().getOut();
-        out.printf("serving %s: REST on %s, gRPC on %s, metrics on %s%n", server.modelNames(), port(server.httpPort()), port(server.grpcPort()),
-                port(server.metricsPort()));
+        out.printf("listening: REST on %s, gRPC on %s, metrics on %s; loading models%n", port(server.httpPort()), port(server.grpcPort()), port(server.metricsPort()));
+        out.flush();
+        try {
+            server.load(repository != null ? ModelRepository.read(repository) : defaults(batching, backend, device));
+        } catch (RuntimeException e) {
+            server.close();
+            throw e;
+        }
+        out.printf("ready: serving %s%n", server.modelNames());
         out.flush();
         server.awaitTermination();
         return 0;

@@ -18,6 +18,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.function.Function;
 
 /**
  * The Open Inference Protocol v2 server: the models, their batchers and the three endpoints (REST,
@@ -59,6 +60,7 @@ public final class Server implements AutoCloseable {
     private final Metrics metrics = new Metrics();
     private final ScheduledExecutorService timer;
     private volatile boolean draining;
+    private volatile boolean loading = true;
     private final AccessLog log;
     private RestEndpoint rest;
     private GrpcEndpoint grpc;
@@ -73,30 +75,34 @@ public final class Server implements AutoCloseable {
         this.timer = t;
     }
 
-    /** Loads the models, then opens the endpoints: the server is ready when this returns. */
+    /** Opens the endpoints and loads the models: the server is ready when this returns. */
     public static Server start(Options options, List<ModelSpec> specs) {
         return start(options, specs, AccessLog.OFF);
     }
 
     public static Server start(Options options, List<ModelSpec> specs, AccessLog log) {
-        return start(options, specs, log, spec -> spec.model().session(spec.backend(), spec.device()));
+        return start(options, specs, log, Server::session);
     }
 
     /** {@link #start}, with the sessions made by {@code sessions} (tests hold a backend back with it). */
-    static Server start(Options options, List<ModelSpec> specs, AccessLog log, java.util.function.Function<ModelSpec, Session> sessions) {
-        if (specs.isEmpty()) throw new IllegalArgumentException("no models to serve");
+    static Server start(Options options, List<ModelSpec> specs, AccessLog log, Function<ModelSpec, Session> sessions) {
+        Server s = open(options, log);
+        try {
+            s.load(specs, sessions);
+        } catch (RuntimeException e) {
+            s.close();
+            throw e;
+        }
+        return s;
+    }
+
+    /**
+     * Opens the endpoints with no model yet: live, not ready (health probes answer while models load,
+     * inference requests get UNAVAILABLE) until {@link #load} has loaded them.
+     */
+    public static Server open(Options options, AccessLog log) {
         Server s = new Server(options, log);
         try {
-            Set<String> seen = new HashSet<>();
-            for (ModelSpec spec : specs) {
-                try {
-                    ServedModel.checkName(spec.name(), "model name");
-                } catch (InferenceError e) {
-                    throw new IllegalArgumentException(e.getMessage());
-                }
-                if (!seen.add(spec.name())) throw new IllegalArgumentException("model name '" + spec.name() + "' is given twice");
-                s.load(spec, sessions.apply(spec));
-            }
             if (options.httpPort() >= 0) s.rest = new RestEndpoint(s, options.httpPort(), options.maxBodyBytes());
             if (options.grpcPort() >= 0) s.grpc = new GrpcEndpoint(s, options.grpcPort(), options.maxBodyBytes());
             if (options.metricsPort() >= 0) s.metricsEndpoint = new MetricsEndpoint(s.metrics, options.metricsPort());
@@ -104,10 +110,31 @@ public final class Server implements AutoCloseable {
         } catch (IOException e) {
             s.close();
             throw new UncheckedIOException("cannot open a port: " + e.getMessage(), e);
-        } catch (RuntimeException e) {
-            s.close();
-            throw e;
         }
+    }
+
+    /** Loads the models (names checked, each once) and turns ready. */
+    public void load(List<ModelSpec> specs) {
+        load(specs, Server::session);
+    }
+
+    private static Session session(ModelSpec spec) {
+        return spec.model().session(spec.backend(), spec.device());
+    }
+
+    private void load(List<ModelSpec> specs, Function<ModelSpec, Session> sessions) {
+        if (specs.isEmpty()) throw new IllegalArgumentException("no models to serve");
+        Set<String> seen = new HashSet<>();
+        for (ModelSpec spec : specs) {
+            try {
+                ServedModel.checkName(spec.name(), "model name");
+            } catch (InferenceError e) {
+                throw new IllegalArgumentException(e.getMessage());
+            }
+            if (!seen.add(spec.name()) || models.containsKey(spec.name())) throw new IllegalArgumentException("model name '" + spec.name() + "' is given twice");
+        }
+        for (ModelSpec spec : specs) load(spec, sessions.apply(spec));
+        loading = false;
     }
 
     private void load(ModelSpec spec, Session session) {
@@ -133,13 +160,13 @@ public final class Server implements AutoCloseable {
         return true;
     }
 
-    /** Ready: every model loaded and not draining. */
+    /** Ready: every model loaded, and not draining. */
     boolean ready() {
-        return !draining;
+        return !draining && !loading;
     }
 
     boolean modelReady(String name, String version) {
-        return !draining && find(name, version, "model name") != null;
+        return ready() && find(name, version, "model name") != null;
     }
 
     Metrics metrics() {
@@ -156,6 +183,7 @@ public final class Server implements AutoCloseable {
         ServedModel m = models.get(name);
         if (m == null) {
             metrics.unroutable.increment();
+            if (loading) throw InferenceError.unavailable("model '" + name + "' is not loaded yet: the server is loading its models");
             throw InferenceError.notFound("model '" + name + "' is not served; models: " + modelNames());
         }
         if (version != null && !version.isEmpty() && !version.equals(ServedModel.VERSION)) {

@@ -452,6 +452,22 @@ public class ServerTest {
         }
     }
 
+    @Test
+    public void notReadyWhileLoadingThenReady() throws Exception {
+        try (Server s = Server.open(new Server.Options(0, -1, -1, BODY_LIMIT), AccessLog.OFF)) {
+            String base = "http://localhost:" + s.httpPort();
+            HttpResponse<String> ready = http.send(HttpRequest.newBuilder(URI.create(base + "/v2/health/ready")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(ready.statusCode(), 503);
+            assertEquals(http.send(HttpRequest.newBuilder(URI.create(base + "/v2/health/live")).build(), HttpResponse.BodyHandlers.ofString()).statusCode(), 200);
+            HttpResponse<String> early = http.send(HttpRequest.newBuilder(URI.create(base + "/v2/models/fp/infer"))
+                    .POST(HttpRequest.BodyPublishers.ofString(jsonRequest("e", images(1, 0), null))).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(early.statusCode(), 503, early.body());
+            assertTrue(early.body().contains("not loaded yet"), early.body());
+            s.load(List.of(new Server.ModelSpec("fp", FP32, "cpu", 0, BATCHING)));
+            assertEquals(http.send(HttpRequest.newBuilder(URI.create(base + "/v2/health/ready")).build(), HttpResponse.BodyHandlers.ofString()).statusCode(), 200);
+        }
+    }
+
     record Closing(ManagedChannel channel) implements AutoCloseable {
         @Override
         public void close() {
