@@ -29,6 +29,8 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -40,11 +42,13 @@ import java.util.concurrent.TimeUnit;
  */
 final class GrpcEndpoint implements AutoCloseable {
     private final io.grpc.Server grpc;
+    /** Answers are encoded here, not on the batcher's thread, which goes on to the next batch. */
+    private final ExecutorService responses = Executors.newVirtualThreadPerTaskExecutor();
 
     GrpcEndpoint(Server server, int port, long maxBody) throws IOException {
         grpc = NettyServerBuilder.forAddress(new InetSocketAddress(port))
                 .maxInboundMessageSize(Math.toIntExact(maxBody))
-                .addService(new Service(server))
+                .addService(new Service(server, responses))
                 .build()
                 .start();
     }
@@ -62,13 +66,16 @@ final class GrpcEndpoint implements AutoCloseable {
             grpc.shutdownNow();
             Thread.currentThread().interrupt();
         }
+        responses.shutdownNow();
     }
 
     private static final class Service extends GRPCInferenceServiceGrpc.GRPCInferenceServiceImplBase {
         private final Server server;
+        private final ExecutorService responses;
 
-        Service(Server server) {
+        Service(Server server, ExecutorService responses) {
             this.server = server;
+            this.responses = responses;
         }
 
         @Override
@@ -120,7 +127,7 @@ final class GrpcEndpoint implements AutoCloseable {
                 fail(out, e, "ModelInfer", request.getModelName(), request.getId(), start);
                 return;
             }
-            server.infer(model, decoded).whenComplete((result, error) -> {
+            server.infer(model, decoded).whenCompleteAsync((result, error) -> {
                 if (error != null) {
                     fail(out, Server.unwrap(error), "ModelInfer", model.name, request.getId(), start);
                     return;
@@ -132,7 +139,7 @@ final class GrpcEndpoint implements AutoCloseable {
                 } catch (StatusRuntimeException gone) {
                     // The call was cancelled by the client: nothing to answer to.
                 }
-            });
+            }, responses);
         }
 
         private void fail(StreamObserver<?> out, InferenceError e, String call, String model, String id, long start) {

@@ -25,6 +25,13 @@ import java.util.concurrent.Executors;
 final class RestEndpoint implements AutoCloseable {
     static final String HEADER_LENGTH = "Inference-Header-Content-Length";
 
+    static {
+        // The JDK server closes a connection after its answer once 200 are idle, which a client that pooled it
+        // sees as a reset on its next request; under many concurrent clients keep more (the jdk.httpserver
+        // module documents the property; a value given on the command line wins).
+        if (System.getProperty("sun.net.httpserver.maxIdleConnections") == null) System.setProperty("sun.net.httpserver.maxIdleConnections", "4096");
+    }
+
     private final Server server;
     private final long maxBody;
     private final HttpServer http;
