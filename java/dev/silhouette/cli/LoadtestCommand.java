@@ -7,6 +7,7 @@ import dev.silhouette.io.AtomicFiles;
 import dev.silhouette.serve.AccessLog;
 import dev.silhouette.serve.BatchConfig;
 import dev.silhouette.serve.LoadTest;
+import dev.silhouette.serve.Malformed;
 import dev.silhouette.serve.Server;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -47,16 +48,21 @@ final class LoadtestCommand implements Callable<Integer> {
     @Option(names = "--max-queue-delay-ms", defaultValue = "2", description = "server batching delay (default: ${DEFAULT-VALUE})")
     int delayMs;
 
+    @Option(names = "--malformed", defaultValue = "10000", description = "malformed requests to send after the sweep, each to be refused with a 4xx (default: ${DEFAULT-VALUE})")
+    int malformed;
+
     @Option(names = "--out", defaultValue = "loadtest.json", description = "results file (default: ${DEFAULT-VALUE})")
     Path out;
 
     record Report(String model, String plan, List<LoadTest.Level> batching, List<LoadTest.Level> noBatching, LoadTest.Level sessionCeiling,
-                  LoadTest.Level overload, LoadTest.Level afterOverload, int overloadQueueSize, int overloadTimeoutMs, double batchingSpeedupRestAt32,
+                  LoadTest.Level overload, LoadTest.Level afterOverload, LoadTest.MalformedResult malformed, boolean servesBitForBitAfterMalformed,
+                  int overloadQueueSize, int overloadTimeoutMs, double batchingSpeedupRestAt32,
                   double batchingSpeedupGrpcAt32, double saturationVsSession, long peakRssKiB, String loadAverageBefore, String loadAverageAfter, String note,
                   Machine machine) {}
 
     @Override
     public Integer call() throws Exception {
+        if (malformed < 0 || malformed > 1_000_000) throw new IllegalArgumentException("--malformed " + malformed + " must be between 0 and 1000000");
         if (seconds <= 0 || seconds > 600) throw new IllegalArgumentException("--seconds " + seconds + " must be above 0 and at most 600");
         for (int c : concurrency) if (c < 1 || c > 4096) throw new IllegalArgumentException("--concurrency " + c + " must be between 1 and 4096");
         Model m = Model.load(model);
@@ -76,16 +82,24 @@ final class LoadtestCommand implements Callable<Integer> {
         int queue = 32, timeoutMs = 2000;
         BatchConfig bounded = on.withQueue(queue, Duration.ofMillis(timeoutMs));
         LoadTest.Level overload, after;
-        try (Server server = Server.start(new Server.Options(0, -1, -1, Server.Options.BODY_LIMIT), List.of(new Server.ModelSpec("m", m, "cpu", 0, bounded)), AccessLog.OFF)) {
+        LoadTest.MalformedResult bad;
+        boolean stillExact;
+        try (Server server = Server.start(new Server.Options(0, -1, -1, Server.Options.BODY_LIMIT), List.of(new Server.ModelSpec("m", m, "cpu", 0, bounded)), AccessLog.OFF);
+             Session reference = m.session("cpu")) {
             TensorInfo input = m.inputs().getFirst();
             overload = LoadTest.rest(server.httpPort(), "m", input, 1, 10 * queue, level);
             print(pw, "overload", overload);
             after = LoadTest.rest(server.httpPort(), "m", input, 1, 1, level);
             print(pw, "after", after);
+            bad = LoadTest.malformed(server.httpPort(), Malformed.generate(malformed, 0, "m", input), 16);
+            pw.printf("malformed  %d requests in %.1f s: %d not refused with a 4xx and an error%s; statuses by kind %s%n", bad.requests(), bad.seconds(),
+                    bad.notRefusedProperly(), bad.firstBadAnswer() == null ? "" : " (first: " + bad.firstBadAnswer() + ")", bad.statusesByKind());
+            stillExact = LoadTest.restMatchesSession(server.httpPort(), "m", reference);
+            pw.printf("after the malformed requests the server %s%n", stillExact ? "answers bit for bit as the session" : "DOES NOT answer as the session");
         }
         double speedRest = at32(batching, "rest") / at32(noBatching, "rest"), speedGrpc = at32(batching, "grpc") / at32(noBatching, "grpc");
         double best = batching.stream().mapToDouble(LoadTest.Level::samplesPerSecond).max().orElse(0);
-        Report r = new Report(m.name(), m.plan(), batching, noBatching, ceiling, overload, after, queue, timeoutMs, speedRest, speedGrpc,
+        Report r = new Report(m.name(), m.plan(), batching, noBatching, ceiling, overload, after, bad, stillExact, queue, timeoutMs, speedRest, speedGrpc,
                 best / ceiling.samplesPerSecond(), peakRss(), loadBefore, loadAverage(),
                 "clients and server share this process and its cores; single-image requests; errors under overload are 503s (queue full or timed out)",
                 Machine.current());

@@ -70,6 +70,77 @@ public final class LoadTest {
         }
     }
 
+    /** How the server answered malformed requests: statuses by kind, and those that were not a 4xx with an error message. */
+    public record MalformedResult(int requests, Map<String, Map<Integer, Integer>> statusesByKind, int notRefusedProperly, String firstBadAnswer, double seconds) {}
+
+    /** Sends every request ({@link Malformed}) from {@code concurrency} clients; each must get a 4xx with {@code {"error": "..."}}. */
+    public static MalformedResult malformed(int port, List<Malformed.Request> requests, int concurrency) {
+        HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+        Map<String, Map<Integer, Integer>> statuses = new java.util.concurrent.ConcurrentHashMap<>();
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger(), bad = new java.util.concurrent.atomic.AtomicInteger();
+        String[] first = {null};
+        long start = System.nanoTime();
+        CountDownLatch done = new CountDownLatch(concurrency);
+        for (int t = 0; t < concurrency; t++) {
+            Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    for (int i = next.getAndIncrement(); i < requests.size(); i = next.getAndIncrement()) {
+                        Malformed.Request r = requests.get(i);
+                        int status;
+                        String body;
+                        try {
+                            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://localhost:" + port + r.path())).POST(HttpRequest.BodyPublishers.ofByteArray(r.body()));
+                            for (int h = 0; h < r.headers().size(); h += 2) b.header(r.headers().get(h), r.headers().get(h + 1));
+                            HttpResponse<String> reply = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+                            status = reply.statusCode();
+                            body = reply.body();
+                        } catch (Exception e) {
+                            status = -1;
+                            body = String.valueOf(e);
+                        }
+                        statuses.computeIfAbsent(r.kind(), k -> new java.util.concurrent.ConcurrentHashMap<>()).merge(status, 1, Integer::sum);
+                        boolean proper = status >= 400 && status < 500 && body.startsWith("{\"error\":\"") && body.length() > 14;
+                        if (!proper && bad.getAndIncrement() == 0) first[0] = r.kind() + " " + r.path() + " -> " + status + " " + body;
+                    }
+                } finally {
+                    done.countDown();
+                }
+            });
+        }
+        try {
+            done.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        }
+        Map<String, Map<Integer, Integer>> sorted = new java.util.TreeMap<>();
+        statuses.forEach((k, v) -> sorted.put(k, new java.util.TreeMap<>(v)));
+        return new MalformedResult(requests.size(), sorted, bad.get(), first[0], (System.nanoTime() - start) / 1e9);
+    }
+
+    /** One REST request (binary in and out) answered exactly as {@code reference} answers it. */
+    public static boolean restMatchesSession(int port, String model, Session reference) {
+        TensorInfo input = reference.inputs().getFirst();
+        try {
+            HttpResponse<byte[]> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://localhost:" + port + "/v2/models/" + model + "/infer"))
+                    .header(RestEndpoint.HEADER_LENGTH, Integer.toString(restHeaderLength(input, 2))).POST(HttpRequest.BodyPublishers.ofByteArray(restBody(input, 2))).build(),
+                    HttpResponse.BodyHandlers.ofByteArray());
+            if (r.statusCode() != 200) return false;
+            int header = Integer.parseInt(r.headers().firstValue(RestEndpoint.HEADER_LENGTH).orElse("-1"));
+            Map<String, Tensor> want = reference.run(Map.of(input.name(), images(input, 2)));
+            int at = header;
+            for (Tensor t : want.values()) {
+                float[] got = new float[t.size()];
+                ByteBuffer.wrap(r.body(), at, 4 * t.size()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(got);
+                if (!Arrays.equals(got, t.data())) return false;
+                at += 4 * t.size();
+            }
+            return at == r.body().length;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
     /** The ceiling: the same requests straight into a session, no protocol, no queue. */
     public static Level session(Session session, int batch, int concurrency, Duration duration) {
         TensorInfo input = session.inputs().getFirst();

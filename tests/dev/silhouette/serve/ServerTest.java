@@ -343,6 +343,18 @@ public class ServerTest {
         assertTrue(metrics.contains("silhouette_request_failure_total{model=\"fp\",reason=\"invalid\"}"), metrics);
     }
 
+    @Test
+    public void generatedMalformedRequestsOfEveryKindAreRefusedWithA4xx() {
+        List<Malformed.Request> requests = Malformed.generate(8 * 40, 5, "fp", FP32.inputs().getFirst());
+        LoadTest.MalformedResult r = LoadTest.malformed(server.httpPort(), requests, 8);
+        assertEquals(r.notRefusedProperly(), 0, r.firstBadAnswer());
+        assertEquals(r.statusesByKind().keySet(), new java.util.TreeSet<>(Malformed.KINDS));
+        for (var e : r.statusesByKind().entrySet()) {
+            for (int status : e.getValue().keySet()) assertTrue(status >= 400 && status < 500, e.getKey() + " got " + status);
+        }
+        assertTrue(LoadTest.restMatchesSession(server.httpPort(), "fp", fp32), "the server still answers exactly");
+    }
+
     String get(int port, String path) throws Exception {
         return http.send(HttpRequest.newBuilder(URI.create("http://localhost:" + port + path)).GET().build(), HttpResponse.BodyHandlers.ofString()).body();
     }
