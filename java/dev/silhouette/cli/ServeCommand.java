@@ -40,6 +40,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--repository", description = "model repository: one folder per model with config.json (see the README)")
     Path repository;
 
+    @Option(names = "--model-control", defaultValue = "none", description = "none, or explicit: load, unload and index over the protocol's repository extension "
+            + "(POST /v2/repository/...; needs --repository) (default: ${DEFAULT-VALUE})")
+    String modelControl;
+
     @Option(names = "--http-port", defaultValue = "8000", description = "REST port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
     int httpPort;
 
@@ -82,6 +86,8 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (drainSeconds < 0 || drainSeconds > 3600) throw new IllegalArgumentException("--drain-seconds " + drainSeconds + " must be between 0 and 3600");
+        if (!modelControl.equals("none") && !modelControl.equals("explicit")) throw new IllegalArgumentException("--model-control '" + modelControl + "' must be none or explicit");
+        if (modelControl.equals("explicit") && repository == null) throw new IllegalArgumentException("--model-control explicit needs --repository DIR");
         Server.Options options = new Server.Options(httpPort, grpcPort, metricsPort, maxBody);
         BatchConfig batching = batching();
         // Endpoints first: the health probes answer (live, not ready) while the models load and calibrate.
@@ -91,6 +97,7 @@ final class ServeCommand implements Callable<Integer> {
         out.printf("listening: REST on %s, gRPC on %s, metrics on %s; loading models%n", port(server.httpPort()), port(server.grpcPort()), port(server.metricsPort()));
         out.flush();
         try {
+            if (modelControl.equals("explicit")) server.enableModelControl(repository);
             server.load(repository != null ? ModelRepository.read(repository) : defaults(batching, backend, device));
         } catch (RuntimeException e) {
             server.close();

@@ -96,7 +96,7 @@ final class GrpcEndpoint implements AutoCloseable {
         @Override
         public void serverMetadata(ServerMetadataRequest request, StreamObserver<ServerMetadataResponse> out) {
             answer(out, "ServerMetadata", null, () -> ServerMetadataResponse.newBuilder().setName(Server.NAME).setVersion(Server.VERSION)
-                    .addAllExtensions(Server.EXTENSIONS).build());
+                    .addAllExtensions(server.extensions()).build());
         }
 
         @Override

@@ -93,7 +93,7 @@ final class RestEndpoint implements AutoCloseable {
             get(method);
             return Reply.json(200, RestCodec.json(w -> {
                 w.name("name").value(Server.NAME).name("version").value(Server.VERSION).name("extensions").beginArray();
-                for (String e : Server.EXTENSIONS) w.value(e);
+                for (String e : server.extensions()) w.value(e);
                 w.endArray();
             }));
         }
@@ -105,6 +105,7 @@ final class RestEndpoint implements AutoCloseable {
                 default -> throw InferenceError.notFound("no such endpoint: /v2/health/live or /v2/health/ready");
             };
         }
+        if (path.get(1).equals("repository")) return repository(exchange, path);
         if (!path.get(1).equals("models") || path.size() < 3) throw InferenceError.notFound("no such endpoint under /v2: health, models/NAME");
         String name = path.get(2);
         String version = null;
@@ -129,6 +130,26 @@ final class RestEndpoint implements AutoCloseable {
             case "infer" -> infer(exchange, model);
             default -> throw InferenceError.notFound("no such endpoint under /v2/models/" + name + ": metadata, ready or infer");
         };
+    }
+
+    /** The repository extension: POST /v2/repository/index, /v2/repository/models/M/load and .../unload. */
+    private Reply repository(HttpExchange exchange, List<String> path) {
+        if (!exchange.getRequestMethod().equals("POST")) {
+            throw new InferenceError(InferenceError.Reason.METHOD_NOT_ALLOWED, "method " + exchange.getRequestMethod() + " is not allowed for the repository extension; use POST");
+        }
+        readBody(exchange);
+        if (path.size() == 3 && path.get(2).equals("index")) {
+            List<java.util.Map<String, String>> rows = server.index();
+            java.io.StringWriter out = new java.io.StringWriter();
+            new com.google.gson.Gson().toJson(rows, out);
+            return Reply.json(200, out.toString().getBytes(StandardCharsets.UTF_8));
+        }
+        if (path.size() == 5 && path.get(2).equals("models") && (path.get(4).equals("load") || path.get(4).equals("unload"))) {
+            if (path.get(4).equals("load")) server.loadFromRepository(path.get(3));
+            else server.unload(path.get(3));
+            return Reply.json(200, RestCodec.json(w -> {}));
+        }
+        throw InferenceError.notFound("no such endpoint under /v2/repository: index, models/NAME/load, models/NAME/unload");
     }
 
     private static void get(String method) {

@@ -35,8 +35,10 @@ import java.util.function.Function;
 public final class Server implements AutoCloseable {
     public static final String NAME = "silhouette";
     public static final String VERSION = "0.1.0";
-    /** The protocol extensions served. */
-    public static final List<String> EXTENSIONS = List.of("binary_tensor_data");
+    /** The protocol extensions served: binary tensor data always, the model repository with model control on. */
+    List<String> extensions() {
+        return repository == null ? List.of("binary_tensor_data") : List.of("binary_tensor_data", "model_repository");
+    }
 
     /** Ports (0: any free one, -1: off) and the request body limit in bytes. */
     public record Options(int httpPort, int grpcPort, int metricsPort, long maxBodyBytes) {
@@ -139,7 +141,77 @@ public final class Server implements AutoCloseable {
 
     private void load(ModelSpec spec, Session session) {
         Metrics.Model m = metrics.model(spec.name(), spec.batching().maxBatchSize());
-        models.put(spec.name(), new ServedModel(spec.name(), spec.model(), session, new Batcher(spec.name(), session, spec.batching(), m, timer)));
+        ServedModel old = models.put(spec.name(), new ServedModel(spec.name(), spec.model(), session, new Batcher(spec.name(), session, spec.batching(), m, timer)));
+        if (old != null) retire(old);
+    }
+
+    /** Answers what the model had accepted, then frees it. */
+    private static void retire(ServedModel m) {
+        m.batcher.drain(UNLOAD_DRAIN);
+        m.batcher.close();
+    }
+
+    static final Duration UNLOAD_DRAIN = Duration.ofSeconds(30);
+
+    // ---- the model repository extension, on with --model-control explicit ----
+
+    private volatile java.nio.file.Path repository;
+
+    /** Turns on load, unload and index over the protocol's repository extension, for the models of {@code root}. */
+    public void enableModelControl(java.nio.file.Path root) {
+        if (!java.nio.file.Files.isDirectory(root)) throw new IllegalArgumentException("--model-control explicit needs --repository DIR; " + root + " is not a folder");
+        repository = root;
+    }
+
+    private java.nio.file.Path repository(String call) {
+        java.nio.file.Path root = repository;
+        if (root == null) throw InferenceError.invalid(call + ": model control is off; start the server with --repository DIR --model-control explicit");
+        return root;
+    }
+
+    /** The repository's models: name, and READY when served, else UNAVAILABLE. */
+    synchronized List<Map<String, String>> index() {
+        java.nio.file.Path root = repository("repository index");
+        List<Map<String, String>> out = new ArrayList<>();
+        try (var folders = java.nio.file.Files.list(root)) {
+            for (java.nio.file.Path f : folders.filter(java.nio.file.Files::isDirectory).sorted().toList()) {
+                String name = f.getFileName().toString();
+                Map<String, String> row = new LinkedHashMap<>();
+                row.put("name", name);
+                row.put("version", ServedModel.VERSION);
+                row.put("state", models.containsKey(name) ? "READY" : "UNAVAILABLE");
+                out.add(row);
+            }
+        } catch (IOException e) {
+            throw new InferenceError(InferenceError.Reason.INTERNAL, "cannot list the repository: " + e.getMessage());
+        }
+        return out;
+    }
+
+    /** Loads (or reloads) the repository's folder {@code name}; a bad config is refused naming it. */
+    synchronized void loadFromRepository(String name) {
+        java.nio.file.Path root = repository("repository load");
+        ServedModel.checkName(name, "model name in the URL");
+        java.nio.file.Path folder = root.resolve(name);
+        if (!folder.getParent().equals(root) || !java.nio.file.Files.isDirectory(folder)) {
+            throw InferenceError.notFound("the repository has no model '" + name + "'");
+        }
+        ModelSpec spec;
+        try {
+            spec = ModelRepository.model(folder);
+        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+            throw InferenceError.invalid(e.getMessage());
+        }
+        load(spec, session(spec));
+    }
+
+    /** Stops serving {@code name} once what it accepted is answered. */
+    synchronized void unload(String name) {
+        repository("repository unload");
+        ServedModel.checkName(name, "model name in the URL");
+        ServedModel m = models.remove(name);
+        if (m == null) throw InferenceError.notFound("model '" + name + "' is not loaded; models: " + modelNames());
+        retire(m);
     }
 
     /** The port the REST endpoint listens on (useful with port 0), or -1 when off. */

@@ -73,6 +73,47 @@ public class ModelRepositoryTest {
         assertTrue(e.getMessage().contains("config.json is missing"), e.getMessage());
     }
 
+    @Test
+    public void modelControlLoadsUnloadsAndIndexesOnlyInsideTheRepository() throws Exception {
+        Path root = Files.createTempDirectory("repo");
+        model(root, "a", "{\"source\": \"bundled\", \"backend\": \"cpu\"}");
+        model(root, "b", "{\"source\": \"bundled\", \"backend\": \"cpu\", \"max_batch_size\": 2}");
+        model(root, "broken", "{\"source\": \"bundled\", \"max_batch_size\": -1}");
+        java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+        try (Server off = Server.start(new Server.Options(0, -1, -1, 1 << 20), List.of(ModelRepository.model(root.resolve("a"))));
+             Server on = Server.start(new Server.Options(0, -1, -1, 1 << 20), List.of(ModelRepository.model(root.resolve("a"))))) {
+            on.enableModelControl(root);
+            String[] refusedOff = post(http, off, "/v2/repository/index");
+            assertEquals(refusedOff[0], "400");
+            assertTrue(refusedOff[1].contains("model control is off"), refusedOff[1]);
+            String[] index = post(http, on, "/v2/repository/index");
+            assertEquals(index[0], "200");
+            assertTrue(index[1].contains("{\"name\":\"a\",\"version\":\"1\",\"state\":\"READY\"}") && index[1].contains("{\"name\":\"b\",\"version\":\"1\",\"state\":\"UNAVAILABLE\"}"), index[1]);
+            assertEquals(post(http, on, "/v2/repository/models/b/load")[0], "200");
+            assertEquals(on.modelNames(), List.of("a", "b"));
+            assertEquals(on.find("b", null, "test").batcher.config().maxBatchSize(), 2);
+            assertEquals(post(http, on, "/v2/repository/models/a/unload")[0], "200");
+            assertEquals(on.modelNames(), List.of("b"));
+            String[] gone = post(http, on, "/v2/repository/models/a/unload");
+            assertEquals(gone[0], "404", gone[1]);
+            String[] broken = post(http, on, "/v2/repository/models/broken/load");
+            assertEquals(broken[0], "400");
+            assertTrue(broken[1].contains("max_batch_size -1"), broken[1]);
+            for (String name : List.of("..%2F" + root.getFileName(), "%2E%2E", "..%2F..%2Fetc")) {
+                String[] r = post(http, on, "/v2/repository/models/" + name + "/load");
+                assertEquals(r[0], "400", name + ": " + r[1]);
+                assertTrue(r[1].contains("is not a model name"), r[1]);
+            }
+            assertEquals(post(http, on, "/v2/repository/models/nothere/load")[0], "404");
+        }
+    }
+
+    static String[] post(java.net.http.HttpClient http, Server s, String path) throws Exception {
+        var r = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://localhost:" + s.httpPort() + path))
+                .POST(java.net.http.HttpRequest.BodyPublishers.noBody()).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+        return new String[]{Integer.toString(r.statusCode()), r.body()};
+    }
+
     static void refused(Path root, String name, String config, String message) throws Exception {
         Path repo = Files.createTempDirectory(root, "r");
         model(repo, name, config);
