@@ -122,8 +122,14 @@ final class GrpcEndpoint implements AutoCloseable {
             InferRequest decoded;
             try {
                 model = server.find(request.getModelName(), request.getModelVersion(), "model_name");
+            } catch (InferenceError e) {
+                fail(out, e, "ModelInfer", request.getModelName(), request.getId(), start);
+                return;
+            }
+            try {
                 decoded = decode(model, request);
             } catch (InferenceError e) {
+                server.refused(model, e);
                 fail(out, e, "ModelInfer", request.getModelName(), request.getId(), start);
                 return;
             }

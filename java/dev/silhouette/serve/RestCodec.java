@@ -117,8 +117,12 @@ final class RestCodec {
     private static void head(JsonReader r, ServedModel model, List<InputHead> heads, List<String> outputs, Map<String, Boolean> binaryOutputs,
                              String[] id, boolean[] binaryDefault) throws IOException {
         r.beginObject();
+        java.util.Set<String> seen = new java.util.HashSet<>();
         while (r.hasNext()) {
-            switch (r.nextName()) {
+            String member = r.nextName();
+            // A repeated key would make the data pass read another array than the one checked.
+            if (!seen.add(member)) throw InferenceError.invalid("the request object has '" + ServedModel.abbreviate(member) + "' twice");
+            switch (member) {
                 case "id" -> id[0] = string(r, "id");
                 case "parameters" -> parameters(r, "parameters", (key, reader) -> {
                     if (key.equals("binary_data_output")) binaryDefault[0] = bool(reader, "parameters.binary_data_output");
@@ -133,8 +137,11 @@ final class RestCodec {
                         InputHead h = new InputHead();
                         expect(r, JsonToken.BEGIN_OBJECT, field, "an object");
                         r.beginObject();
+                        java.util.Set<String> keys = new java.util.HashSet<>();
                         while (r.hasNext()) {
-                            switch (r.nextName()) {
+                            String inputMember = r.nextName();
+                            if (!keys.add(inputMember)) throw InferenceError.invalid(field + " has '" + ServedModel.abbreviate(inputMember) + "' twice");
+                            switch (inputMember) {
                                 case "name" -> h.name = string(r, field + ".name");
                                 case "datatype" -> h.datatype = string(r, field + ".datatype");
                                 case "shape" -> h.shape = shape(r, field + ".shape");

@@ -153,7 +153,7 @@ final class RestEndpoint implements AutoCloseable {
     }
 
     private static void get(String method) {
-        if (!method.equals("GET") && !method.equals("HEAD")) throw new InferenceError(InferenceError.Reason.METHOD_NOT_ALLOWED, "method " + method + " is not allowed here; use GET");
+        if (!method.equals("GET")) throw new InferenceError(InferenceError.Reason.METHOD_NOT_ALLOWED, "method " + method + " is not allowed here; use GET");
     }
 
     private static byte[] metadata(ServedModel model) {
@@ -173,7 +173,28 @@ final class RestEndpoint implements AutoCloseable {
     }
 
     private Reply infer(HttpExchange exchange, ServedModel model) {
-        if (!exchange.getRequestMethod().equals("POST")) throw new InferenceError(InferenceError.Reason.METHOD_NOT_ALLOWED, "method " + exchange.getRequestMethod() + " is not allowed for infer; use POST");
+        if (!exchange.getRequestMethod().equals("POST")) {
+            throw new InferenceError(InferenceError.Reason.METHOD_NOT_ALLOWED, "method " + exchange.getRequestMethod() + " is not allowed for infer; use POST");
+        }
+        RestCodec.Decoded decoded;
+        try {
+            decoded = decode(exchange, model);
+        } catch (InferenceError e) {
+            server.refused(model, e);
+            throw e;
+        }
+        Server.Result result;
+        try {
+            result = server.infer(model, decoded.request()).join();
+        } catch (java.util.concurrent.CompletionException e) {
+            throw Server.unwrap(e);
+        }
+        RestCodec.Encoded encoded = RestCodec.encode(result, decoded);
+        return new Reply(200, encoded.body(), encoded.headerLength() >= 0 ? "application/octet-stream" : "application/json", encoded.headerLength(),
+                model.name, decoded.request().id(), null);
+    }
+
+    private RestCodec.Decoded decode(HttpExchange exchange, ServedModel model) {
         byte[] body = readBody(exchange);
         String headerText = exchange.getRequestHeaders().getFirst(HEADER_LENGTH);
         int headerLength = body.length;
@@ -187,16 +208,7 @@ final class RestEndpoint implements AutoCloseable {
                 throw InferenceError.invalid(HEADER_LENGTH + " " + headerLength + " is outside the body's " + body.length + " bytes");
             }
         }
-        RestCodec.Decoded decoded = RestCodec.decode(model, model.name, body, headerLength);
-        Server.Result result;
-        try {
-            result = server.infer(model, decoded.request()).join();
-        } catch (java.util.concurrent.CompletionException e) {
-            throw Server.unwrap(e);
-        }
-        RestCodec.Encoded encoded = RestCodec.encode(result, decoded);
-        return new Reply(200, encoded.body(), encoded.headerLength() >= 0 ? "application/octet-stream" : "application/json", encoded.headerLength(),
-                model.name, decoded.request().id(), null);
+        return RestCodec.decode(model, model.name, body, headerLength);
     }
 
     private byte[] readBody(HttpExchange exchange) {

@@ -317,6 +317,11 @@ public final class Server implements AutoCloseable {
         }
     }
 
+    /** Counts a request refused before it reached {@link #infer} (its body or fields did not decode). */
+    void refused(ServedModel model, InferenceError e) {
+        metrics.model(model.name, model.batcher.config().maxBatchSize()).failed(e.reason());
+    }
+
     static InferenceError unwrap(Throwable t) {
         while (t instanceof java.util.concurrent.CompletionException && t.getCause() != null) t = t.getCause();
         return t instanceof InferenceError e ? e : new InferenceError(InferenceError.Reason.INTERNAL, String.valueOf(t.getMessage()));

@@ -306,6 +306,9 @@ public class ServerTest {
                         + "}],\"outputs\":[{\"name\":\"nope\"}]}", 400, "outputs[0].name 'nope' is not an output of model fp; outputs are [fc, silhouette]"),
                 Bad.json("classification", infer, "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,1,28,28]," + ONE_IMAGE
                         + "}],\"outputs\":[{\"name\":\"fc\",\"parameters\":{\"classification\":3}}]}", 400, "classification extension is not served"),
+                Bad.json("inputs twice", infer, "{\"inputs\":[],\"inputs\":[]}", 400, "the request object has 'inputs' twice"),
+                Bad.json("data twice", infer, input("\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,1,28,28]," + ONE_IMAGE + "," + ONE_IMAGE), 400,
+                        "inputs[0] has 'data' twice"),
                 Bad.json("id not a string", infer, "{\"id\":5,\"inputs\":[]}", 400, "id is number; it must be a string"),
                 Bad.json("unknown model", "/v2/models/nope/infer", input("\"name\":\"input\""), 404, "model 'nope' is not served; models: [fp, rq]"),
                 Bad.json("unknown version", "/v2/models/fp/versions/7/infer", input("\"name\":\"input\""), 404, "model 'fp' has no version '7'"),
@@ -340,7 +343,12 @@ public class ServerTest {
         assertEquals(floats(ok.json().get("outputs").getAsJsonArray().get(0).getAsJsonObject().get("data").getAsJsonArray()),
                 fp32.run(Map.of("input", x)).get("fc").data());
         String metrics = get(server.metricsPort(), "/metrics");
-        assertTrue(metrics.contains("silhouette_request_failure_total{model=\"fp\",reason=\"invalid\"}"), metrics);
+        // Every refusal that named model fp is counted, whether the codec or the server refused it.
+        long fpFaults = malformed().stream().filter(b -> b.path().equals("/v2/models/fp/infer")).count();
+        java.util.regex.Matcher invalid = java.util.regex.Pattern.compile("silhouette_request_failure_total\\{model=\"fp\",reason=\"invalid\"} (\\d+)").matcher(metrics);
+        java.util.regex.Matcher tooLarge = java.util.regex.Pattern.compile("silhouette_request_failure_total\\{model=\"fp\",reason=\"too_large\"} (\\d+)").matcher(metrics);
+        assertTrue(invalid.find() && tooLarge.find(), metrics);
+        assertTrue(Long.parseLong(invalid.group(1)) + Long.parseLong(tooLarge.group(1)) >= fpFaults, metrics);
     }
 
     @Test
