@@ -67,7 +67,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (batch < 1 || runs < 1 || warmup < 0) throw new IllegalArgumentException("--batch and --runs must be at least 1, --warmup at least 0");
-        ModelLoader.Loaded loaded = AnyModel.load(model);
+        dev.silhouette.api.Model loaded = dev.silhouette.api.Model.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph folded = Passes.foldBatchNorm(loaded.graph());
         dev.silhouette.pipeline.QuantPlan quantPlan = plan == null ? null : dev.silhouette.pipeline.QuantPlanJson.load(plan);
@@ -82,7 +82,7 @@ final class BenchCommand implements Callable<Integer> {
         double[] ms = new double[runs];
         String backendUsed;
         try (Backend opened = backendOptions.open(); Backend cpu = new dev.silhouette.backend.cpu.CpuBackend();
-             Progress bar = Progress.start("bench " + loaded.architecture(), warmup + runs, "runs")) {
+             Progress bar = Progress.start("bench " + loaded.name(), warmup + runs, "runs")) {
             Backend backend = dev.silhouette.pipeline.Evaluation.backendFor(graph, opened, cpu);
             backendUsed = backend.name();
             for (int i = 0; i < warmup + runs; i++) {
@@ -96,7 +96,7 @@ final class BenchCommand implements Callable<Integer> {
         Arrays.sort(sorted);
         double median = runs % 2 == 1 ? sorted[runs / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2;
         long macs = GraphStats.of(folded, batch).macs();
-        Report r = new Report(loaded.architecture(), quantPlan == null ? "FP32" : quantPlan.label(), execution, backendUsed, batch, runs, median, sorted[0], sorted[runs - 1],
+        Report r = new Report(loaded.name(), quantPlan == null ? "FP32" : quantPlan.label(), execution, backendUsed, batch, runs, median, sorted[0], sorted[runs - 1],
                 batch / (median / 1e3), macs / (median / 1e3) / 1e9, Machine.current());
         if (out != null) writeAtomically(out, r);
         PrintWriter pw = spec.commandLine().getOut();

@@ -40,7 +40,7 @@ final class ExportCommand implements Callable<Integer> {
             Models.Options d = Models.defaults(model);
             graph = Models.build(model, new Models.Options(d.numClasses(), inputSize, d.silhouetteAfter(), 0));
         } else {
-            graph = AnyModel.load(model).graph();
+            graph = dev.silhouette.api.Model.load(model).graph();
         }
         OnnxExporter.write(graph, opset, output, externalData);
         spec.commandLine().getOut().printf("wrote %s (ONNX opset %d, %d nodes, %d initializers%s)%n", output, opset, graph.nodes().size(),

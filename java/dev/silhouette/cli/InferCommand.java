@@ -1,7 +1,8 @@
 package dev.silhouette.cli;
 
-import dev.silhouette.backend.Backend;
-import dev.silhouette.graph.Graph;
+import dev.silhouette.api.Model;
+import dev.silhouette.api.Session;
+import dev.silhouette.api.TensorInfo;
 import dev.silhouette.io.SafeTensors;
 import dev.silhouette.tensor.Tensor;
 import picocli.CommandLine.Command;
@@ -38,43 +39,45 @@ final class InferCommand implements Callable<Integer> {
     @Mixin
     BackendOptions backendOptions;
 
+    @Option(names = "--plan", description = "run the model quantized by this plan (silhouette-plan-1 JSON, from quantize or the main job's OUT/plans/)")
+    Path plan;
+
     @Option(names = "--silhouette-output", description = "ONNX value holding the silhouette, when the branch is not recognised by its structure")
     String silhouetteOutput;
 
     @Override
     public Integer call() {
         if (!Files.isRegularFile(input)) throw new IllegalArgumentException("--input " + input + " is not a file");
-        AnyModel.Model m = AnyModel.load(model, silhouetteOutput);
-        Graph graph = m.loaded().graph();
+        Model m = Model.load(model, silhouetteOutput);
+        if (plan != null) m = m.withPlan(plan);
         Map<String, Tensor> tensors = SafeTensors.read(input);
         Map<String, Tensor> feed = new LinkedHashMap<>();
         List<String> missing = new ArrayList<>();
-        for (Graph.Input in : graph.inputs()) {
+        for (TensorInfo in : m.inputs()) {
             Tensor t = tensors.get(in.name());
-            if (t == null) missing.add(in.name() + " (N x " + in.sampleShape() + ")");
+            if (t == null) missing.add(in.name() + " (" + in.shape() + ")");
             else feed.put(in.name(), t);
         }
         if (!missing.isEmpty()) throw new IllegalArgumentException(input + " lacks graph input(s) " + missing + "; it holds " + tensors.keySet());
         for (String name : tensors.keySet()) {
             if (!feed.containsKey(name)) {
                 throw new IllegalArgumentException(input + " holds '" + name + "', which is not an input of the model; inputs are "
-                        + graph.inputs().stream().map(Graph.Input::name).toList());
+                        + m.inputs().stream().map(TensorInfo::name).toList());
             }
         }
-        Map<String, String> names = m.outputNames();
-        Map<String, Tensor> results = new LinkedHashMap<>();
+        Map<String, Tensor> results;
         String backendUsed;
-        try (Backend backend = backendOptions.open()) {
-            backendUsed = backend.name();
-            Map<String, Tensor> out = backend.run(graph, feed, List.copyOf(new java.util.LinkedHashSet<>(names.values())));
-            for (Map.Entry<String, String> e : names.entrySet()) results.put(e.getKey(), out.get(e.getValue()));
+        try (Session session = m.session(backendOptions.open())) {
+            backendUsed = session.backend();
+            results = session.run(feed);
         }
         Map<String, String> metadata = new LinkedHashMap<>();
-        metadata.put("silhouette.model", m.loaded().architecture());
+        metadata.put("silhouette.model", m.name());
+        metadata.put("silhouette.plan", m.plan());
         metadata.put("silhouette.backend", backendUsed);
         SafeTensors.write(output, results, metadata);
         PrintWriter pw = spec.commandLine().getOut();
-        pw.printf("%s on %s: wrote %d output(s) to %s%n", m.loaded().architecture(), backendUsed, results.size(), output);
+        pw.printf("%s (%s) on %s: wrote %d output(s) to %s%n", m.name(), m.plan(), backendUsed, results.size(), output);
         for (Map.Entry<String, Tensor> e : results.entrySet()) pw.printf("  %-24s %s%n", e.getKey(), e.getValue().shape());
         pw.flush();
         return 0;

@@ -68,11 +68,11 @@ final class InspectCommand implements Callable<Integer> {
             if (inputSize != null || silhouetteAfter != null) {
                 throw new IllegalArgumentException("--input-size and --silhouette-after apply to catalog models, not to '" + model + "'");
             }
-            AnyModel.Model any = AnyModel.load(model, silhouetteOutput);
-            ModelLoader.Loaded loaded = any.loaded();
-            graph = loaded.graph();
-            source = any.onnx() == null ? loaded.source() : loaded.source() + "; " + any.onnx().note();
-            model = loaded.architecture();
+            dev.silhouette.api.Model any = dev.silhouette.api.Model.load(model, silhouetteOutput);
+            graph = any.graph();
+            String note = any.metadata().get(dev.silhouette.api.Model.ONNX_NOTE);
+            source = note == null ? any.source() : any.source() + "; " + note;
+            model = any.name();
         }
         GraphStats stats = GraphStats.of(graph, batch);
         PrintWriter out = spec.commandLine().getOut();
