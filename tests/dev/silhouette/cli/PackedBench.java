@@ -41,7 +41,7 @@ import java.util.Set;
  * The packed path against FP32 and the float simulation, end to end, in one JVM on the same inputs: the
  * bundled Fashion-MNIST model and ResNet-18 (random weights, a silhouette branch after layer1) at
  * 224x224, each at two batch sizes; FP32, uniform W8A8 and W4A4, region 2:50,3:30,4:20 W4 simulated and
- * packed, a policy sweep at W4, and ONNX Runtime FP32 on the exported FP32 model. Method as the bench
+ * packed, a policy sweep at W4, and ONNX Runtime on the exported FP32 model and on the QDQ export of W8A8. Method as the bench
  * command: rotated random inputs (the bundled model: test images), warm-up runs untimed, then timed runs,
  * median with min and max. Clip levels come from calibration (training images; random images for
  * ResNet-18). Not a timed test: it runs only when named, with an output file:
@@ -88,6 +88,7 @@ public class PackedBench {
     private static Model model(String name, Graph fp32, Tensor calibrationImages, Tensor inputs, int batch) throws IOException, OrtException {
         long macs = GraphStats.of(fp32, 1).macs();
         List<Timing> rows = new ArrayList<>();
+        QuantPlan w8a8 = null;
         Tensor[] batches = new Tensor[3];
         for (int i = 0; i < 3; i++) batches[i] = inputs.slice(i * batch % Math.max(1, inputs.shape().dim(0) - batch + 1), i * batch % Math.max(1, inputs.shape().dim(0) - batch + 1) + batch);
         try (Backend cpu = new CpuBackend()) {
@@ -97,6 +98,7 @@ public class PackedBench {
                 QuantPlan plan = Plans.of(fp32, name, "W" + bits + "A" + bits, new QuantPlan.SilhouetteSource.Learned(), new Plans.Receiving.Uniform(bits, bits),
                         Plans.PRE_BRANCH_BITS, calibration::alpha);
                 rows.add(time(plan.label(), fp32, plan, PlanRewrite.Execution.PACKED, bits, cpu, batches, batch, macs));
+                if (bits == 8) w8a8 = plan;
             }
             for (String policy : SWEEP) {
                 RegionPolicy p = RegionPolicy.parse(policy);
@@ -109,7 +111,8 @@ public class PackedBench {
                 rows.add(time(plan.label(), fp32, plan, PlanRewrite.Execution.PACKED, bits, cpu, batches, batch, macs));
             }
         }
-        rows.add(onnxRuntime(fp32, batches, batch, macs));
+        rows.add(onnxRuntime("ONNX Runtime FP32", fp32, batches, batch, macs));
+        rows.add(onnxRuntime("ONNX Runtime INT8 (QDQ W8A8 export)", PlanRewrite.apply(fp32, w8a8, PlanRewrite.Execution.PACKED), batches, batch, macs));
         return new Model(name, batch, macs, rows);
     }
 
@@ -149,7 +152,7 @@ public class PackedBench {
         };
     }
 
-    private static Timing onnxRuntime(Graph fp32, Tensor[] batches, int batch, long macs) throws IOException, OrtException {
+    private static Timing onnxRuntime(String label, Graph fp32, Tensor[] batches, int batch, long macs) throws IOException, OrtException {
         Path dir = Files.createTempDirectory("packed-bench");
         Path file = dir.resolve("model.onnx");
         OnnxExporter.write(fp32, 17, file, false);
@@ -178,6 +181,6 @@ public class PackedBench {
         double[] s = ms.clone();
         Arrays.sort(s);
         double median = (s[RUNS / 2] + s[(RUNS - 1) / 2]) / 2;
-        return new Timing("ONNX Runtime FP32", "onnxruntime cpu", 32, median, s[0], s[RUNS - 1], batch / (median / 1e3), macs * batch / (median / 1e3) / 1e9, -1, -1);
+        return new Timing(label, "onnxruntime cpu", label.contains("INT8") ? 8 : 32, median, s[0], s[RUNS - 1], batch / (median / 1e3), macs * batch / (median / 1e3) / 1e9, -1, -1);
     }
 }
