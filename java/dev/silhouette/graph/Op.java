@@ -372,11 +372,18 @@ public sealed interface Op {
     }
 
     /**
-     * A control silhouette of uniform noise in [0, 1), N x 1 x H x W from an N x C x H x W feature map:
-     * what region quantization gives when the silhouette carries no information. Each image's noise is
-     * seeded by {@code seed} and the hash of that image's values, so it does not depend on batching.
+     * A control silhouette of uniform noise in [0, 1), N x 1 x H x W at the size of input 0 (an N x C x H x W
+     * feature map): what region quantization gives when the silhouette carries no information. Each image's
+     * noise is seeded by {@code seed} and the hash of that image's values in input 1 (the pipeline passes the
+     * graph's input image: the same draw however the layers before the feature map execute), or of input 0
+     * when there is no input 1; so it does not depend on batching.
      */
-    record NoiseSilhouette(long seed) implements Op {}
+    record NoiseSilhouette(long seed) implements Op {
+        @Override
+        public int arity() {
+            return -1;
+        }
+    }
 
     /**
      * The attention branch's blend of two N x K logit tensors (inputs 0 main, 1 auxiliary):

@@ -147,6 +147,8 @@ public final class ShapeInference {
             }
             case Op.NoiseSilhouette q -> {
                 requireRank(node, x, 4);
+                if (in.size() > 2) throw fail(node, "reads a feature map and at most one image to seed its noise, not " + in.size() + " inputs");
+                if (in.size() == 2 && in.get(1).dim(0) != x.n()) throw fail(node, "seeds " + x.n() + " images' noise from " + in.get(1));
                 yield Shape.of(x.n(), 1, x.h(), x.w());
             }
             case Op.LogitBlend q -> {

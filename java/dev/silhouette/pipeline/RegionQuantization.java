@@ -79,18 +79,32 @@ public final class RegionQuantization {
         return replaceSilhouette(graph, featureMap, squeeze);
     }
 
-    /** The graph with a control silhouette of noise (same placement as {@link #trainingFreeSilhouette}). */
+    /**
+     * The graph with a control silhouette of noise at {@code featureMap}'s size (same placement as
+     * {@link #trainingFreeSilhouette}), drawn from the hash of the input image, not of the feature map: the
+     * feature map's last bits depend on how the layers before it execute (packed or simulated), and a
+     * control must be the same draw on every path.
+     */
     public static Graph noiseSilhouette(Graph graph, String featureMap, long seed) {
-        return replaceSilhouette(graph, featureMap, new Op.NoiseSilhouette(seed));
+        String image = graph.inputs().getFirst().name();
+        return replaceSilhouette(graph, featureMap, List.of(new Node(Models.SILHOUETTE, new Op.NoiseSilhouette(seed), List.of(featureMap, image))));
     }
 
-    private static Graph replaceSilhouette(Graph graph, String featureMap, Op squeeze) {
+    private static void requireKnown(Graph graph, String featureMap) {
         boolean known = graph.inputs().stream().anyMatch(i -> i.name().equals(featureMap))
                 || graph.nodes().stream().anyMatch(n -> n.name().equals(featureMap));
         if (!known) {
             throw new IllegalArgumentException("no feature map named '" + featureMap + "' to squeeze into a silhouette; try a block output such as "
                     + graph.nodes().stream().filter(n -> n.op() instanceof Op.Relu).map(Node::name).limit(6).toList());
         }
+    }
+
+    private static Graph replaceSilhouette(Graph graph, String featureMap, Op squeeze) {
+        return replaceSilhouette(graph, featureMap, List.of(new Node(Models.SILHOUETTE, squeeze, List.of(featureMap))));
+    }
+
+    private static Graph replaceSilhouette(Graph graph, String featureMap, List<Node> squeezeNodes) {
+        requireKnown(graph, featureMap);
         Set<String> keep = new HashSet<>();
         for (String out : graph.outputs()) if (!out.equals(Models.SILHOUETTE)) keep.addAll(ancestors(graph, out));
         keep.addAll(ancestors(graph, featureMap));
@@ -101,11 +115,10 @@ public final class RegionQuantization {
         if (drop.contains(featureMap) || featureMap.equals(Models.SILHOUETTE)) {
             throw new IllegalArgumentException("'" + featureMap + "' belongs to the silhouette branch being replaced; squeeze a main-path feature map");
         }
-        Node squeezeNode = new Node(Models.SILHOUETTE, squeeze, List.of(featureMap));
         List<Node> nodes = new ArrayList<>();
         boolean placed = false;
         if (graph.inputs().stream().anyMatch(i -> i.name().equals(featureMap))) {
-            nodes.add(squeezeNode);
+            nodes.addAll(squeezeNodes);
             placed = true;
         }
         Map<String, Tensor> params = new LinkedHashMap<>(graph.parameters());
@@ -116,7 +129,7 @@ public final class RegionQuantization {
             }
             nodes.add(n);
             if (!placed && n.name().equals(featureMap)) {
-                nodes.add(squeezeNode);
+                nodes.addAll(squeezeNodes);
                 placed = true;
             }
         }

@@ -84,6 +84,20 @@ public class LoweringTest {
     }
 
     @Test
+    public void theNoiseControlIsTheSameDrawOnBothPaths() {
+        Receiving region = new Receiving.Region(RegionPolicy.parse("2:50,3:30,4:20"), false, 4, Mode.NEAREST, MaskOrder.RESIZE_THEN_THRESHOLD);
+        for (String featureMap : List.of("layer1.0.relu", "layer2.0.relu")) {
+            QuantPlan plan = Plans.of(MODEL, "test", "noise", new QuantPlan.SilhouetteSource.Noise(featureMap, 11), region, Plans.PRE_BRANCH_BITS, CLIPS);
+            CpuBackend cpu = new CpuBackend();
+            Tensor a = cpu.run(PlanRewrite.apply(MODEL, plan, PlanRewrite.Execution.SIMULATED), Map.of("input", IMAGES), List.of(Models.SILHOUETTE)).get(Models.SILHOUETTE);
+            Tensor b = cpu.run(PlanRewrite.apply(MODEL, plan, PlanRewrite.Execution.PACKED), Map.of("input", IMAGES), List.of(Models.SILHOUETTE)).get(Models.SILHOUETTE);
+            // Drawn from the image, at the feature map's size, whatever computed the layers before it.
+            assertEquals(a.shape(), Shape.of(16, 1, MODEL.inferShapes(1).get(featureMap).h(), MODEL.inferShapes(1).get(featureMap).w()));
+            assertEquals(b.data(), a.data(), featureMap);
+        }
+    }
+
+    @Test
     public void layersTheIntegerKernelsCannotRunStaySimulated() {
         QuantPlan base = TestPlans.plan(MODEL, new Receiving.Uniform(4), CLIPS);
         List<LayerPlan> layers = new ArrayList<>();

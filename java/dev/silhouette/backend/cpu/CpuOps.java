@@ -72,7 +72,7 @@ public final class CpuOps {
             case Op.RegionQuantize q -> RegionOps.regionQuantize(x, in.get(1), q);
             case Op.DrqQuantize q -> RegionOps.drqQuantize(x, q);
             case Op.ChannelSqueeze q -> RegionOps.channelSqueeze(x, q);
-            case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(x, q);
+            case Op.NoiseSilhouette q -> RegionOps.noiseSilhouette(x, in.size() > 1 ? in.get(1) : x, q);
             case Op.LogitBlend q -> logitBlend(x, in.get(1), parameters.get("gate"));
         };
     }

@@ -222,11 +222,16 @@ public final class RegionOps {
 
     /** The control silhouette of {@link Op.NoiseSilhouette}: SplittableRandom(seed ^ hash of the image's values) per image. */
     public static Tensor noiseSilhouette(Tensor x, Op.NoiseSilhouette op) {
+        return noiseSilhouette(x, x, op);
+    }
+
+    /** The noise at {@code x}'s size, each image's draw seeded by the hash of that image's values in {@code seedSource}. */
+    public static Tensor noiseSilhouette(Tensor x, Tensor seedSource, Op.NoiseSilhouette op) {
         Shape s = x.shape();
-        int plane = s.h() * s.w(), perImage = s.sampleSize();
+        int plane = s.h() * s.w(), perImage = seedSource.shape().sampleSize();
         float[] out = new float[s.n() * plane];
         for (int n = 0; n < s.n(); n++) {
-            int hash = Arrays.hashCode(Arrays.copyOfRange(x.data(), n * perImage, (n + 1) * perImage));
+            int hash = Arrays.hashCode(Arrays.copyOfRange(seedSource.data(), n * perImage, (n + 1) * perImage));
             java.util.SplittableRandom rnd = new java.util.SplittableRandom(op.seed() ^ hash);
             for (int i = 0; i < plane; i++) out[n * plane + i] = (float) rnd.nextDouble();
         }

@@ -321,7 +321,8 @@ public final class CudaBackend implements Backend {
             }
             case Op.NoiseSilhouette q -> {
                 try (Temporaries work = new Temporaries()) {
-                    regionOps.noiseSilhouette(x.address(), s, q, work, out.address(), stream);
+                    var source = in.size() > 1 ? in.get(1) : x;
+                    regionOps.noiseSilhouette(x.address(), s, source.address(), source.shape(), q, work, out.address(), stream);
                 }
             }
             case Op.LogitBlend q -> regionOps.logitBlend(x.address(), in.get(1).address(), out.address(), count,

@@ -176,12 +176,17 @@ public final class RegionOpKernels {
 
     /** Op.NoiseSilhouette of x (N x C x H x W) into y (N x 1 x H x W). */
     public void noiseSilhouette(long x, Shape xs, Op.NoiseSilhouette op, Work work, long y, CudaStream stream) {
+        noiseSilhouette(x, xs, x, xs, op, work, y, stream);
+    }
+
+    /** Op.NoiseSilhouette at x's size (N x C x H x W), each image's draw seeded by the hash of its values in seedSource. */
+    public void noiseSilhouette(long x, Shape xs, long seedSource, Shape seedShape, Op.NoiseSilhouette op, Work work, long y, CudaStream stream) {
         checkNoise(xs);
         int n = xs.n(), plane = xs.h() * xs.w();
         if (n == 0) return;
         KernelSupport.addresses(NOISE, "input", x, "output", y);
         long hash = work.allocate((long) n * Integer.BYTES, "image hashes");
-        launcher.launch(HASH, grid(n), 1, BLOCK, 0, stream, x, n, xs.sampleSize(), hash);
+        launcher.launch(HASH, grid(n), 1, BLOCK, 0, stream, seedSource, n, seedShape.sampleSize(), hash);
         launcher.launch(NOISE, grid((long) n * plane), 1, BLOCK, 0, stream, hash, n, plane, op.seed(), y);
     }
 
