@@ -155,11 +155,13 @@ static void pixels_vnni(const int32_t *d, const Epilogue *e, const uint8_t *code
     int kh = d[D_KH], kw = d[D_KW], taps = kh * kw, ogp = d[D_OGP], regions = d[D_REGIONS], wsets = d[D_WSETS];
     int OW = d[D_OW], c4 = cpg / 4;
     size_t setSize = (size_t) G * taps * c4 * ogp * 4;
-    for (int n = 0; n < d[D_N1] - d[D_N0]; n++)
-        for (int oy = d[D_OY0]; oy < d[D_OY1]; oy++)
-            for (int ox = 0; ox < OW; ox++)
-                for (int g = 0; g < G; g++)
-                    for (int ob = 0; ob < ogp; ob += 16) {
+    // Output-channel blocks outermost: one block's weights (taps x channels x 16 lanes) stay in cache
+    // while every pixel of the images reuses them.
+    for (int g = 0; g < G; g++)
+        for (int ob = 0; ob < ogp; ob += 16)
+            for (int n = 0; n < d[D_N1] - d[D_N0]; n++)
+                for (int oy = d[D_OY0]; oy < d[D_OY1]; oy++)
+                    for (int ox = 0; ox < OW; ox++) {
                         __m512i a[MAX_REGIONS];
                         for (int r = 0; r < regions; r++) a[r] = _mm512_setzero_si512();
                         for (int t = 0; t < taps; t++) {
@@ -186,11 +188,13 @@ static void pixels_avx2(const int32_t *d, const Epilogue *e, const uint8_t *code
     int kh = d[D_KH], kw = d[D_KW], taps = kh * kw, ogp = d[D_OGP], regions = d[D_REGIONS], wsets = d[D_WSETS];
     int OW = d[D_OW], c2 = cpg / 2;
     size_t setSize = (size_t) G * taps * c2 * ogp * 2;
-    for (int n = 0; n < d[D_N1] - d[D_N0]; n++)
-        for (int oy = d[D_OY0]; oy < d[D_OY1]; oy++)
-            for (int ox = 0; ox < OW; ox++)
-                for (int g = 0; g < G; g++)
-                    for (int ob = 0; ob < ogp; ob += 8) {
+    // Output-channel blocks outermost: one block's weights (taps x channels x 8 lanes) stay in cache
+    // while every pixel of the images reuses them.
+    for (int g = 0; g < G; g++)
+        for (int ob = 0; ob < ogp; ob += 8)
+            for (int n = 0; n < d[D_N1] - d[D_N0]; n++)
+                for (int oy = d[D_OY0]; oy < d[D_OY1]; oy++)
+                    for (int ox = 0; ox < OW; ox++) {
                         __m256i a[MAX_REGIONS];
                         for (int r = 0; r < regions; r++) a[r] = _mm256_setzero_si256();
                         for (int t = 0; t < taps; t++) {
