@@ -16,7 +16,7 @@
 
 enum {
     D_N, D_C, D_H, D_W, D_REGIONS, D_ZERO, D_GROUPS, D_CG, D_OG, D_KH, D_KW, D_SH, D_SW, D_PH, D_PW, D_DH, D_DW,
-    D_OH, D_OW, D_WSETS, D_OGP, D_CPG, D_N0, D_N1, D_OY0, D_OY1, D_COUNT
+    D_OH, D_OW, D_WSETS, D_OGP, D_CPG, D_N0, D_N1, D_OY0, D_OY1, D_CLASS, D_COUNT
 };
 
 // 1: AVX-512 VNNI (weights [set][g][tap][cg/4][ogp][4] int8, ogp a multiple of 16)
@@ -46,7 +46,9 @@ static void quantize_row(const float *restrict src, const float *restrict stepOf
 }
 
 // Codes of images [n0, n1) as [n][PH][PW][groups * cpg] u8 (cpg: channels per group padded), border = zero point.
-static int quantize(const int32_t *d, const float *x, const float *map, const int32_t *bits, const float *steps,
+// classes (optional, N x C x H x W): a DRQ sensitivity class per activation; with d[D_CLASS] >= 0 only the
+// activations of that class keep their codes, the others are 0 (the layer's other convolution reads them).
+static int quantize(const int32_t *d, const float *x, const float *map, const uint8_t *classes, const int32_t *bits, const float *steps,
                     uint8_t *codes, uint8_t *region) {
     int C = d[D_C], H = d[D_H], W = d[D_W], ph = d[D_PH], pw = d[D_PW], PH = H + 2 * ph, PW = W + 2 * pw;
     int G = d[D_GROUPS], cg = d[D_CG], cpg = d[D_CPG], stride = G * cpg, zero = d[D_ZERO];
@@ -76,6 +78,10 @@ static int quantize(const int32_t *d, const float *x, const float *map, const in
             }
             for (int c = 0; c < C; c++) {
                 quantize_row(img + ((size_t) c * H + y) * W, stepOf, qmaxOf, (float) zero, row, W);
+                if (classes && d[D_CLASS] >= 0) {
+                    const uint8_t *cls = classes + (((size_t) (d[D_N0] + n) * C + c) * H + y) * W;
+                    for (int xx = 0; xx < W; xx++) if (cls[xx] != d[D_CLASS]) row[xx] = 0;
+                }
                 uint8_t *to = codes + first * stride + (c / cg) * cpg + c % cg;
                 for (int xx = 0; xx < W; xx++) to[(size_t) xx * stride] = (uint8_t) row[xx];
             }
@@ -218,7 +224,7 @@ static void pixels_avx2(const int32_t *d, const Epilogue *e, const uint8_t *code
 // images, [n][oc][oy][ox][r], zero-point corrected), and, when out is not null, the epilogue into out
 // (NCHW from image n0). weights are laid out for isa; wsum[set][oc] is the sum of a set's weight codes.
 // Returns 0, or -1 when scratch memory cannot be had, -2 for an unknown isa or too many regions.
-int silhouette_lowbit_conv(int isa, const int32_t *d, const float *x, const float *map, const int32_t *bits, const float *steps,
+int silhouette_lowbit_conv(int isa, const int32_t *d, const float *x, const float *map, const uint8_t *classes, const int32_t *bits, const float *steps,
                            const void *weights, const int32_t *wsum, const float *scales, const float *bias, int32_t *acc, float *out) {
     if ((isa != 1 && isa != 2) || d[D_REGIONS] > MAX_REGIONS) return -2;
     int images = d[D_N1] - d[D_N0];
@@ -235,7 +241,7 @@ int silhouette_lowbit_conv(int isa, const int32_t *d, const float *x, const floa
         if (!scratch) return -1;
     }
     uint8_t *codes = scratch, *region = scratch + pixels * d[D_GROUPS] * d[D_CPG];
-    if (quantize(d, x, map, bits, steps, codes, region) != 0) return -1;
+    if (quantize(d, x, map, classes, bits, steps, codes, region) != 0) return -1;
     Epilogue e = {steps, scales, bias, wsum, acc, out};
     if (isa == 1) pixels_vnni(d, &e, codes, region, weights);
     else pixels_avx2(d, &e, codes, region, weights);

@@ -28,8 +28,8 @@ import java.util.stream.IntStream;
  * The packed convolution's x86 integer kernels (native-build/cpu/lowbit_conv.c), reached through
  * java.lang.foreign: 8-bit multiply-adds (AVX-512 VNNI, or AVX2's vpmaddwd) that the Vector API has no
  * operation for (../shared/probes). {@link LowBitConv}'s Java formulations stay the specification and the
- * fallback: without the library, off x86, with {@code SILHOUETTE_NATIVE_CPU=off}, for DRQ classes and for
- * bias-corrected weights the Java kernel runs. Arrays are passed in place (critical downcalls).
+ * fallback: without the library, off x86, with {@code SILHOUETTE_NATIVE_CPU=off} and for bias-corrected
+ * weights the Java kernel runs. Arrays are passed in place (critical downcalls).
  */
 public final class NativeLowBitConv {
     private NativeLowBitConv() {}
@@ -58,7 +58,7 @@ public final class NativeLowBitConv {
             isa = Isa.values()[(int) isaCall.invokeExact()];
             var a = ValueLayout.ADDRESS;
             conv = linker.downcallHandle(symbols.findOrThrow("silhouette_lowbit_conv"),
-                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, a, a, a, a, a, a, a, a, a, a, a), Linker.Option.critical(true));
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, a, a, a, a, a, a, a, a, a, a, a, a), Linker.Option.critical(true));
             if (isa == Isa.NONE) why = "this CPU has neither AVX-512 VNNI nor AVX2";
         } catch (Throwable t) {
             why = t.getMessage() == null ? t.toString() : t.getMessage();
@@ -73,7 +73,8 @@ public final class NativeLowBitConv {
     /** Indices of the native dimension array, as the enum in lowbit_conv.c. */
     static final class Dims {
         static final int N = 0, C = 1, H = 2, W = 3, REGIONS = 4, ZERO = 5, GROUPS = 6, CG = 7, OG = 8, KH = 9, KW = 10, SH = 11, SW = 12,
-                PH = 13, PW = 14, DH = 15, DW = 16, OH = 17, OW = 18, WSETS = 19, OGP = 20, CPG = 21, N0 = 22, N1 = 23, OY0 = 24, OY1 = 25, COUNT = 26;
+                PH = 13, PW = 14, DH = 15, DW = 16, OH = 17, OW = 18, WSETS = 19, OGP = 20, CPG = 21, N0 = 22, N1 = 23, OY0 = 24, OY1 = 25, CLASS = 26,
+                COUNT = 27;
     }
 
     /** The best instruction set the kernels have here. */
@@ -95,9 +96,9 @@ public final class NativeLowBitConv {
         return UNAVAILABLE;
     }
 
-    /** Whether this op runs natively: the library loaded, a one-grid or region-map input, no bias-correction offsets. */
+    /** Whether this op runs natively: the library loaded, no bias-correction offsets, at most 8 regions. */
     public static boolean supports(Op.LowBitConv2d op) {
-        return ISA != Isa.NONE && !(op.codes() instanceof ActivationCodes.DrqClass) && !op.weights().hasOffsets() && op.codes().regions() <= 8;
+        return ISA != Isa.NONE && !op.weights().hasOffsets() && op.codes().regions() <= 8;
     }
 
     /** Weights in the kernel's layout, made once per lowered layer (the first time it runs). */
@@ -163,8 +164,13 @@ public final class NativeLowBitConv {
                     steps[i] = r.steps().get(i);
                 }
             }
-            case ActivationCodes.DrqClass d -> throw new IllegalStateException("DRQ classes run on the Java kernel");
+            case ActivationCodes.DrqClass d -> {
+                bits[0] = d.bits();
+                steps[0] = d.step();
+            }
         }
+        byte[] classes = op.codes() instanceof ActivationCodes.DrqClass d ? RegionOps.drqMap(x, d.block(), d.threshold()) : null;
+        int wantedClass = op.codes() instanceof ActivationCodes.DrqClass d ? (d.sensitive() ? 1 : 0) : -1;
         int threads = Math.max(1, java.util.concurrent.ForkJoinPool.getCommonPoolParallelism());
         boolean byImage = s.n() >= 2 * threads;
         int units = byImage ? Math.min(s.n(), 4 * threads) : Math.min(oh, 2 * threads);
@@ -179,16 +185,17 @@ public final class NativeLowBitConv {
             d[Dims.KH] = win.kernelH(); d[Dims.KW] = win.kernelW(); d[Dims.SH] = win.strideH(); d[Dims.SW] = win.strideW();
             d[Dims.PH] = win.padH(); d[Dims.PW] = win.padW(); d[Dims.DH] = win.dilationH(); d[Dims.DW] = win.dilationW();
             d[Dims.OH] = oh; d[Dims.OW] = ow; d[Dims.WSETS] = op.weights().regions(); d[Dims.OGP] = p.outPadded(); d[Dims.CPG] = p.channelsPadded();
-            d[Dims.N0] = n0; d[Dims.N1] = n1; d[Dims.OY0] = oy0; d[Dims.OY1] = oy1;
+            d[Dims.N0] = n0; d[Dims.N1] = n1; d[Dims.OY0] = oy0; d[Dims.OY1] = oy1; d[Dims.CLASS] = wantedClass;
             MemorySegment weights = p.codes() instanceof byte[] b ? MemorySegment.ofArray(b) : MemorySegment.ofArray((short[]) p.codes());
             MemorySegment accAt = acc == null ? MemorySegment.NULL : MemorySegment.ofArray(acc).asSlice((long) n0 * outC * oh * ow * regions * Integer.BYTES);
             MemorySegment outAt = out == null ? MemorySegment.NULL : MemorySegment.ofArray(out).asSlice((long) n0 * outC * oh * ow * Float.BYTES);
             MemorySegment mapAt = map == null ? MemorySegment.NULL : MemorySegment.ofArray(map.data());
             MemorySegment biasAt = bias == null ? MemorySegment.NULL : MemorySegment.ofArray(bias.data());
+            MemorySegment classesAt = classes == null ? MemorySegment.NULL : MemorySegment.ofArray(classes);
             int rc;
             try {
                 rc = (int) CONV.invokeExact(isa.ordinal(), MemorySegment.ofArray(d), MemorySegment.ofArray(x.data()),
-                        mapAt, MemorySegment.ofArray(bits), MemorySegment.ofArray(steps),
+                        mapAt, classesAt, MemorySegment.ofArray(bits), MemorySegment.ofArray(steps),
                         weights, MemorySegment.ofArray(p.weightSums()), MemorySegment.ofArray(p.scales()),
                         biasAt, accAt, outAt);
             } catch (Throwable t) {

@@ -168,6 +168,25 @@ public class LowBitConvTest {
         for (LowBitConv.Formulation f : formulations(op)) compare(c + " grid " + op.codes() + " " + f, spec, LowBitConv.accumulate(x, null, op, f).products());
     }
 
+    /** One DRQ sensitivity class: only the activations of that class (by their block means) keep codes. */
+    @Test(dataProvider = "conformance")
+    public void drqClassAccumulatorsEqualTheReference(Case c) {
+        if (c.map() != MapKind.CHECKERBOARD) return;   // one fifth of the list
+        var p = c.problem();
+        long seed = c.toString().hashCode() + 29;
+        Tensor x = Tensor.uniform(Shape.of(p.n(), p.c(), p.h(), p.w()), -0.5f, 1.5f, seed);
+        Tensor weight = Tensor.uniform(Shape.of(p.op().parameters().getFirst().dims()), -1, 1, seed + 2);
+        int[] perChannel = new int[p.op().outChannels()];
+        Arrays.fill(perChannel, c.weightBits());
+        var q = WeightQuantization.quantize(weight, perChannel, null, false);
+        var w = LowBitWeights.of(p.op().groups(), p.op().outChannels(), p.op().inPerGroup(), p.op().window().taps(), new int[] {c.weightBits()}, List.of(q));
+        for (boolean sensitive : new boolean[] {false, true}) {
+            var op = new Op.LowBitConv2d(p.op(), new ActivationCodes.DrqClass(2, 0.5f, sensitive, c.activationBits(), 1.3f / ((1 << c.activationBits()) - 1)), w);
+            int[] spec = Reference.lowBitAccumulators(x, null, op);
+            for (LowBitConv.Formulation f : formulations(op)) compare(c + " " + op.codes() + " " + f, spec, LowBitConv.accumulate(x, null, op, f).products());
+        }
+    }
+
     /** Every formulation that can hold this layer exactly; the native one where the library loaded (the report says which ISA). */
     private static List<LowBitConv.Formulation> formulations(Op.LowBitConv2d op) {
         List<LowBitConv.Formulation> all = new ArrayList<>(LowBitConv.javaFormulation(op) == LowBitConv.Formulation.SHORT_LANES
