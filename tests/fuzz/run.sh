@@ -23,6 +23,7 @@ classpath="target/test-classes:target/classes:$(cat target/fuzz/classpath.txt)"
 summary=target/fuzz/summary.txt
 : > "$summary"
 failed=0
+failures=0
 for t in "${targets[@]}"; do
   out="target/fuzz/$t"
   rm -rf "$out" && mkdir -p "$out/corpus"
@@ -39,7 +40,9 @@ for t in "${targets[@]}"; do
   echo "$line" | tee -a "$summary"
   if [ $rc -ne 0 ] || [ "${execs:-0}" -lt "$runs" ]; then
     failed=1
+    failures=$((failures + 1))
     grep -a -m 20 -E '== Java Exception|Exception|Error|timeout|artifact' "$out/log.txt" | head -20
   fi
 done
+echo "fuzz: $(( ${#targets[@]} - failures )) passed, $failures failed"
 exit $failed

@@ -67,6 +67,7 @@ public final class FuzzSeeds {
         Graph g = tinyNetwork();
         write(root.resolve("OnnxModelFuzz/tiny-opset17.onnx"), OnnxExporter.toModel(g, 17, "tiny").toByteArray());
         write(root.resolve("OnnxModelFuzz/tiny-opset13.onnx"), OnnxExporter.toModel(g, 13, "tiny").toByteArray());
+        for (var m : dev.silhouette.onnx.OnnxFuzzSeeds.opModels().entrySet()) write(root.resolve("OnnxModelFuzz/op-" + m.getKey() + ".onnx"), m.getValue());
         Path dir = Files.createTempDirectory("silhouette-seeds");
         Path model = dir.resolve("model.onnx");
         OnnxExporter.write(g, 17, model, true);
