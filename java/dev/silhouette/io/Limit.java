@@ -22,7 +22,7 @@ public enum Limit {
     ONNX_INITIALIZERS(100_000, "initializers in one ONNX graph"),
     /** The JSON header of a safetensors file (the reference implementation's limit; real headers are kilobytes). */
     SAFETENSORS_HEADER_BYTES(100_000_000, "bytes of a safetensors header"),
-    /** Height or width of one image: IDX images and a model file's declared input size. */
+    /** Height or width of one image or feature map: IDX images, a model file's declared input size, an ONNX Resize's output. */
     IMAGE_SIDE(16_384, "pixels on a side of one image"),
     /** Classes a model file may declare (ImageNet-21k has 21,841). */
     MODEL_CLASSES(100_000, "classes of one model"),

@@ -189,6 +189,17 @@ public class OnnxBadInputTest {
                 .node("Gemm", List.of("x", "w"), "y", i("transA", 1)).output("y").bytes()), "transA");
     }
 
+    /** Fuzzing findings, fixed (their inputs are in tests/fuzz/OnnxModelFuzz/ too). */
+    @Test
+    public void resizeFindings() {
+        // Upsample before opset 9 without its scales attribute crashed the importer.
+        assertMentions(rejected(new TestModel(8).input("x", 1, 2, 4, 4).node("Upsample", List.of("x"), "y").output("y").bytes()),
+                "model.onnx", "Upsample", "no 'scales' attribute");
+        // A scale within range on a large map asked for an output side the nearest-index check then walked.
+        assertMentions(rejected(new TestModel(8).input("x", 1, 1, 2, 4000).node("Upsample", List.of("x"), "y", TestModel.floats("scales", 1, 1, 1, 5000))
+                .output("y").bytes()), "model.onnx", "20000000", "Limit.IMAGE_SIDE");
+    }
+
     /**
      * A few hundred seeded random mutations of a valid model (flipped bytes, truncations, inserted and
      * duplicated runs): each must import and run, matching ONNX Runtime where it too accepts the bytes,
