@@ -67,6 +67,7 @@ final class ReshapeConverters {
     static void concat(ImportContext ctx, NodeProto n, Attributes a, String out) {
         long axis = a.getInt("axis", Long.MIN_VALUE);
         if (axis == Long.MIN_VALUE) throw ctx.fail(n, "has no axis attribute");
+        if (n.getInputCount() == 0) throw ctx.fail(n, "has no inputs to concatenate");
         boolean allConstant = true, anyConstant = false;
         for (int i = 0; i < n.getInputCount(); i++) {
             allConstant &= ctx.isConstant(n, i);

@@ -200,6 +200,13 @@ public class OnnxBadInputTest {
                 .output("y").bytes()), "model.onnx", "20000000", "Limit.IMAGE_SIDE");
     }
 
+    @Test
+    public void concatWithoutInputsIsRefused() {
+        // A Concat of no inputs crashed the importer (it read the first input's rank).
+        assertMentions(rejected(new TestModel(13).input("x", 1, 2, 4, 4).node("Concat", List.of(), "c", i("axis", 1))
+                .node("Relu", List.of("x"), "y").output("y").bytes()), "model.onnx", "Concat", "no inputs");
+    }
+
     /**
      * A few hundred seeded random mutations of a valid model (flipped bytes, truncations, inserted and
      * duplicated runs): each must import and run, matching ONNX Runtime where it too accepts the bytes,
