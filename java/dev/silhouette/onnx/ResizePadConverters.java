@@ -157,9 +157,15 @@ final class ResizePadConverters {
 
     /** Pads given for some axes (opset 18) spread over all four: begins then ends, the others 0. */
     private static long[] padsOfAllAxes(ImportContext ctx, NodeProto n, long[] pads, long[] axes) {
+        if (pads.length != 2 * axes.length) {
+            throw ctx.fail(n, "gives " + pads.length + " pads for axes " + Arrays.toString(axes) + "; it needs two per axis (" + 2 * axes.length + ")");
+        }
         long[] full = new long[8];
+        boolean[] seen = new boolean[4];
         for (int k = 0; k < axes.length; k++) {
             int ax = (int) ctx.normalizeAxis(n, axes[k], 4);
+            if (seen[ax]) throw ctx.fail(n, "names axis " + ax + " twice in axes " + Arrays.toString(axes));
+            seen[ax] = true;
             full[ax] = pads[k];
             full[ax + 4] = pads[k + axes.length];
         }

@@ -201,6 +201,16 @@ public class OnnxBadInputTest {
     }
 
     @Test
+    public void padAxesFindings() {
+        // Pad (opset 18) with fewer pads than two per named axis read past the pads.
+        assertMentions(rejected(new TestModel(18).input("x", 1, 2, 4, 4).int64s("pads", 1, 1).int64s("axes", 2, 3)
+                .node("Pad", List.of("x", "pads", "", "axes"), "y").output("y").bytes()), "model.onnx", "Pad", "two per axis");
+        // An axis named twice was silently overwritten.
+        assertMentions(rejected(new TestModel(18).input("x", 1, 2, 4, 4).int64s("pads", 1, 1, 1, 1).int64s("axes", 3, -1)
+                .node("Pad", List.of("x", "pads", "", "axes"), "y").output("y").bytes()), "model.onnx", "Pad", "axis 3 twice");
+    }
+
+    @Test
     public void concatWithoutInputsIsRefused() {
         // A Concat of no inputs crashed the importer (it read the first input's rank).
         assertMentions(rejected(new TestModel(13).input("x", 1, 2, 4, 4).node("Concat", List.of(), "c", i("axis", 1))
