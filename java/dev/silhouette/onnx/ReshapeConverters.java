@@ -76,6 +76,7 @@ final class ReshapeConverters {
         if (allConstant) {
             List<Constant> parts = new ArrayList<>();
             for (int i = 0; i < n.getInputCount(); i++) parts.add(ctx.constant(n, i, "input " + i));
+            if (parts.getFirst().rank() == 0) throw ctx.fail(n, "concatenates scalars; Concat's inputs have rank 1 or more");
             ctx.putConstant(out, Folding.concat(parts, (int) ctx.normalizeAxis(n, axis, parts.getFirst().rank())));
         } else {
             if (anyConstant) throw ctx.fail(n, "concatenates computed tensors with constants; only all-constant or all-computed inputs are supported");

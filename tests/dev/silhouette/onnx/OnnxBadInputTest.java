@@ -137,9 +137,9 @@ public class OnnxBadInputTest {
         assertMentions(rejected(bytes), "tensor 'w'", "more than");
         byte[] hugeResize = new TestModel(13).input("x", 1, 1, 4, 4).int64s("sizes", 1, 1, 1L << 40, 4)
                 .node("Resize", List.of("x", "", "", "sizes"), "y").output("y").bytes();
-        assertMentions(rejected(hugeResize), "Resize", "output size");
-        // Within every dimension limit, but 30000 x 30000 x 2 float32 values (7 GB) per sample exceed the heap.
-        byte[] bigResize = new TestModel(13).input("x", 1, 2, 4, 4).int64s("sizes", 1, 2, 30_000, 30_000)
+        assertMentions(rejected(hugeResize), "Resize", "output size", "Limit.IMAGE_SIDE");
+        // Within every dimension limit, but 16000 x 16000 x 8 float32 values (8 GB) per sample exceed the heap.
+        byte[] bigResize = new TestModel(13).input("x", 1, 8, 4, 4).int64s("sizes", 1, 8, 16_000, 16_000)
                 .node("Resize", List.of("x", "", "", "sizes"), "y").output("y").bytes();
         assertMentions(rejected(bigResize), "per sample", "heap");
         // A folded constant as large as the heap: refused before it is allocated.
@@ -215,6 +215,9 @@ public class OnnxBadInputTest {
         // A Concat of no inputs crashed the importer (it read the first input's rank).
         assertMentions(rejected(new TestModel(13).input("x", 1, 2, 4, 4).node("Concat", List.of(), "c", i("axis", 1))
                 .node("Relu", List.of("x"), "y").output("y").bytes()), "model.onnx", "Concat", "no inputs");
+        // A Concat of constant scalars indexed the axis of a rank-0 shape.
+        assertMentions(rejected(new TestModel(13).input("x", 1, 2, 4, 4).scalar("a", 3).scalar("b", 4).node("Concat", List.of("a", "b"), "c", i("axis", 0))
+                .node("Relu", List.of("x"), "y").output("y").bytes()), "model.onnx", "Concat", "scalars");
     }
 
     /**
