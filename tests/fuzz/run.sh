@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
   rm -rf "$out" && mkdir -p "$out/corpus"
   # A fixed seed keeps CI's runs repeatable; the committed corpus is read only (new inputs go to $out/corpus).
   "$java" --add-modules jdk.incubator.vector -Xmx1g -XX:+UseSerialGC -cp "$classpath" com.code_intelligence.jazzer.Jazzer \
-      --target_class="dev.silhouette.fuzz.$t" --instrumentation_includes='dev.silhouette.**' \
+      --target_class="dev.silhouette.fuzz.$t" --instrumentation_includes='dev.silhouette.**' --reproducer_path="$out" \
       -runs="$runs" -max_total_time="$seconds" -timeout=1 -seed=20261207 -rss_limit_mb=3072 -print_final_stats=1 \
       -artifact_prefix="$out/" "$out/corpus" "tests/fuzz/$t" > "$out/log.txt" 2>&1
   rc=$?
