@@ -1,5 +1,6 @@
 package dev.silhouette.graph;
 
+import dev.silhouette.io.Limit;
 import dev.silhouette.io.SafeTensors;
 import dev.silhouette.tensor.Tensor;
 
@@ -45,7 +46,7 @@ public final class ModelLoader {
             throw new IllegalArgumentException("model '" + spec + "' is neither a file nor a known model; known models: "
                     + String.join(", ", new TreeSet<>(Models.CATALOG.keySet())) + ", " + BUNDLED);
         }
-        return fromFile(path, SafeTensors.readMetadata(path), SafeTensors.read(path));
+        return fromContents(path.toString(), SafeTensors.readMetadata(path), SafeTensors.read(path));
     }
 
     /** Loads weights (e.g. a PyTorch state dict saved as safetensors) into a catalog architecture. */
@@ -61,7 +62,7 @@ public final class ModelLoader {
             Path tmp = Files.createTempFile("silhouette-model", ".safetensors");
             try {
                 Files.copy(in, tmp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                Loaded l = fromFile(tmp, SafeTensors.readMetadata(tmp), SafeTensors.read(tmp));
+                Loaded l = fromContents(tmp.toString(), SafeTensors.readMetadata(tmp), SafeTensors.read(tmp));
                 return new Loaded(l.architecture(), "bundled (" + resource + ")", l.graph(), l.metadata());
             } finally {
                 Files.deleteIfExists(tmp);
@@ -71,27 +72,49 @@ public final class ModelLoader {
         }
     }
 
-    private static Loaded fromFile(Path path, Map<String, String> meta, Map<String, Tensor> tensors) {
+    /** A model from the metadata and tensors of a model file ({@code source} names it in errors). */
+    public static Loaded fromContents(String source, Map<String, String> meta, Map<String, Tensor> tensors) {
         String arch = meta.get(META_MODEL);
         if (arch == null) {
-            throw new IllegalArgumentException("model file " + path + " has no '" + META_MODEL + "' metadata naming its architecture; "
+            throw new IllegalArgumentException("model file " + source + " has no '" + META_MODEL + "' metadata naming its architecture; "
                     + "load plain weights with --arch NAME --weights FILE");
         }
-        Models.Options d = Models.defaults(arch);
-        Models.Options options = new Models.Options(
-                intMeta(meta, META_CLASSES, d.numClasses(), path), intMeta(meta, META_INPUT_SIZE, d.inputSize(), path),
-                meta.getOrDefault(META_SILHOUETTE_AFTER, d.silhouetteAfter()), 0, Models.parseBranch(meta.getOrDefault(META_BRANCH, "1x1")));
-        return new Loaded(arch, path.toString(), withWeights(Models.build(arch, options), tensors, path.toString()), meta);
+        Models.Options d;
+        try {
+            d = Models.defaults(arch);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("model file " + source + ": metadata '" + META_MODEL + "': " + e.getMessage(), e);
+        }
+        int classes = intMeta(meta, META_CLASSES, d.numClasses(), source, Limit.MODEL_CLASSES);
+        // The architecture is built (and its parameters allocated) before the file's tensors are matched to
+        // it, so the classifier's declared size is checked against the tensor the file really holds first.
+        Tensor classifier = tensors.get(Models.LOGITS + ".weight");
+        if (classifier != null && classifier.shape().rank() == 2 && classifier.shape().dim(0) != classes) {
+            throw new GraphException("model file " + source + ": metadata '" + META_CLASSES + "' = " + classes + " but its classifier "
+                    + Models.LOGITS + ".weight has " + classifier.shape().dim(0) + " rows");
+        }
+        int inputSize = intMeta(meta, META_INPUT_SIZE, d.inputSize(), source, Limit.IMAGE_SIDE);
+        Graph graph;
+        try {
+            graph = Models.build(arch, new Models.Options(classes, inputSize, meta.getOrDefault(META_SILHOUETTE_AFTER, d.silhouetteAfter()), 0,
+                    Models.parseBranch(meta.getOrDefault(META_BRANCH, "1x1"))));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("model file " + source + ": its metadata describes no model Silhouette builds: " + e.getMessage(), e);
+        }
+        return new Loaded(arch, source, withWeights(graph, tensors, source), meta);
     }
 
-    private static int intMeta(Map<String, String> meta, String key, int fallback, Path path) {
+    private static int intMeta(Map<String, String> meta, String key, int fallback, String path, Limit limit) {
         String v = meta.get(key);
         if (v == null) return fallback;
+        int value;
         try {
-            return Integer.parseInt(v);
+            value = Integer.parseInt(v);
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("model file " + path + ": metadata '" + key + "' = '" + v + "' is not an integer");
         }
+        if (!limit.allows(value)) throw new IllegalArgumentException(limit.refusal("model file " + path + ": metadata '" + key + "' declares", value));
+        return value;
     }
 
     /**

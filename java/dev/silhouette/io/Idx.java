@@ -17,13 +17,11 @@ import java.util.zip.ZipException;
 /**
  * The IDX format of MNIST and Fashion-MNIST: two zero bytes, a type byte, the number of dimensions,
  * big-endian int32 sizes, then the big-endian values. Gzipped input is recognised by its magic bytes,
- * so ".gz" and raw files read the same way. Declared sizes are checked before anything is allocated,
- * and the data must end exactly where the header says.
+ * so ".gz" and raw files read the same way. Declared sizes are checked against {@link Limit} (and, for
+ * images and labels, the expected type and rank) before anything is allocated, and the data must end
+ * exactly where the header says.
  */
 public final class Idx {
-    /** The most data bytes one array may hold: the largest safe Java array. */
-    public static final long MAX_BYTES = Integer.MAX_VALUE - 8;
-
     private static final int BUFFER_BYTES = 1 << 16;
 
     private Idx() {}
@@ -115,11 +113,15 @@ public final class Idx {
 
     /** Unsigned-byte images of N x H x W as an N x 1 x H x W tensor in [0, 1] (value / 255). */
     public static Tensor readImages(InputStream in, String source) throws IOException {
-        Array a = read(in, source);
-        if (a.type() != Type.UNSIGNED_BYTE || a.dims().length != 3) {
-            throw new IdxException(source + ": images must be unsigned bytes of 3 dimensions (N, H, W); the file holds "
-                    + a.type() + " of dimensions " + Arrays.toString(a.dims()));
-        }
+        Array a = read(in, source, (type, dims) -> {
+            if (type != Type.UNSIGNED_BYTE || dims.length != 3) {
+                throw new IdxException(source + ": images must be unsigned bytes of 3 dimensions (N, H, W); the file holds "
+                        + type + " of dimensions " + Arrays.toString(dims));
+            }
+            if (!Limit.IMAGE_SIDE.allows(dims[1]) || !Limit.IMAGE_SIDE.allows(dims[2])) {
+                throw new IdxException(source + ": declares images of " + dims[1] + " x " + dims[2] + " pixels, " + Limit.IMAGE_SIDE.describe());
+            }
+        });
         byte[] raw = a.data();
         float[] pixels = new float[raw.length];
         for (int i = 0; i < raw.length; i++) pixels[i] = (raw[i] & 0xff) / 255f;
@@ -134,11 +136,12 @@ public final class Idx {
 
     /** Class labels: one dimension of a non-negative integral type. */
     public static int[] readLabels(InputStream in, String source) throws IOException {
-        Array a = read(in, source);
-        if (!a.type().integral() || a.dims().length != 1) {
-            throw new IdxException(source + ": labels must be integers of 1 dimension; the file holds "
-                    + a.type() + " of dimensions " + Arrays.toString(a.dims()));
-        }
+        Array a = read(in, source, (type, dims) -> {
+            if (!type.integral() || dims.length != 1) {
+                throw new IdxException(source + ": labels must be integers of 1 dimension; the file holds "
+                        + type + " of dimensions " + Arrays.toString(dims));
+            }
+        });
         int[] labels = new int[a.size()];
         for (int i = 0; i < labels.length; i++) {
             labels[i] = (int) a.get(i);
@@ -179,12 +182,21 @@ public final class Idx {
 
     /** Any IDX array, raw or gzipped; the stream is read to its end but not closed. */
     public static Array read(InputStream raw, String source) throws IOException {
+        return read(raw, source, (type, dims) -> { });
+    }
+
+    /** What a caller expects of the header, checked before the data is read (throws an {@link IdxException}). */
+    private interface HeaderCheck {
+        void check(Type type, int[] dims);
+    }
+
+    private static Array read(InputStream raw, String source, HeaderCheck expected) throws IOException {
         BufferedInputStream buffered = new BufferedInputStream(raw, BUFFER_BYTES);
         buffered.mark(2);
         boolean gzip = buffered.read() == 0x1f && buffered.read() == 0x8b;
         buffered.reset();
         try {
-            return parse(gzip ? new BufferedInputStream(new GZIPInputStream(buffered, BUFFER_BYTES), BUFFER_BYTES) : buffered, source);
+            return parse(gzip ? new BufferedInputStream(new GZIPInputStream(buffered, BUFFER_BYTES), BUFFER_BYTES) : buffered, source, expected);
         } catch (ZipException e) {
             throw new IdxException(source + ": corrupt gzip data (" + e.getMessage() + ")", e);
         } catch (EOFException e) {
@@ -193,7 +205,7 @@ public final class Idx {
         }
     }
 
-    private static Array parse(InputStream in, String source) throws IOException {
+    private static Array parse(InputStream in, String source, HeaderCheck expected) throws IOException {
         byte[] magic = in.readNBytes(4);
         if (magic.length < 4) throw new IdxException(source + ": truncated, " + magic.length + " bytes is shorter than the 4-byte magic");
         if (magic[0] != 0 || magic[1] != 0) {
@@ -206,6 +218,7 @@ public final class Idx {
         }
         int rank = magic[3] & 0xff;
         if (rank == 0) throw new IdxException(source + ": declares 0 dimensions");
+        if (!Limit.RANK.allows(rank)) throw new IdxException(source + ": " + Limit.RANK.refusal("declares dimensions:", rank));
         byte[] sizes = in.readNBytes(4 * rank);
         if (sizes.length < 4 * rank) {
             throw new IdxException(source + ": truncated in the header, " + rank + " dimensions need " + 4 * rank + " size bytes, found " + sizes.length);
@@ -218,10 +231,11 @@ public final class Idx {
         long bytes = type.bytes();
         for (int d : dims) {
             bytes *= d;   // stays below 2^62 thanks to the check after each step, so it cannot overflow
-            if (bytes > MAX_BYTES) {
-                throw new IdxException(source + ": declares " + type + " " + Arrays.toString(dims) + ", more than " + MAX_BYTES + " bytes, the limit of one array");
+            if (!Limit.TENSOR_BYTES.allows(bytes)) {
+                throw new IdxException(source + ": declares " + type + " " + Arrays.toString(dims) + ", more data bytes than fit: " + Limit.TENSOR_BYTES.describe());
             }
         }
+        expected.check(type, dims);
         // readNBytes grows with the data actually present, so a lying header cannot force a huge allocation.
         byte[] data = in.readNBytes((int) bytes);
         if (data.length < bytes) {

@@ -38,14 +38,9 @@ import java.util.regex.Pattern;
  * The safetensors format (what PyTorch users save): an 8-byte little-endian header length N, N bytes of
  * UTF-8 JSON mapping each name to its dtype, shape and [begin, end) offsets into the byte buffer that
  * follows, then that buffer. Reading validates the whole header against the real file size before it
- * allocates anything; writing is atomic (temp file in the same folder, then a rename).
+ * allocates anything (sizes against {@link Limit}); writing is atomic (temp file in the same folder, then a rename).
  */
 public final class SafeTensors {
-    /** The reference implementation's limit; real headers are kilobytes, so this only stops garbage. */
-    public static final long MAX_HEADER_BYTES = 100_000_000L;
-    /** The most elements one tensor may hold: the largest safe Java array. */
-    public static final long MAX_ELEMENTS = Integer.MAX_VALUE - 8;
-
     private static final String METADATA = "__metadata__";
     private static final Pattern INTEGER = Pattern.compile("-?[0-9]+");
     /** Bytes moved per file read or write; a multiple of every dtype size. */
@@ -77,13 +72,15 @@ public final class SafeTensors {
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             Header header = parse(channel, path);
             Map<String, Tensor> tensors = new LinkedHashMap<>();
-            ByteBuffer chunk = ByteBuffer.allocate(CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            // No bigger than the largest tensor: a small file is read without a megabyte of buffer.
+            long largest = header.entries().stream().mapToLong(e -> e.end() - e.begin()).max().orElse(0);
+            ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(CHUNK_BYTES, largest)).order(ByteOrder.LITTLE_ENDIAN);
             for (Entry e : header.entries()) {
                 float[] values = new float[e.shape().size()];
                 long position = header.dataStart() + e.begin();
                 int done = 0;
                 while (done < values.length) {
-                    int count = Math.min(values.length - done, CHUNK_BYTES / e.dtype().bytes());
+                    int count = Math.min(values.length - done, chunk.capacity() / e.dtype().bytes());
                     chunk.clear().limit(count * e.dtype().bytes());
                     readFully(channel, chunk, position, path);
                     position += chunk.flip().remaining();
@@ -122,8 +119,8 @@ public final class SafeTensors {
         }
         byte[] json = headerJson(path, tensors, metadata, storage);
         int padded = (json.length + 7) / 8 * 8;   // keeps the buffer 8-byte aligned, as the reference writer does
-        if (padded > MAX_HEADER_BYTES) {
-            throw new SafeTensorsException("cannot write " + path + ": its header would be " + padded + " bytes, above the limit of " + MAX_HEADER_BYTES);
+        if (!Limit.SAFETENSORS_HEADER_BYTES.allows(padded)) {
+            throw new SafeTensorsException("cannot write " + path + ": " + Limit.SAFETENSORS_HEADER_BYTES.refusal("its header would be", padded));
         }
         try {
             AtomicFiles.write(path, tmp -> {
@@ -202,8 +199,9 @@ public final class SafeTensors {
         ByteBuffer lengthBytes = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
         readFully(channel, lengthBytes, 0, path);
         long headerLength = lengthBytes.flip().getLong();
-        if (headerLength < 0 || headerLength > MAX_HEADER_BYTES) {
-            throw bad(path, "the header length of " + Long.toUnsignedString(headerLength) + " bytes is above the limit of " + MAX_HEADER_BYTES);
+        if (!Limit.SAFETENSORS_HEADER_BYTES.allows(headerLength)) {
+            // An unsigned 64-bit length: one with the top bit set is huge, not negative.
+            throw bad(path, "the header length declares " + Long.toUnsignedString(headerLength) + " bytes, " + Limit.SAFETENSORS_HEADER_BYTES.describe());
         }
         if (headerLength > size - 8) {
             throw bad(path, "the header length says " + headerLength + " bytes but only " + (size - 8) + " bytes follow it");
@@ -285,6 +283,7 @@ public final class SafeTensors {
                 .orElseThrow(() -> bad(path, tensor + " has unknown or unsupported dtype '" + dtypeName.getAsString()
                         + "'; supported: " + Arrays.toString(DType.values())));
         if (!(o.get("shape") instanceof JsonArray shapeJson)) throw bad(path, tensor + " has no shape array");
+        if (!Limit.RANK.allows(shapeJson.size())) throw bad(path, Limit.RANK.refusal(tensor + " declares dimensions:", shapeJson.size()));
         int[] dims = new int[shapeJson.size()];
         long elements = 1;
         for (int i = 0; i < dims.length; i++) {
@@ -293,8 +292,8 @@ public final class SafeTensors {
             if (d > Integer.MAX_VALUE) throw bad(path, tensor + " has dimension " + d + " at axis " + i + ", above the limit of " + Integer.MAX_VALUE);
             // Checked after every axis, as Shape.of does; both factors stay below 2^31, so the product cannot overflow.
             elements *= d;
-            if (elements > MAX_ELEMENTS) {
-                throw bad(path, tensor + " of shape " + shapeJson + " holds more than " + MAX_ELEMENTS + " elements, the limit of one tensor");
+            if (!Limit.TENSOR_ELEMENTS.allows(elements)) {
+                throw bad(path, tensor + " of shape " + shapeJson + " declares more elements than fit: " + Limit.TENSOR_ELEMENTS.describe());
             }
             dims[i] = (int) d;
         }

@@ -1,5 +1,6 @@
 package dev.silhouette.onnx;
 
+import dev.silhouette.io.Limit;
 import dev.silhouette.tensor.Shape;
 import dev.silhouette.tensor.Tensor;
 
@@ -33,15 +34,17 @@ record Constant(long[] dims, float[] floats, long[] ints) {
     }
 
     /**
-     * The most elements one import-time tensor may hold: a Java array, and at most a sixteenth of the
-     * heap (an int64 copy of it is then an eighth), so no weight or folded constant can exhaust memory.
+     * The most elements one import-time tensor may hold: {@link Limit#TENSOR_ELEMENTS}, and at most a
+     * sixteenth of the heap (an int64 copy of it is then an eighth), so no weight or folded constant can
+     * exhaust memory.
      */
     static long maxElements() {
-        return Math.min(Integer.MAX_VALUE - 8, Runtime.getRuntime().maxMemory() / 16);
+        return Math.min(Limit.TENSOR_ELEMENTS.value(), Runtime.getRuntime().maxMemory() / 16);
     }
 
     /** Element count of dims, checked against {@link #maxElements()} (also rejects negative dims). */
     static long size(long[] dims) {
+        if (!Limit.RANK.allows(dims.length)) throw new OnnxException(Limit.RANK.refusal("declares dimensions:", dims.length));
         long size = 1, limit = maxElements();
         for (long d : dims) {
             if (d < 0) throw new OnnxException("negative dimension " + d + " in " + Arrays.toString(dims));
@@ -49,7 +52,8 @@ record Constant(long[] dims, float[] floats, long[] ints) {
         }
         if (size > limit) {
             throw new OnnxException("dims " + Arrays.toString(dims) + " hold more than " + limit
-                    + " elements, the limit of one tensor at import (a Java array, and a sixteenth of the " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap)");
+                    + " elements, the limit of one tensor at import (" + Limit.TENSOR_ELEMENTS.describe() + ", and a sixteenth of the "
+                    + (Runtime.getRuntime().maxMemory() >> 20) + " MiB heap)");
         }
         return size;
     }

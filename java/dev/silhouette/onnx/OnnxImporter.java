@@ -6,6 +6,7 @@ import dev.silhouette.graph.GraphException;
 import dev.silhouette.graph.Models;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
+import dev.silhouette.io.Limit;
 import dev.silhouette.onnx.proto.Onnx.GraphProto;
 import dev.silhouette.onnx.proto.Onnx.ModelProto;
 import dev.silhouette.onnx.proto.Onnx.NodeProto;
@@ -39,8 +40,6 @@ import java.util.Set;
 public final class OnnxImporter {
     /** Opsets of the default domain this importer maps (op semantics differ by version; see the converters in OnnxOpRegistry). */
     public static final int MIN_OPSET = 7, MAX_OPSET = 21;
-    /** protobuf-java reads one message of at most 2 GiB; larger models keep weights in external data. */
-    public static final long MAX_FILE_BYTES = Integer.MAX_VALUE - 8;
 
     /** @param silhouetteOutput ONNX value holding the silhouette, or null to recognise the branch by its structure */
     public record Options(String silhouetteOutput) {
@@ -74,9 +73,9 @@ public final class OnnxImporter {
         } catch (IOException e) {
             throw new OnnxException("cannot read ONNX model " + file + ": " + e.getMessage(), e);
         }
-        if (size > MAX_FILE_BYTES) {
-            throw new OnnxException("ONNX model " + file + " has " + size + " bytes; protobuf reads at most " + MAX_FILE_BYTES
-                    + " (store the weights as external data)");
+        if (!Limit.ONNX_FILE_BYTES.allows(size)) {
+            throw new OnnxException("ONNX model " + file + " has " + size + " bytes, " + Limit.ONNX_FILE_BYTES.describe()
+                    + ": protobuf reads at most that (store the weights as external data)");
         }
         // The bytes, protobuf's copy of every raw_data and the decoded floats are all in memory at once.
         if (size > Runtime.getRuntime().maxMemory() / 4) {
@@ -108,6 +107,11 @@ public final class OnnxImporter {
         }
         if (!model.hasGraph() || model.getGraph().getNodeCount() == 0 && model.getGraph().getOutputCount() == 0) {
             throw new OnnxException(source + " is not an ONNX model: it holds no graph" + (bytes.length == 0 ? " (the file is empty)" : ""));
+        }
+        GraphProto g = model.getGraph();
+        if (!Limit.ONNX_NODES.allows(g.getNodeCount())) throw new OnnxException(Limit.ONNX_NODES.refusal(source + ": the graph declares nodes:", g.getNodeCount()));
+        if (!Limit.ONNX_INITIALIZERS.allows(g.getInitializerCount())) {
+            throw new OnnxException(Limit.ONNX_INITIALIZERS.refusal(source + ": the graph declares initializers:", g.getInitializerCount()));
         }
         if (!model.hasIrVersion() || model.getIrVersion() < 3) {
             throw new OnnxException(source + ": ONNX IR version " + model.getIrVersion() + " is not supported (3 or newer; opset imports began with 3)");
@@ -266,6 +270,7 @@ public final class OnnxImporter {
                     throw new OnnxException(what + " has element type " + TensorProto.DataType.forNumber(tt.getElemType()) + "; Silhouette runs float32 inputs");
                 }
                 if (!tt.hasShape() || tt.getShape().getDimCount() < 1) throw new OnnxException(what + " declares no shape; Silhouette needs N x sample shape");
+                if (!Limit.RANK.allows(tt.getShape().getDimCount())) throw new OnnxException(Limit.RANK.refusal(what + " declares dimensions:", tt.getShape().getDimCount()));
                 List<TensorShapeProto.Dimension> dims = tt.getShape().getDimList();
                 int[] sample = new int[dims.size() - 1];
                 for (int i = 1; i < dims.size(); i++) {
@@ -274,8 +279,8 @@ public final class OnnxImporter {
                         throw new OnnxException(what + " has symbolic dimension '" + d.getDimParam() + "' at axis " + i
                                 + "; only the batch axis (0) may vary, sample dimensions must be fixed");
                     }
-                    if (d.getDimValue() < 1 || d.getDimValue() > Integer.MAX_VALUE - 8) {
-                        throw new OnnxException(what + " declares dimension " + d.getDimValue() + " at axis " + i + " (must be 1 to " + (Integer.MAX_VALUE - 8) + ")");
+                    if (d.getDimValue() < 1 || d.getDimValue() > Limit.TENSOR_ELEMENTS.value()) {
+                        throw new OnnxException(what + " declares dimension " + d.getDimValue() + " at axis " + i + " (must be 1 to " + Limit.TENSOR_ELEMENTS.value() + ")");
                     }
                     sample[i - 1] = (int) d.getDimValue();
                 }

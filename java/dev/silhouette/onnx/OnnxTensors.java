@@ -1,6 +1,7 @@
 package dev.silhouette.onnx;
 
 import com.google.protobuf.ByteString;
+import dev.silhouette.io.Limit;
 import dev.silhouette.onnx.proto.Onnx.StringStringEntryProto;
 import dev.silhouette.onnx.proto.Onnx.TensorProto;
 import dev.silhouette.onnx.proto.Onnx.TensorProto.DataType;
@@ -28,6 +29,7 @@ final class OnnxTensors {
      */
     static Constant decode(TensorProto t, Path modelDir) {
         String what = "tensor '" + t.getName() + "'";
+        if (!Limit.RANK.allows(t.getDimsCount())) throw new OnnxException(Limit.RANK.refusal(what + " declares dimensions:", t.getDimsCount()));
         long[] dims = new long[t.getDimsCount()];
         for (int i = 0; i < dims.length; i++) dims[i] = t.getDims(i);
         long size;
@@ -47,7 +49,7 @@ final class OnnxTensors {
                     + "(supported: float, double, float16, bfloat16 and the integer and bool types)");
         };
         ByteBuffer raw = null;
-        if (size * width > Integer.MAX_VALUE - 8) throw new OnnxException(what + " needs " + size * width + " bytes, more than one buffer holds");
+        if (!Limit.TENSOR_BYTES.allows(size * width)) throw new OnnxException(Limit.TENSOR_BYTES.refusal(what + " declares dims " + Arrays.toString(dims) + " of " + type + ", bytes:", size * width));
         if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
             raw = external(t, what, size * width, modelDir);
         } else if (t.hasRawData()) {

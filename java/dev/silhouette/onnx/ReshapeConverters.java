@@ -67,6 +67,7 @@ final class ReshapeConverters {
     static void concat(ImportContext ctx, NodeProto n, Attributes a, String out) {
         long axis = a.getInt("axis", Long.MIN_VALUE);
         if (axis == Long.MIN_VALUE) throw ctx.fail(n, "has no axis attribute");
+        if (n.getInputCount() == 0) throw ctx.fail(n, "has no inputs to concatenate");
         boolean allConstant = true, anyConstant = false;
         for (int i = 0; i < n.getInputCount(); i++) {
             allConstant &= ctx.isConstant(n, i);
@@ -75,6 +76,7 @@ final class ReshapeConverters {
         if (allConstant) {
             List<Constant> parts = new ArrayList<>();
             for (int i = 0; i < n.getInputCount(); i++) parts.add(ctx.constant(n, i, "input " + i));
+            if (parts.getFirst().rank() == 0) throw ctx.fail(n, "concatenates scalars; Concat's inputs have rank 1 or more");
             ctx.putConstant(out, Folding.concat(parts, (int) ctx.normalizeAxis(n, axis, parts.getFirst().rank())));
         } else {
             if (anyConstant) throw ctx.fail(n, "concatenates computed tensors with constants; only all-constant or all-computed inputs are supported");

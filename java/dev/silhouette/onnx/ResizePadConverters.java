@@ -1,6 +1,7 @@
 package dev.silhouette.onnx;
 
 import dev.silhouette.graph.Op;
+import dev.silhouette.io.Limit;
 import dev.silhouette.onnx.proto.Onnx.NodeProto;
 import dev.silhouette.tensor.Shape;
 
@@ -34,6 +35,7 @@ final class ResizePadConverters {
         long[] sizes = null;
         if (upsample && ctx.opset < 9) {
             scales = a.getFloats("scales");
+            if (scales == null) throw ctx.fail(n, "has no 'scales' attribute (Upsample before opset 9 takes its scales as one)");
         } else if (upsample || ctx.opset < 11) {
             scales = ctx.constant(n, 1, "scales").asFloats().floats();
         } else {
@@ -64,7 +66,9 @@ final class ResizePadConverters {
         if (scales.length != 4 || scales[0] != 1 || scales[1] != 1) throw ctx.fail(n, "scales " + Arrays.toString(scales) + " must be [1, 1, sh, sw]: Silhouette resizes H and W only");
         for (int i = 0; i < 2; i++) {
             if (!(scales[i + 2] > 0) || scales[i + 2] > 65_536) throw ctx.fail(n, "has scale " + scales[i + 2] + " (must be positive and at most 65536)");
-            outSize[i] = (int) Math.floor(in[i] * (double) scales[i + 2]);
+            double side = Math.floor(in[i] * (double) scales[i + 2]);
+            if (side > Limit.IMAGE_SIDE.value()) throw ctx.fail(n, Limit.IMAGE_SIDE.refusal("scales " + Arrays.toString(scales) + " resize " + s + " to a side of", (long) side));
+            outSize[i] = (int) side;
             scale[i] = scales[i + 2];
         }
         return new Resizing(in, outSize, scale);
@@ -76,7 +80,9 @@ final class ResizePadConverters {
         if (full.length == 2) full = new long[] {s.n(), s.c(), full[0], full[1]};
         if (full.length != 4 || full[0] != s.n() || full[1] != s.c()) throw ctx.fail(n, "sizes " + Arrays.toString(full) + " must keep N and C of input " + s);
         for (int i = 0; i < 2; i++) {
-            if (full[i + 2] < 1 || full[i + 2] > 1 << 20) throw ctx.fail(n, "has output size " + full[i + 2] + " (must be 1 to " + (1 << 20) + ")");
+            if (full[i + 2] < 1 || full[i + 2] > Limit.IMAGE_SIDE.value()) {
+                throw ctx.fail(n, "has output size " + full[i + 2] + " (must be 1 to " + Limit.IMAGE_SIDE.value() + ", Limit." + Limit.IMAGE_SIDE.name() + ")");
+            }
             outSize[i] = (int) full[i + 2];
             scale[i] = (double) outSize[i] / in[i];
         }
@@ -151,9 +157,15 @@ final class ResizePadConverters {
 
     /** Pads given for some axes (opset 18) spread over all four: begins then ends, the others 0. */
     private static long[] padsOfAllAxes(ImportContext ctx, NodeProto n, long[] pads, long[] axes) {
+        if (pads.length != 2 * axes.length) {
+            throw ctx.fail(n, "gives " + pads.length + " pads for axes " + Arrays.toString(axes) + "; it needs two per axis (" + 2 * axes.length + ")");
+        }
         long[] full = new long[8];
+        boolean[] seen = new boolean[4];
         for (int k = 0; k < axes.length; k++) {
             int ax = (int) ctx.normalizeAxis(n, axes[k], 4);
+            if (seen[ax]) throw ctx.fail(n, "names axis " + ax + " twice in axes " + Arrays.toString(axes));
+            seen[ax] = true;
             full[ax] = pads[k];
             full[ax + 4] = pads[k + axes.length];
         }

@@ -9,6 +9,7 @@ import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import dev.silhouette.graph.Op;
 import dev.silhouette.io.AtomicFiles;
+import dev.silhouette.io.Limit;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.pipeline.QuantPlan.Activations;
 import dev.silhouette.pipeline.QuantPlan.LayerPlan;
@@ -64,6 +65,8 @@ public final class QuantPlanJson {
     public static QuantPlan load(Path file) {
         String text;
         try {
+            long size = Files.size(file);
+            if (!Limit.PLAN_BYTES.allows(size)) throw new IllegalArgumentException(Limit.PLAN_BYTES.refusal("quantization plan " + file + " has bytes:", size));
             text = Files.readString(file, StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read quantization plan " + file + ": " + e.getMessage(), e);
@@ -73,6 +76,7 @@ public final class QuantPlanJson {
 
     /** Parses a plan; {@code source} names it in errors. */
     public static QuantPlan read(String json, String source) {
+        if (!Limit.PLAN_BYTES.allows(json.length())) throw new IllegalArgumentException(Limit.PLAN_BYTES.refusal("quantization plan " + source + " has characters:", json.length()));
         JsonElement root;
         try {
             root = JsonParser.parseString(json);

@@ -1,5 +1,7 @@
 package dev.silhouette.quant;
 
+import dev.silhouette.io.Limit;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -51,6 +53,9 @@ public record RegionPolicy(List<Region> regions) {
     /** Parses {@code 2:50,3:30,4:20} or {@code 2bit 50%, 3bit 30%, 4bit 20%}. */
     public static RegionPolicy parse(String text) {
         if (text == null || text.isBlank()) throw new IllegalArgumentException("region policy is empty; write it as bits:percent,... e.g. 2:50,3:30,4:20");
+        if (!Limit.POLICY_CHARS.allows(text.length())) {
+            throw new IllegalArgumentException(Limit.POLICY_CHARS.refusal("region policy '" + text.substring(0, 40) + "...' has characters:", text.length()));
+        }
         List<Region> regions = new ArrayList<>();
         for (String part : text.split(",")) {
             String p = part.strip();

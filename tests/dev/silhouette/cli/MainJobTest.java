@@ -182,4 +182,64 @@ public class MainJobTest {
             }
         }
     }
+
+    /**
+     * Determinism: the same job run again gives byte-identical results apart from timings: the JSON
+     * report and results.json equal once the timing fields are dropped, every picture and plan file
+     * equal byte for byte.
+     */
+    @Test
+    public void aSecondRunIsByteIdenticalButTimings() throws Exception {
+        Path again = Files.createTempDirectory("silhouette-main-job-again");
+        CliTest.Result r = CliTest.run("run", "--limit", "200", "--calibration", "100", "--batch", "100", "--backend", "cpu", "--json", "--out", again.toString());
+        assertEquals(r.exitCode(), 0, r.err());
+        // The pictures' paths name the output folder, which differs by design.
+        assertSame(JsonParser.parseString(r.out().replace(again.toString(), "OUT")), JsonParser.parseString(report.toString().replace(out.toString(), "OUT")), "report");
+        java.util.List<Path> files;
+        try (var walk = Files.walk(out)) {
+            files = walk.filter(Files::isRegularFile).map(out::relativize).sorted().toList();
+        }
+        try (var walk = Files.walk(again)) {
+            assertEquals(walk.filter(Files::isRegularFile).map(again::relativize).sorted().toList(), files, "the same files");
+        }
+        assertTrue(files.size() > 4, files.toString());
+        for (Path f : files) {
+            if (f.toString().endsWith(".json")) {
+                assertSame(JsonParser.parseString(Files.readString(again.resolve(f)).replace(again.toString(), "OUT")),
+                        JsonParser.parseString(Files.readString(out.resolve(f)).replace(out.toString(), "OUT")), f.toString());
+            } else {
+                assertTrue(java.util.Arrays.equals(Files.readAllBytes(again.resolve(f)), Files.readAllBytes(out.resolve(f))), f + " differs");
+            }
+        }
+    }
+
+    /** Speed fields: the one part of a run that may differ. */
+    static final java.util.regex.Pattern TIMING = java.util.regex.Pattern.compile("(?i).*(per_?second|seconds|millis|latency|elapsed).*");
+
+    /** Equal once timings are dropped; else fails naming the first path where they differ. */
+    static void assertSame(com.google.gson.JsonElement actual, com.google.gson.JsonElement expected, String where) {
+        com.google.gson.JsonElement a = withoutTimings(actual), e = withoutTimings(expected);
+        if (a.equals(e)) return;
+        if (a.isJsonObject() && e.isJsonObject()) {
+            assertEquals(a.getAsJsonObject().keySet(), e.getAsJsonObject().keySet(), where + " keys");
+            for (String k : e.getAsJsonObject().keySet()) assertSame(a.getAsJsonObject().get(k), e.getAsJsonObject().get(k), where + "." + k);
+        } else if (a.isJsonArray() && e.isJsonArray() && a.getAsJsonArray().size() == e.getAsJsonArray().size()) {
+            for (int i = 0; i < e.getAsJsonArray().size(); i++) assertSame(a.getAsJsonArray().get(i), e.getAsJsonArray().get(i), where + "[" + i + "]");
+        }
+        assertEquals(a.toString(), e.toString(), where);
+    }
+
+    static com.google.gson.JsonElement withoutTimings(com.google.gson.JsonElement e) {
+        if (e.isJsonObject()) {
+            JsonObject copy = new JsonObject();
+            for (var f : e.getAsJsonObject().entrySet()) if (!TIMING.matcher(f.getKey()).matches()) copy.add(f.getKey(), withoutTimings(f.getValue()));
+            return copy;
+        }
+        if (e.isJsonArray()) {
+            JsonArray copy = new JsonArray();
+            for (var x : e.getAsJsonArray()) copy.add(withoutTimings(x));
+            return copy;
+        }
+        return e;
+    }
 }

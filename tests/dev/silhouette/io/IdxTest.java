@@ -197,9 +197,9 @@ public class IdxTest {
     @Test
     public void rejectsDeclaredSizesAboveTheLimitBeforeAllocating() {
         assertMentions(expectIdx(() -> images(idx(0x08, new int[] {100000, 100000, 100000}, new byte[16]))),
-                "test images", "more than 2147483639 bytes");
+                "test images", "limit of 2147483639 bytes", "Limit.TENSOR_BYTES");
         assertMentions(expectIdx(() -> Idx.read(new ByteArrayInputStream(idx(0x0E, new int[] {300_000_000}, new byte[16])), "doubles")),
-                "doubles", "more than 2147483639 bytes");
+                "doubles", "limit of 2147483639 bytes", "Limit.TENSOR_BYTES");
         assertMentions(expectIdx(() -> images(idx(0x08, new int[] {-1, 28, 28}, new byte[0]))), "test images", "4294967295", "int32 limit");
     }
 

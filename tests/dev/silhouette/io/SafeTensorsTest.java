@@ -220,7 +220,7 @@ public class SafeTensorsTest {
             corrupt("negative dim", oneTensorFile("\"a\":{\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,8]}", 8), "tensor 'a'", "negative dimension -1 at axis 1"),
             corrupt("fractional dim", oneTensorFile("\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}", 8), "tensor 'a'", "2.5", "not an integer"),
             corrupt("too many elements", oneTensorFile("\"a\":{\"dtype\":\"F32\",\"shape\":[65536,65536],\"data_offsets\":[0,8]}", 8),
-                    "tensor 'a'", "more than 2147483639 elements"),
+                    "tensor 'a'", "limit of 2147483639 elements", "Limit.TENSOR_ELEMENTS"),
             corrupt("huge dim", oneTensorFile("\"a\":{\"dtype\":\"F32\",\"shape\":[0,99999999999],\"data_offsets\":[0,0]}", 0),
                     "tensor 'a'", "99999999999", "above the limit"),
             corrupt("dim beyond 64 bits", oneTensorFile("\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,8]}", 8),

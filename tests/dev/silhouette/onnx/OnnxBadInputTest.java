@@ -137,9 +137,9 @@ public class OnnxBadInputTest {
         assertMentions(rejected(bytes), "tensor 'w'", "more than");
         byte[] hugeResize = new TestModel(13).input("x", 1, 1, 4, 4).int64s("sizes", 1, 1, 1L << 40, 4)
                 .node("Resize", List.of("x", "", "", "sizes"), "y").output("y").bytes();
-        assertMentions(rejected(hugeResize), "Resize", "output size");
-        // Within every dimension limit, but 30000 x 30000 x 2 float32 values (7 GB) per sample exceed the heap.
-        byte[] bigResize = new TestModel(13).input("x", 1, 2, 4, 4).int64s("sizes", 1, 2, 30_000, 30_000)
+        assertMentions(rejected(hugeResize), "Resize", "output size", "Limit.IMAGE_SIDE");
+        // Within every dimension limit, but 16000 x 16000 x 8 float32 values (8 GB) per sample exceed the heap.
+        byte[] bigResize = new TestModel(13).input("x", 1, 8, 4, 4).int64s("sizes", 1, 8, 16_000, 16_000)
                 .node("Resize", List.of("x", "", "", "sizes"), "y").output("y").bytes();
         assertMentions(rejected(bigResize), "per sample", "heap");
         // A folded constant as large as the heap: refused before it is allocated.
@@ -187,6 +187,37 @@ public class OnnxBadInputTest {
                 .node("Resize", List.of("x", "scales"), "y", TestModel.s("mode", "linear")).output("y").bytes()), "'asymmetric'");
         assertMentions(rejected(new TestModel(13).input("x", 3, 5).weights("w", Tensor.zeros(3, 4))
                 .node("Gemm", List.of("x", "w"), "y", i("transA", 1)).output("y").bytes()), "transA");
+    }
+
+    /** Fuzzing findings, fixed (their inputs are in tests/fuzz/OnnxModelFuzz/ too). */
+    @Test
+    public void resizeFindings() {
+        // Upsample before opset 9 without its scales attribute crashed the importer.
+        assertMentions(rejected(new TestModel(8).input("x", 1, 2, 4, 4).node("Upsample", List.of("x"), "y").output("y").bytes()),
+                "model.onnx", "Upsample", "no 'scales' attribute");
+        // A scale within range on a large map asked for an output side the nearest-index check then walked.
+        assertMentions(rejected(new TestModel(8).input("x", 1, 1, 2, 4000).node("Upsample", List.of("x"), "y", TestModel.floats("scales", 1, 1, 1, 5000))
+                .output("y").bytes()), "model.onnx", "20000000", "Limit.IMAGE_SIDE");
+    }
+
+    @Test
+    public void padAxesFindings() {
+        // Pad (opset 18) with fewer pads than two per named axis read past the pads.
+        assertMentions(rejected(new TestModel(18).input("x", 1, 2, 4, 4).int64s("pads", 1, 1).int64s("axes", 2, 3)
+                .node("Pad", List.of("x", "pads", "", "axes"), "y").output("y").bytes()), "model.onnx", "Pad", "two per axis");
+        // An axis named twice was silently overwritten.
+        assertMentions(rejected(new TestModel(18).input("x", 1, 2, 4, 4).int64s("pads", 1, 1, 1, 1).int64s("axes", 3, -1)
+                .node("Pad", List.of("x", "pads", "", "axes"), "y").output("y").bytes()), "model.onnx", "Pad", "axis 3 twice");
+    }
+
+    @Test
+    public void concatWithoutInputsIsRefused() {
+        // A Concat of no inputs crashed the importer (it read the first input's rank).
+        assertMentions(rejected(new TestModel(13).input("x", 1, 2, 4, 4).node("Concat", List.of(), "c", i("axis", 1))
+                .node("Relu", List.of("x"), "y").output("y").bytes()), "model.onnx", "Concat", "no inputs");
+        // A Concat of constant scalars indexed the axis of a rank-0 shape.
+        assertMentions(rejected(new TestModel(13).input("x", 1, 2, 4, 4).scalar("a", 3).scalar("b", 4).node("Concat", List.of("a", "b"), "c", i("axis", 0))
+                .node("Relu", List.of("x"), "y").output("y").bytes()), "model.onnx", "Concat", "scalars");
     }
 
     /**

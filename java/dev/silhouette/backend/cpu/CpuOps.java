@@ -105,7 +105,10 @@ public final class CpuOps {
         // Stretches are multiples of 256 pixels (whole 16- or 32-column GEMM panels) and never fewer,
         // so the weights, re-read once per stretch, stay amortised.
         int span = acrossUnits ? Math.min(pixels, Math.max(256, COLUMN_FLOATS / k / 256 * 256)) : pixels;
-        ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> direct ? null : new float[k * span]);
+        // Column buffers of this call, one per worker at a time. Not a ThreadLocal: a fresh one per call left
+        // its buffer in each worker's map after the call, kept until the map happened to purge it (the soak
+        // of the bundled model saw up to 90 MB held that way).
+        java.util.concurrent.ConcurrentLinkedQueue<float[]> scratch = new java.util.concurrent.ConcurrentLinkedQueue<>();
         IntStream all = IntStream.range(0, units);
         (acrossUnits ? all.parallel() : all).forEach(u -> {
             int n = u / groups, g = u % groups;
@@ -114,13 +117,14 @@ public final class CpuOps {
                 Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k,
                         x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels, !acrossUnits);
             } else {
-                float[] columns = scratch.get();
+                float[] reused = scratch.poll(), columns = reused != null ? reused : new float[k * span];
                 for (int p0 = 0; p0 < pixels; p0 += span) {
                     int p1 = Math.min(pixels, p0 + span);
                     Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, Im2col.Layout.TAP_ROWS, columns, !acrossUnits);
                     Gemm.multiply(og, p1 - p0, k, weight.data(), g * og * k, k, columns, 0, p1 - p0,
                             out, cOff + p0, pixels, !acrossUnits);
                 }
+                scratch.offer(columns);
             }
         });
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
