@@ -16,7 +16,7 @@ seconds=${2:-60}
 min_runs=${FUZZ_MIN_RUNS:-$runs}
 shift $(( $# < 2 ? $# : 2 ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(OnnxModelFuzz OnnxExternalDataFuzz SafeTensorsFuzz IdxFuzz QuantPlanFuzz RegionPolicyFuzz ModelMetadataFuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(OnnxModelFuzz OnnxExternalDataFuzz SafeTensorsFuzz IdxFuzz QuantPlanFuzz RegionPolicyFuzz ModelMetadataFuzz RestRequestFuzz)
 java=${JAVA_HOME:+$JAVA_HOME/bin/}java
 mkdir -p target/fuzz
 if [ ! target/fuzz/classpath.txt -nt pom.xml ]; then

@@ -60,7 +60,7 @@ public class FuzzRegressionTest {
                 assertFalse(files.findAny().isEmpty(), target + " has no seeds in " + CORPORA.resolve(target));
             }
         }
-        assertEquals(targets().size(), 7);
+        assertEquals(targets().size(), 8);
     }
 
     /** The oracle is not vacuous: untyped errors and refusals that do not name the input are findings. */

@@ -60,7 +60,8 @@ public class SoakTest {
                 new Plans.Receiving.Region(RegionPolicy.parse("2:50,3:30,4:20"), false, 4, Op.Interpolate.Mode.NEAREST,
                         Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8, (value, bits) -> 2f);
         assertFalse(plan.layers().isEmpty());
-        return PlanRewrite.apply(g, plan);
+        // The packed path: the native kernels' thread-owned scratch is native memory the soak must see flat.
+        return PlanRewrite.apply(g, plan, PlanRewrite.Execution.PACKED);
     }
 
     /** The soak; a planted leak keeps a kilobyte per call in {@code kept}. */

@@ -27,8 +27,8 @@ import java.util.concurrent.ForkJoinPool;
 import static org.testng.Assert.assertEquals;
 
 /**
- * The FP32, quantized (uniform, region with shared and per-region weights, DRQ) and packed (bit-serial)
- * paths give bit-identical results whatever runs them: one worker, four, and a JVM that sees a
+ * The FP32, quantized (uniform, region with shared and per-region weights, DRQ; simulated and packed
+ * through LowBitConv2d) and bit-serial paths give bit-identical results whatever runs them: one worker, four, and a JVM that sees a
  * single processor (which changes how the CPU backend splits its work, not just who runs it).
  */
 public class ThreadDeterminismTest {
@@ -40,14 +40,14 @@ public class ThreadDeterminismTest {
         Plans.ClipLevels clips = (value, bits) -> 1.5f + bits / 4f;
         RegionPolicy policy = RegionPolicy.parse("2:50,3:30,4:20");
         var learned = new QuantPlan.SilhouetteSource.Learned();
-        graphs.put("W4A4", PlanRewrite.apply(fp32, Plans.of(fp32, "bundled", "W4A4", learned, new Plans.Receiving.Uniform(4), 8, clips)));
-        graphs.put("region", PlanRewrite.apply(fp32, Plans.of(fp32, "bundled", "region", learned,
+        put(graphs, "W4A4", fp32, (Plans.of(fp32, "bundled", "W4A4", learned, new Plans.Receiving.Uniform(4), 8, clips)));
+        put(graphs, "region", fp32, (Plans.of(fp32, "bundled", "region", learned,
                 new Plans.Receiving.Region(policy, false, 4, Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), 8, clips)));
-        graphs.put("per-region", PlanRewrite.apply(fp32, Plans.of(fp32, "bundled", "per-region", learned,
+        put(graphs, "per-region", fp32, (Plans.of(fp32, "bundled", "per-region", learned,
                 new Plans.Receiving.Region(policy, true, 32, Op.Interpolate.Mode.BILINEAR, Op.RegionQuantize.MaskOrder.THRESHOLD_THEN_RESIZE), 8, clips)));
         Map<String, Float> thresholds = new LinkedHashMap<>();
         for (String in : Plans.receivingInputs(fp32)) thresholds.put(in, 0.3f);
-        graphs.put("drq", PlanRewrite.apply(fp32, Plans.of(fp32, "bundled", "drq", learned, new Plans.Receiving.Drq(2, 4, 2, thresholds), 8, clips)));
+        put(graphs, "drq", fp32, (Plans.of(fp32, "bundled", "drq", learned, new Plans.Receiving.Drq(2, 4, 2, thresholds), 8, clips)));
         // Three images: below two per processor on a 2-core machine, so the parent JVM splits each GEMM
         // across cores while the single-processor JVM runs one whole image per task instead.
         Tensor images = Tensor.uniform(Shape.of(3, 1, 28, 28), 0, 1, 11);
@@ -71,6 +71,12 @@ public class ThreadDeterminismTest {
         for (long v : packed) p.putLong(v);
         sha.update(p.array());
         return HexFormat.of().formatHex(sha.digest());
+    }
+
+    /** The plan's graph on both paths: simulated, and packed (integer codes; the native x86 kernel where it loaded). */
+    private static void put(Map<String, Graph> graphs, String name, Graph fp32, QuantPlan plan) {
+        graphs.put(name, PlanRewrite.apply(fp32, plan, PlanRewrite.Execution.SIMULATED));
+        graphs.put(name + " packed", PlanRewrite.apply(fp32, plan, PlanRewrite.Execution.PACKED));
     }
 
     private static MessageDigest sha256() {
