@@ -66,9 +66,13 @@ static int quantize(const int32_t *d, const float *x, const float *map, const ui
     if (W > 8192) return -1;
     float stepOf[8192], qmaxOf[8192];
     int32_t row[8192];
+    // Only the input rows the call's output rows [oy0, oy1) read: a batch split by rows quantizes each row once.
+    int ylo = d[D_OY0] * d[D_SH] - ph, yhi = (d[D_OY1] - 1) * d[D_SH] + (d[D_KH] - 1) * d[D_DH] - ph + 1;
+    if (ylo < 0) ylo = 0;
+    if (yhi > H) yhi = H;
     for (int n = 0; n < images; n++) {
         const float *img = x + (size_t) (d[D_N0] + n) * C * H * W;
-        for (int y = 0; y < H; y++) {
+        for (int y = ylo; y < yhi; y++) {
             size_t first = ((size_t) n * PH + y + ph) * PW + pw;
             for (int xx = 0; xx < W; xx++) {
                 int r = map ? (int) map[((size_t) (d[D_N0] + n) * H + y) * W + xx] : 0;
