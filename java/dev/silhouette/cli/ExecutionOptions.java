@@ -33,16 +33,14 @@ final class ExecutionOptions {
         if (plan == null) return "fp32";
         if (mode == PlanRewrite.Execution.SIMULATED) return "simulated";
         Map<String, Integer> kernels = new TreeMap<>();
-        long lowered = 0;
         for (Node n : graph.nodes()) {
-            if (n.op() instanceof Op.LowBitConv2d op) {
-                kernels.merge(LowBitConv.choose(op).name().toLowerCase(java.util.Locale.ROOT), 1, Integer::sum);
-                if (!n.name().matches(".*\\.r[1-9][0-9]*$")) lowered++;
-            }
+            if (n.op() instanceof Op.LowBitConv2d op) kernels.merge(LowBitConv.choose(op).name().toLowerCase(java.util.Locale.ROOT), 1, Integer::sum);
         }
-        long planned = plan.layers().size();
+        // A layer the lowering kept simulated is still its own Conv2d or Linear node; a lowered one is not.
+        long planned = plan.layers().size(), simulated = plan.layers().stream()
+                .filter(l -> graph.node(l.layer()).op() instanceof Op.Conv2d || graph.node(l.layer()).op() instanceof Op.Linear).count();
         StringBuilder s = new StringBuilder("packed ").append(kernels);
-        if (lowered < planned) s.append(", ").append(planned - lowered).append(" of ").append(planned).append(" layers simulated");
+        if (simulated > 0) s.append(", ").append(simulated).append(" of ").append(planned).append(" layers simulated");
         return s.toString();
     }
 }

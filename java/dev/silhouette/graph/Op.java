@@ -316,6 +316,17 @@ public sealed interface Op {
         public sealed interface ActivationCodes {
             int regions();
 
+            /** Code width of region r. */
+            int bits(int region);
+
+            /** Grid step of region r: value = step * (code - zeroPoint). */
+            float step(int region);
+
+            /** The code of real 0 (only a one-grid affine input has one other than 0). */
+            default int zeroPoint() {
+                return 0;
+            }
+
             /** One grid for every activation (PACT, or affine per tensor). */
             record Grid(int bits, float step, int zeroPoint) implements ActivationCodes {
                 public Grid {
@@ -326,6 +337,14 @@ public sealed interface Op {
 
                 public int regions() {
                     return 1;
+                }
+
+                public int bits(int region) {
+                    return bits;
+                }
+
+                public float step(int region) {
+                    return step;
                 }
             }
 
@@ -341,6 +360,14 @@ public sealed interface Op {
                 public int regions() {
                     return bits.size();
                 }
+
+                public int bits(int region) {
+                    return bits.get(region);
+                }
+
+                public float step(int region) {
+                    return steps.get(region);
+                }
             }
 
             /** One DRQ width: PACT codes of the activations in this sensitivity class ({@link DrqQuantize}'s tiles), zero elsewhere. */
@@ -352,6 +379,14 @@ public sealed interface Op {
 
                 public int regions() {
                     return 1;
+                }
+
+                public int bits(int region) {
+                    return bits;
+                }
+
+                public float step(int region) {
+                    return step;
                 }
             }
         }

@@ -168,8 +168,8 @@ public final class OnnxExporter {
             }
             // Uniform grids as the standard QDQ form (QuantizeLinear/DequantizeLinear at 8 bits, as TensorRT and ONNX
             // Runtime consume it): a Clip to the grid's range first, so narrower grids keep their own top code.
-            case Op.PactQuantize q -> qdq(g, out, x, RegionQuantizerGrid.pact(q.bits(), q.alpha()));
-            case Op.AffineQuantize q when q.bits().size() == 1 -> qdq(g, out, x, RegionQuantizerGrid.affine(q.bits().getFirst(), q.lo().getFirst(), q.hi().getFirst()));
+            case Op.PactQuantize q -> qdq(g, out, x, UniformGrid.pact(q.bits(), q.alpha()));
+            case Op.AffineQuantize q when q.bits().size() == 1 -> qdq(g, out, x, UniformGrid.affine(q.bits().getFirst(), q.lo().getFirst(), q.hi().getFirst()));
             case Op.AffineQuantize q -> throw new IllegalArgumentException("node '" + n.name() + "': per-channel activation widths have no QDQ form "
                     + "(QuantizeLinear takes one width per tensor)");
             case Op.LowBitConv2d c when c.codes() instanceof Op.LowBitConv2d.ActivationCodes.Grid grid -> qdqConv(g, n, c, grid);
@@ -187,22 +187,21 @@ public final class OnnxExporter {
     }
 
     /** A uniform activation grid: value = step * (code - zero), codes 0..qmax. */
-    record RegionQuantizerGrid(float step, int zero, int qmax) {
-        static RegionQuantizerGrid pact(int bits, float alpha) {
-            return new RegionQuantizerGrid(dev.silhouette.quant.RegionQuantizer.pactStep(alpha, bits), 0, (1 << bits) - 1);
+    record UniformGrid(float step, int zero, int qmax) {
+        static UniformGrid pact(int bits, float alpha) {
+            return new UniformGrid(dev.silhouette.quant.RegionQuantizer.pactStep(alpha, bits), 0, (1 << bits) - 1);
         }
 
-        /** Quantizers.affine's grid over [lo, hi] widened to hold 0. */
-        static RegionQuantizerGrid affine(int bits, float lo, float hi) {
-            int qmax = (1 << bits) - 1;
-            float low = Math.min(lo, 0f), high = Math.max(hi, 0f), step = (high - low) / qmax;
-            if (!(step > 0)) throw new IllegalArgumentException("an affine range [" + lo + ", " + hi + "] that is empty has no QDQ form");
-            return new RegionQuantizerGrid(step, (int) Math.max(0, Math.min(qmax, Math.rint(-low / step))), qmax);
+        /** Quantizers.affine's grid over [lo, hi]. */
+        static UniformGrid affine(int bits, float lo, float hi) {
+            var grid = dev.silhouette.quant.Quantizers.affineGrid(bits, lo, hi);
+            if (!(grid.scale() > 0)) throw new IllegalArgumentException("an affine range [" + lo + ", " + hi + "] that is empty has no QDQ form");
+            return new UniformGrid(grid.scale(), grid.zeroPoint(), (1 << bits) - 1);
         }
     }
 
     /** x -> Clip to the grid -> QuantizeLinear (uint8) -> DequantizeLinear -> out. */
-    private static void qdq(GraphProto.Builder g, String out, String x, RegionQuantizerGrid grid) {
+    private static void qdq(GraphProto.Builder g, String out, String x, UniformGrid grid) {
         g.addInitializer(OnnxTensors.encodeFloats(out + "/clip_min", new long[0], -grid.zero() * grid.step()));
         g.addInitializer(OnnxTensors.encodeFloats(out + "/clip_max", new long[0], (grid.qmax() - grid.zero()) * grid.step()));
         g.addInitializer(OnnxTensors.encodeFloats(out + "/scale", new long[0], grid.step()));
@@ -221,7 +220,7 @@ public final class OnnxExporter {
             throw new IllegalArgumentException("node '" + out + "': bias-corrected weights (an offset per channel) have no QDQ form; export a plan without bias correction");
         }
         for (int b : w.bits()) if (b > 8) throw new IllegalArgumentException("node '" + out + "': weights of " + b + " bits do not fit int8");
-        qdq(g, out + "/input", x, new RegionQuantizerGrid(grid.step(), grid.zeroPoint(), (1 << grid.bits()) - 1));
+        qdq(g, out + "/input", x, new UniformGrid(grid.step(), grid.zeroPoint(), (1 << grid.bits()) - 1));
         Op.Conv2d conv = c.conv();
         int outC = conv.outChannels(), cg = conv.inPerGroup(), kh = conv.window().kernelH(), kw = conv.window().kernelW(), og = conv.outPerGroup();
         byte[] codes = new byte[outC * cg * kh * kw];

@@ -9,6 +9,7 @@ import dev.silhouette.pipeline.QuantPlan.Activations;
 import dev.silhouette.pipeline.QuantPlan.LayerPlan;
 import dev.silhouette.pipeline.QuantPlan.Weights;
 import dev.silhouette.quant.LowBitWeights;
+import dev.silhouette.quant.Quantizers;
 import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.quant.WeightQuantization;
 import dev.silhouette.tensor.Shape;
@@ -42,7 +43,7 @@ final class LowBitLowering {
         };
     }
 
-    static void lower(Graph g, Node n, LayerPlan l, List<Node> nodes, Map<String, Tensor> params, Map<String, Op> quantNodes) {
+    static void lower(Graph g, Map<String, Shape> shapes, Node n, LayerPlan l, List<Node> nodes, Map<String, Tensor> params, Map<String, Op> quantNodes) {
         Op.Conv2d conv = (Op.Conv2d) n.op();
         Tensor weight = g.parameters().get(n.name() + ".weight");
         params.remove(n.name() + ".weight");
@@ -52,7 +53,7 @@ final class LowBitLowering {
                     shared(conv, weight, (Weights.Symmetric) l.weights()), List.of(in));
             case Activations.Affine a -> add(nodes, n.name(), conv, affineGrid(a), shared(conv, weight, (Weights.Symmetric) l.weights()), List.of(in));
             case Activations.Region r -> {
-                Shape x = g.inferShapes(1).get(in);
+                Shape x = shapes.get(in);
                 Op.RegionMap mapOp = new Op.RegionMap(r.policy(), r.resize(), r.order(), x.h(), x.w());
                 String map = PlanRewrite.quantNode(nodes, quantNodes, Models.SILHOUETTE + ".map" + x.h() + "x" + x.w(), mapOp, Models.SILHOUETTE);
                 int regions = r.policy().regions().size();
@@ -88,14 +89,10 @@ final class LowBitLowering {
         nodes.add(new Node(name, new Op.LowBitConv2d(conv, codes, w), inputs));
     }
 
-    /** The grid of Quantizers.affine over [lo, hi] widened to hold 0: step (hi - lo) / (2^b - 1), zero point rint(-lo / step); null when empty. */
+    /** The grid of {@link Quantizers#affine} over the plan's range; null when the range is empty (every code 0). */
     static ActivationCodes.Grid affineGrid(Activations.Affine a) {
-        int qmax = (1 << a.bits()) - 1;
-        float low = Math.min(a.lo(), 0f), high = Math.max(a.hi(), 0f);
-        float scale = (high - low) / qmax;
-        if (!(scale > 0)) return null;
-        int zero = (int) Math.max(0, Math.min(qmax, Math.rint(-low / scale)));
-        return new ActivationCodes.Grid(a.bits(), scale, zero);
+        Quantizers.AffineGrid grid = Quantizers.affineGrid(a.bits(), a.lo(), a.hi());
+        return grid.scale() > 0 ? new ActivationCodes.Grid(a.bits(), grid.scale(), grid.zeroPoint()) : null;
     }
 
     private static LowBitWeights shared(Op.Conv2d conv, Tensor weight, Weights.Symmetric s) {
@@ -110,7 +107,7 @@ final class LowBitLowering {
         int[] widths = new int[bits.size()];
         for (int j = 0; j < bits.size(); j++) {
             widths[j] = bits.get(j);
-            sets.add(WeightQuantization.quantize(weight, Weights.Symmetric.uniform(bits.get(j), conv.outChannels()).bits(), null, false));
+            sets.add(PlanRewrite.regionWeights(weight, bits.get(j), conv.outChannels()));
         }
         return LowBitWeights.of(conv.groups(), conv.outChannels(), conv.inPerGroup(), conv.window().taps(), widths, sets);
     }

@@ -69,6 +69,7 @@ public final class PlanRewrite {
         for (LayerPlan l : plan.layers()) check(g, l);
         Map<String, Tensor> params = new LinkedHashMap<>(g.parameters());
         Map<String, Op> quantNodes = new HashMap<>();
+        Map<String, dev.silhouette.tensor.Shape> shapes = null;   // the packed lowering's region maps need the inputs' sizes
         List<Node> nodes = new ArrayList<>();
         for (Node n : g.nodes()) {
             LayerPlan l = plan.layer(n.name());
@@ -78,7 +79,8 @@ public final class PlanRewrite {
             }
             String in = l.input();
             if (execution == Execution.PACKED && LowBitLowering.refusal(n, l) == null) {
-                LowBitLowering.lower(g, n, l, nodes, params, quantNodes);
+                if (shapes == null) shapes = g.inferShapes(1);
+                LowBitLowering.lower(g, shapes, n, l, nodes, params, quantNodes);
                 continue;
             }
             switch (l.activations()) {
@@ -204,7 +206,7 @@ public final class PlanRewrite {
         // A one-region policy needs no sum: its single convolution keeps the original name.
         String name = regions == 1 ? n.name() : n.name() + ".r" + j;
         Tensor weight = original.get(n.name() + ".weight");
-        params.put(name + ".weight", WeightQuantization.quantize(weight, Weights.Symmetric.uniform(bits, conv.outChannels()).bits(), null, false).values());
+        params.put(name + ".weight", regionWeights(weight, bits, conv.outChannels()).values());
         boolean bias = conv.bias() && j == 0;
         if (regions > 1) {
             params.remove(n.name() + ".weight");
@@ -213,6 +215,11 @@ public final class PlanRewrite {
         if (bias) params.put(name + ".bias", original.get(n.name() + ".bias"));
         nodes.add(new Node(name, new Op.Conv2d(conv.inChannels(), conv.outChannels(), conv.window(), conv.groups(), bias), List.of(input)));
         return name;
+    }
+
+    /** One region's (or DRQ width's) weights: symmetric per output channel at that width, clipped at max |w|. */
+    static WeightQuantization.QuantizedWeights regionWeights(Tensor weight, int bits, int outChannels) {
+        return WeightQuantization.quantize(weight, Weights.Symmetric.uniform(bits, outChannels).bits(), null, false);
     }
 
     /** Sums the region convolutions; the last sum takes the original convolution's name so its readers are unchanged. */

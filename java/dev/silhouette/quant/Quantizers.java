@@ -55,15 +55,29 @@ public final class Quantizers {
             if (!(lo[g] <= hi[g]) || !Float.isFinite(lo[g]) || !Float.isFinite(hi[g])) {
                 throw new IllegalArgumentException("affine range [" + lo[g] + ", " + hi[g] + "] of group " + g + " is not a finite interval");
             }
-            float low = Math.min(lo[g], 0f), high = Math.max(hi[g], 0f);
-            scales[g] = (high - low) / qmax;
+            AffineGrid grid = affineGrid(bits, lo[g], hi[g]);
+            scales[g] = grid.scale();
+            zeroPoints[g] = grid.zeroPoint();
             if (scales[g] == 0) continue;
-            zeroPoints[g] = clamp(Math.rint(-low / scales[g]), 0, qmax);
             for (int i = g * per; i < (g + 1) * per; i++) {
                 codes[i] = code(v[i], scales[g], zeroPoints[g], 0, qmax);
             }
         }
         return new QuantizedTensor(x.shape(), codes, bits, Scheme.AFFINE, scales, zeroPoints);
+    }
+
+    /** The grid of {@link #affine}: value = scale * (code - zeroPoint), codes 0..2^bits - 1. */
+    public record AffineGrid(float scale, int zeroPoint) {}
+
+    /**
+     * The affine grid over [lo, hi] widened to hold 0: scale (high - low) / (2^b - 1), zero point
+     * clamp(rint(-low / scale), 0, 2^b - 1); an empty range gives scale 0 and zero point 0 (every code 0).
+     */
+    public static AffineGrid affineGrid(int bits, float lo, float hi) {
+        int qmax = Scheme.AFFINE.qmax(bits);
+        float low = Math.min(lo, 0f), high = Math.max(hi, 0f);
+        float scale = (high - low) / qmax;
+        return new AffineGrid(scale, scale == 0 ? 0 : clamp(Math.rint(-low / scale), 0, qmax));
     }
 
     /**

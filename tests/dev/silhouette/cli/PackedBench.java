@@ -78,11 +78,11 @@ public class PackedBench {
                         + "each convolution's input); packed KiB/img: the accounting's conv inputs at their widths", Machine.current());
         Path target = Path.of(out).toAbsolutePath();
         Files.createDirectories(target.getParent());
-        Path tmp = Files.createTempFile(target.getParent(), ".bench", ".tmp");
-        try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
-            Output.json(w, report);
-        }
-        Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        dev.silhouette.io.AtomicFiles.write(target, tmp -> {
+            try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
+                Output.json(w, report);
+            }
+        });
     }
 
     private static Model model(String name, Graph fp32, Tensor calibrationImages, Tensor inputs, int batch) throws IOException, OrtException {
@@ -90,7 +90,10 @@ public class PackedBench {
         List<Timing> rows = new ArrayList<>();
         QuantPlan w8a8 = null;
         Tensor[] batches = new Tensor[3];
-        for (int i = 0; i < 3; i++) batches[i] = inputs.slice(i * batch % Math.max(1, inputs.shape().dim(0) - batch + 1), i * batch % Math.max(1, inputs.shape().dim(0) - batch + 1) + batch);
+        for (int i = 0; i < 3; i++) {
+            int from = i * batch % Math.max(1, inputs.shape().dim(0) - batch + 1);   // three batches, rotated, inside the inputs
+            batches[i] = inputs.slice(from, from + batch);
+        }
         try (Backend cpu = new CpuBackend()) {
             Calibration calibration = Calibration.collect(cpu, fp32, name, calibrationImages, 8, Plans.convolutionInputs(fp32), Set.of(), 4, Progress.none());
             rows.add(time("FP32", fp32, null, PlanRewrite.Execution.SIMULATED, 32, cpu, batches, batch, macs));

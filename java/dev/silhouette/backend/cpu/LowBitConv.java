@@ -35,7 +35,7 @@ public final class LowBitConv {
     private LowBitConv() {}
 
     /**
-     * SHORT_LANES and INT_LANES: Java (Vector API), the specification. NATIVE: the x86 kernel of
+     * SHORT_LANES and INT_LANES: Java (Vector API), the specification. NATIVE_*: the x86 kernel of
      * {@link NativeLowBitConv} (VNNI or AVX2 8-bit multiply-adds), same codes and accumulators.
      */
     public enum Formulation {
@@ -56,7 +56,7 @@ public final class LowBitConv {
     }
 
     /** Codes and regions of one layer's input, laid out for the kernel. */
-    record Codes(int n, int channels, int paddedH, int paddedW, short[] codes, byte[] region, int[] codeSums, int groups) {}
+    record Codes(int channels, int paddedH, int paddedW, short[] codes, byte[] region, int[] codeSums, int groups) {}
 
     /** Accumulators of one call: A_r (and S_r) per (image, output channel, output pixel, region). */
     record Accumulators(int regions, int[] products, int[] codeSums) {}
@@ -67,20 +67,18 @@ public final class LowBitConv {
 
     public static Tensor run(Tensor x, Tensor map, Tensor bias, Op.LowBitConv2d op, Formulation formulation) {
         Shape in = x.shape();
-        if (formulation.isa() != NativeLowBitConv.Isa.NONE) {
-            Window win = op.conv().window();
-            int oh = win.outH(in.h()), ow = win.outW(in.w());
-            float[] out = new float[in.n() * op.conv().outChannels() * oh * ow];
-            NativeLowBitConv.run(x, map, bias, op, formulation.isa(), null, out);
-            return new Tensor(Shape.of(in.n(), op.conv().outChannels(), oh, ow), out);
-        }
         Window win = op.conv().window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
         int outC = op.conv().outChannels(), og = op.conv().outPerGroup(), regions = op.codes().regions();
+        float[] out = new float[in.n() * outC * oh * ow];
+        if (formulation.isa() != NativeLowBitConv.Isa.NONE) {
+            NativeLowBitConv.run(x, map, bias, op, formulation.isa(), null, out);
+            return new Tensor(Shape.of(in.n(), outC, oh, ow), out);
+        }
         LowBitWeights w = op.weights();
         int stride = w.outStride();
-        double[] steps = steps(op.codes());
-        float[] out = new float[in.n() * outC * oh * ow];
+        double[] steps = new double[regions];
+        for (int r = 0; r < regions; r++) steps[r] = op.codes().step(r);
         float[] b = bias == null ? null : bias.data();
         boolean offsets = w.hasOffsets();
         // Step 3, per pixel as its accumulators complete: y = bias + sum_r step_r (scale_(o,r) A_r + offset_(o,r) S_r), in double.
@@ -116,11 +114,9 @@ public final class LowBitConv {
     }
 
     private static int maxAbsActivation(ActivationCodes codes) {
-        return switch (codes) {
-            case ActivationCodes.Grid g -> Math.max(g.zeroPoint(), (1 << g.bits()) - 1 - g.zeroPoint());
-            case ActivationCodes.Regions r -> (1 << r.bits().stream().mapToInt(Integer::intValue).max().orElseThrow()) - 1;
-            case ActivationCodes.DrqClass d -> (1 << d.bits()) - 1;
-        };
+        int max = 0;
+        for (int r = 0; r < codes.regions(); r++) max = Math.max(max, Math.max(codes.zeroPoint(), (1 << codes.bits(r)) - 1 - codes.zeroPoint()));
+        return max;
     }
 
     /** Step 1: the input's codes inside a zero border, channels innermost, with each pixel's region. */
@@ -176,7 +172,7 @@ public final class LowBitConv {
                     sums[p * groups + g] = sum;
                 }
         }
-        return new Codes(s.n(), c, ph, pw, codes, region, sums, groups);
+        return new Codes(c, ph, pw, codes, region, sums, groups);
     }
 
     /** Receives one output pixel's accumulators: {@code acc[r * stride + o]} for region r and output o of group g. */
@@ -270,7 +266,6 @@ public final class LowBitConv {
                 int row = rowStart + o;
                 for (int ch = 0; ch < cg; ch++, row += stride) {
                     short a = codes[base + ch];
-                    //ZEROSKIP
                     sum = sum.add(ShortVector.fromArray(SHORTS, wr, row).mul(a));
                 }
                 for (int part = 0; part < parts; part++) {
@@ -295,7 +290,6 @@ public final class LowBitConv {
                 int row = rowStart + o;
                 for (int ch = 0; ch < cg; ch++, row += stride) {
                     short a = codes[base + ch];
-                    //ZEROSKIP
                     sum = sum.add(ShortVector.fromArray(SHORTS_16, wr, row).mul(a));
                 }
                 for (int part = 0; part < parts; part++) {
@@ -321,20 +315,11 @@ public final class LowBitConv {
                 int row = rowStart + o;
                 for (int ch = 0; ch < cg; ch++, row += stride) {
                     int a = codes[base + ch];
-                    //ZEROSKIP
                     IntVector wv = (IntVector) ShortVector.fromArray(HALF_SHORTS, wr, row).convertShape(VectorOperators.S2I, INTS, 0);
                     sum = sum.add(wv.mul(a));
                 }
                 sum.intoArray(acc, accBase + o);
             }
         }
-    }
-
-    private static double[] steps(ActivationCodes codes) {
-        return switch (codes) {
-            case ActivationCodes.Grid g -> new double[] {g.step()};
-            case ActivationCodes.Regions r -> r.steps().stream().mapToDouble(Float::doubleValue).toArray();
-            case ActivationCodes.DrqClass d -> new double[] {d.step()};
-        };
     }
 }

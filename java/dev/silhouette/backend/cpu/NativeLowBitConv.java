@@ -151,30 +151,16 @@ public final class NativeLowBitConv {
         int regions = op.codes().regions(), outC = op.conv().outChannels();
         int[] bits = new int[regions];
         float[] steps = new float[regions];
-        int zero = 0;
-        switch (op.codes()) {
-            case ActivationCodes.Grid g -> {
-                bits[0] = g.bits();
-                steps[0] = g.step();
-                zero = g.zeroPoint();
-            }
-            case ActivationCodes.Regions r -> {
-                for (int i = 0; i < regions; i++) {
-                    bits[i] = r.bits().get(i);
-                    steps[i] = r.steps().get(i);
-                }
-            }
-            case ActivationCodes.DrqClass d -> {
-                bits[0] = d.bits();
-                steps[0] = d.step();
-            }
+        for (int r = 0; r < regions; r++) {
+            bits[r] = op.codes().bits(r);
+            steps[r] = op.codes().step(r);
         }
         byte[] classes = op.codes() instanceof ActivationCodes.DrqClass d ? RegionOps.drqMap(x, d.block(), d.threshold()) : null;
         int wantedClass = op.codes() instanceof ActivationCodes.DrqClass d ? (d.sensitive() ? 1 : 0) : -1;
         int threads = Math.max(1, java.util.concurrent.ForkJoinPool.getCommonPoolParallelism());
         boolean byImage = s.n() >= 2 * threads;
         int units = byImage ? Math.min(s.n(), 4 * threads) : Math.min(oh, 2 * threads);
-        final int z = zero;
+        int z = op.codes().zeroPoint();
         IntStream.range(0, units).parallel().forEach(u -> {
             int n0 = byImage ? u * s.n() / units : 0, n1 = byImage ? (u + 1) * s.n() / units : s.n();
             int oy0 = byImage ? 0 : u * oh / units, oy1 = byImage ? oh : (u + 1) * oh / units;
