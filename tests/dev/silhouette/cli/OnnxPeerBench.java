@@ -98,11 +98,11 @@ public class OnnxPeerBench {
                 "shared machine (other jobs running); medians are noisy", Machine.current());
         Path target = Path.of(out).toAbsolutePath();
         Files.createDirectories(target.getParent());
-        Path tmp = Files.createTempFile(target.getParent(), ".bench", ".tmp");
-        try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
-            Output.json(w, report);
-        }
-        Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        dev.silhouette.io.AtomicFiles.write(target, tmp -> {
+            try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(tmp))) {
+                Output.json(w, report);
+            }
+        });
         Files.delete(file);
         Files.delete(dir);
     }
