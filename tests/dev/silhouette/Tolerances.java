@@ -12,7 +12,7 @@ public final class Tolerances {
      * relative to the sum of absolute terms; blocked GEMM sums in blocks of at most 256, so 2^-24 * 256
      * (1.5e-5) relative to sum|x*w| bounds it with margin, far below any indexing or padding bug.
      */
-    public static final double ACCUMULATION_RELATIVE = 1.5e-5;
+    public static final double ACCUMULATION_RELATIVE = dev.silhouette.conformance.Tolerance.ACCUMULATION.bound();
 
     /** Elementwise float ops (BatchNorm, folding, bilinear weights): a few float32 roundings. */
     public static final double ELEMENTWISE_ABS = 1e-5;

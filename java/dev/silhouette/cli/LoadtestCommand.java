@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.Machine;
 import dev.silhouette.api.Model;
 import dev.silhouette.api.Session;
 import dev.silhouette.api.TensorInfo;

@@ -11,7 +11,7 @@ import picocli.CommandLine.ScopeType;
         description = "Region-based low-bit CNN inference driven by a global silhouette.",
         subcommands = {RunCommand.class, InspectCommand.class, BenchCommand.class, InferCommand.class, ExportCommand.class,
                 QuantCommands.Calibrate.class, QuantCommands.Quantize.class, QuantCommands.Eval.class, TrainCommand.class, FinetuneCommand.class, DataCommand.class,
-                ServeCommand.class, LoadtestCommand.class,
+                ServeCommand.class, LoadtestCommand.class, ConformanceCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main {
 

@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.Machine;
 import dev.silhouette.backend.Backend;
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.GraphStats;

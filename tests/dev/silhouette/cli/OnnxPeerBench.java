@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.io.Machine;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;

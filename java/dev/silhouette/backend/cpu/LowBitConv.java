@@ -50,7 +50,7 @@ public final class LowBitConv {
         }
 
         /** The native formulation of an instruction set. */
-        static Formulation of(NativeLowBitConv.Isa isa) {
+        public static Formulation of(NativeLowBitConv.Isa isa) {
             return isa == NativeLowBitConv.Isa.AVX512_VNNI ? NATIVE_AVX512_VNNI : NATIVE_AVX2;
         }
     }
@@ -59,7 +59,7 @@ public final class LowBitConv {
     record Codes(int channels, int paddedH, int paddedW, short[] codes, byte[] region, int[] codeSums, int groups) {}
 
     /** Accumulators of one call: A_r (and S_r) per (image, output channel, output pixel, region). */
-    record Accumulators(int regions, int[] products, int[] codeSums) {}
+    public record Accumulators(int regions, int[] products, int[] codeSums) {}
 
     public static Tensor run(Tensor x, Tensor map, Tensor bias, Op.LowBitConv2d op) {
         return run(x, map, bias, op, choose(op));
@@ -102,6 +102,14 @@ public final class LowBitConv {
     public static Formulation choose(Op.LowBitConv2d op) {
         if (NativeLowBitConv.supports(op)) return Formulation.of(NativeLowBitConv.isa());
         return javaFormulation(op);
+    }
+
+    /** Every formulation that holds this layer's products exactly here: the Java ones, then each native instruction set that loaded. */
+    public static java.util.List<Formulation> formulations(Op.LowBitConv2d op) {
+        java.util.List<Formulation> all = new java.util.ArrayList<>(javaFormulation(op) == Formulation.SHORT_LANES
+                ? java.util.List.of(Formulation.SHORT_LANES, Formulation.INT_LANES) : java.util.List.of(Formulation.INT_LANES));
+        if (NativeLowBitConv.supports(op)) for (var isa : NativeLowBitConv.isas()) all.add(Formulation.of(isa));
+        return java.util.List.copyOf(all);
     }
 
     /** The Java formulation that holds this layer's products exactly: 16-bit lanes when a tap's sum fits. */

@@ -1,12 +1,12 @@
-package dev.silhouette.cli;
+package dev.silhouette.io;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** What a measurement ran on, recorded beside every benchmark figure. */
-record Machine(String cpu, int cores, String os, String jvm, long maxHeapBytes) {
-    static Machine current() {
+public record Machine(String cpu, int cores, String os, String jvm, long maxHeapBytes) {
+    public static Machine current() {
         String cpu = System.getProperty("os.arch");
         try {
             cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
