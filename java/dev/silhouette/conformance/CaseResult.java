@@ -17,6 +17,6 @@ public record CaseResult(String op, String name, String shape, String backend, V
             case SPECIFICATION -> detail;
             case TIMED -> String.format("%.1f us", medianMicros) + (detail.isEmpty() ? "" : ", " + detail);
         };
-        return String.format("%-14s %-32s %-56s %-24s %-13s %s", op, name, shape, backend, verdict, tail);
+        return String.format("%-19s %-32s %-56s %-24s %-13s %s", op, name, shape, backend, verdict, tail);
     }
 }

@@ -48,6 +48,11 @@ public final class CaseRunner {
                 case Convolution v -> List.of(cpuConvolution(v, cpu.kernels(), mode));
                 case ConformanceCase.Linear l -> List.of(cpuLinear(l, cpu.kernels(), mode));
                 case LowBit b -> cpuLowBit(b, cpu.kernels(), mode);
+                // One-op graphs of the layers the GEMM runs check the GEMM as the lists of those layers do.
+                case SingleOp s when s.graphOp() instanceof Op.Conv2d conv -> List.of(cpuConvolution(
+                        new Convolution(s.name(), s.inputs()[0][0], s.inputs()[0][1], s.inputs()[0][2], s.inputs()[0][3], conv), cpu.kernels(), mode));
+                case SingleOp s when s.graphOp() instanceof Op.Linear linear -> List.of(cpuLinear(
+                        new ConformanceCase.Linear(s.name(), s.inputs()[0][0], linear), cpu.kernels(), mode));
                 case SingleOp s -> List.of(result(s, "cpu", Verdict.SPECIFICATION, Double.NaN, Double.NaN,
                         "the CPU backend is this op's specification; no second CPU kernel to check"));
             };

@@ -48,7 +48,7 @@ public record ConformanceReport(Environment environment, CaseRunner.Mode mode, L
         lines.add(String.format("%d results: %d pass, %d fail, %d not supported, %d specification only%s", results.size(), c.get(Verdict.PASS),
                 c.get(Verdict.FAIL), c.get(Verdict.UNSUPPORTED), c.get(Verdict.SPECIFICATION), c.get(Verdict.TIMED) > 0 ? ", " + c.get(Verdict.TIMED) + " timed" : ""));
         perOp().forEach((op, byBackend) -> byBackend.forEach((backend, verdicts) -> {
-            StringBuilder s = new StringBuilder(String.format("  %-14s %-24s", op, backend));
+            StringBuilder s = new StringBuilder(String.format("  %-19s %-24s", op, backend));
             verdicts.forEach((v, n) -> s.append(' ').append(n).append(' ').append(v.name().toLowerCase().replace('_', ' ')));
             lines.add(s.toString());
         }));
