@@ -32,7 +32,7 @@ for s in "${sources[@]}"; do echo "#include \"$s\""; done > "$unit"
 archs=(80 86 89 90)
 gencode=()
 for a in "${archs[@]}"; do gencode+=(-gencode "arch=compute_$a,code=sm_$a"); done
-gencode+=(-gencode arch=compute_90,code=compute_90)
+gencode+=(-gencode "arch=compute_90,code=compute_90")
 start=$(date +%s)
 "$nvcc" -fatbin -O3 -lineinfo -std=c++17 -Werror all-warnings -I "$root/cuda" "${gencode[@]}" -o "$fatbin.tmp" "$unit"
 mv "$fatbin.tmp" "$fatbin"

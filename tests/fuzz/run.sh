@@ -10,7 +10,7 @@
 # input into tests/fuzz/TARGET/ where FuzzRegressionTest replays it on every build.
 # Writes one line per target (runs, seconds, coverage) to target/fuzz/summary.txt; exits 1 on any finding.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 runs=${1:-10000}
 seconds=${2:-60}
 min_runs=${FUZZ_MIN_RUNS:-$runs}

@@ -19,10 +19,11 @@ import static org.testng.Assert.expectThrows;
 public class LayeringTest {
     static final JavaClasses MAIN = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS).importPackages("dev.silhouette");
 
-    /** From the top: cli, conformance, serve, api, train, pipeline, backend (cpu, cuda), onnx, graph, quant, io, tensor. */
+    /** From the top: cli and spark (neither uses the other: the CLI must run without Spark on the classpath), conformance, serve, api, train, pipeline, backend (cpu, cuda), onnx, graph, quant, io, tensor. */
     static ArchRule layers() {
         return layeredArchitecture().consideringOnlyDependenciesInLayers().withOptionalLayers(true)
                 .layer("cli").definedBy("dev.silhouette.cli..")
+                .layer("spark").definedBy("dev.silhouette.spark..")
                 .layer("conformance").definedBy("dev.silhouette.conformance..")
                 .layer("serve").definedBy("dev.silhouette.serve..")
                 .layer("api").definedBy("dev.silhouette.api..")
@@ -35,16 +36,17 @@ public class LayeringTest {
                 .layer("io").definedBy("dev.silhouette.io..")
                 .layer("tensor").definedBy("dev.silhouette.tensor..")
                 .whereLayer("cli").mayNotBeAccessedByAnyLayer()
+                .whereLayer("spark").mayNotBeAccessedByAnyLayer()
                 .whereLayer("conformance").mayOnlyBeAccessedByLayers("cli")
                 .whereLayer("serve").mayOnlyBeAccessedByLayers("cli")
-                .whereLayer("api").mayOnlyBeAccessedByLayers("serve", "conformance", "cli")
-                .whereLayer("train").mayOnlyBeAccessedByLayers("api", "serve", "conformance", "cli")
-                .whereLayer("pipeline").mayOnlyBeAccessedByLayers("train", "api", "serve", "conformance", "cli")
-                .whereLayer("backend").mayOnlyBeAccessedByLayers("pipeline", "train", "api", "serve", "conformance", "cli")
-                .whereLayer("onnx").mayOnlyBeAccessedByLayers("backend", "pipeline", "train", "api", "serve", "conformance", "cli")
-                .whereLayer("graph").mayOnlyBeAccessedByLayers("onnx", "backend", "pipeline", "train", "api", "serve", "conformance", "cli")
-                .whereLayer("quant").mayOnlyBeAccessedByLayers("graph", "onnx", "backend", "pipeline", "train", "api", "serve", "conformance", "cli")
-                .whereLayer("io").mayOnlyBeAccessedByLayers("quant", "graph", "onnx", "backend", "pipeline", "train", "api", "serve", "conformance", "cli");
+                .whereLayer("api").mayOnlyBeAccessedByLayers("serve", "conformance", "spark", "cli")
+                .whereLayer("train").mayOnlyBeAccessedByLayers("api", "serve", "conformance", "spark", "cli")
+                .whereLayer("pipeline").mayOnlyBeAccessedByLayers("train", "api", "serve", "conformance", "spark", "cli")
+                .whereLayer("backend").mayOnlyBeAccessedByLayers("pipeline", "train", "api", "serve", "conformance", "spark", "cli")
+                .whereLayer("onnx").mayOnlyBeAccessedByLayers("backend", "pipeline", "train", "api", "serve", "conformance", "spark", "cli")
+                .whereLayer("graph").mayOnlyBeAccessedByLayers("onnx", "backend", "pipeline", "train", "api", "serve", "conformance", "spark", "cli")
+                .whereLayer("quant").mayOnlyBeAccessedByLayers("graph", "onnx", "backend", "pipeline", "train", "api", "serve", "conformance", "spark", "cli")
+                .whereLayer("io").mayOnlyBeAccessedByLayers("quant", "graph", "onnx", "backend", "pipeline", "train", "api", "serve", "conformance", "spark", "cli");
     }
 
     @Test
