@@ -44,13 +44,13 @@ final class ServeCommand implements Callable<Integer> {
             + "(POST /v2/repository/...; needs --repository) (default: ${DEFAULT-VALUE})")
     String modelControl;
 
-    @Option(names = "--http-port", defaultValue = "8000", description = "REST port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
+    @Option(names = "--http-port", defaultValue = "" + Server.Options.HTTP_PORT, description = "REST port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
     int httpPort;
 
-    @Option(names = "--grpc-port", defaultValue = "8001", description = "gRPC port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
+    @Option(names = "--grpc-port", defaultValue = "" + Server.Options.GRPC_PORT, description = "gRPC port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
     int grpcPort;
 
-    @Option(names = "--metrics-port", defaultValue = "8002", description = "Prometheus metrics port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
+    @Option(names = "--metrics-port", defaultValue = "" + Server.Options.METRICS_PORT, description = "Prometheus metrics port, 0 for any free one, -1 off (default: ${DEFAULT-VALUE})")
     int metricsPort;
 
     @Option(names = "--max-body", defaultValue = "67108864", description = "largest request body in bytes, refused before it is read (default: ${DEFAULT-VALUE}, 64 MiB)")

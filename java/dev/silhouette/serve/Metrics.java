@@ -16,6 +16,8 @@ import java.util.function.IntSupplier;
  * counters and fixed-bucket histograms, no registry to configure.
  */
 public final class Metrics {
+    /** The scrape path, and the gauge an autoscaler reads (deploy/kubernetes/scaledobject.yaml). */
+    public static final String PATH = "/metrics", PENDING_REQUESTS = "silhouette_pending_requests";
     static final double[] SECONDS = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10};
 
     /** One model's counters. */
@@ -98,8 +100,8 @@ public final class Metrics {
         for (String n : names) out.append("silhouette_inference_count_total{model=\"").append(n).append("\"} ").append(models.get(n).inferences.sum()).append('\n');
         header(out, "silhouette_execution_count_total", "counter", "batches executed by the model");
         for (String n : names) out.append("silhouette_execution_count_total{model=\"").append(n).append("\"} ").append(models.get(n).executions.sum()).append('\n');
-        header(out, "silhouette_pending_requests", "gauge", "requests waiting in the model's queue");
-        for (String n : names) out.append("silhouette_pending_requests{model=\"").append(n).append("\"} ").append(models.get(n).pending.getAsInt()).append('\n');
+        header(out, PENDING_REQUESTS, "gauge", "requests waiting in the model's queue");
+        for (String n : names) out.append(PENDING_REQUESTS).append("{model=\"").append(n).append("\"} ").append(models.get(n).pending.getAsInt()).append('\n');
         histograms(out, names, "silhouette_queue_duration_seconds", "time requests waited in the queue", m -> m.queue);
         histograms(out, names, "silhouette_compute_duration_seconds", "time a batch took to run", m -> m.compute);
         histograms(out, names, "silhouette_request_duration_seconds", "time from a request's arrival in the queue to its answer", m -> m.request);

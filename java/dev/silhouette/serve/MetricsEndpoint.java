@@ -18,8 +18,8 @@ final class MetricsEndpoint implements AutoCloseable {
         http = HttpServer.create(new InetSocketAddress(port), 16);
         http.createContext("/", exchange -> {
             try (exchange) {
-                boolean ok = exchange.getRequestURI().getPath().equals("/metrics") && exchange.getRequestMethod().equals("GET");
-                byte[] body = (ok ? metrics.render() : "not found: GET /metrics\n").getBytes(StandardCharsets.UTF_8);
+                boolean ok = exchange.getRequestURI().getPath().equals(Metrics.PATH) && exchange.getRequestMethod().equals("GET");
+                byte[] body = (ok ? metrics.render() : "not found: GET " + Metrics.PATH + "\n").getBytes(StandardCharsets.UTF_8);
                 exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
                 exchange.sendResponseHeaders(ok ? 200 : 404, body.length);
                 try (OutputStream out = exchange.getResponseBody()) {

@@ -102,7 +102,7 @@ final class RestEndpoint implements AutoCloseable {
             return switch (path.get(2)) {
                 case "live" -> Reply.json(server.live() ? 200 : 503, RestCodec.json(w -> w.name("live").value(server.live())));
                 case "ready" -> Reply.json(server.ready() ? 200 : 503, RestCodec.json(w -> w.name("ready").value(server.ready())));
-                default -> throw InferenceError.notFound("no such endpoint: /v2/health/live or /v2/health/ready");
+                default -> throw InferenceError.notFound("no such endpoint: " + Server.HEALTH_LIVE + " or " + Server.HEALTH_READY);
             };
         }
         if (path.get(1).equals("repository")) return repository(exchange, path);

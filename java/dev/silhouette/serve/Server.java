@@ -35,6 +35,8 @@ import java.util.function.Function;
 public final class Server implements AutoCloseable {
     public static final String NAME = "silhouette";
     public static final String VERSION = "0.1.0";
+    /** The protocol's health endpoints (REST): live while the process serves, ready once every model is loaded. */
+    public static final String HEALTH_LIVE = "/v2/health/live", HEALTH_READY = "/v2/health/ready";
     /** The protocol extensions served: binary tensor data always, the model repository with model control on. */
     List<String> extensions() {
         return repository == null ? List.of("binary_tensor_data") : List.of("binary_tensor_data", "model_repository");
@@ -43,6 +45,8 @@ public final class Server implements AutoCloseable {
     /** Ports (0: any free one, -1: off) and the request body limit in bytes. */
     public record Options(int httpPort, int grpcPort, int metricsPort, long maxBodyBytes) {
         public static final long BODY_LIMIT = 64L << 20;
+        /** Triton's ports, which the protocol's clients expect by default. */
+        public static final int HTTP_PORT = 8000, GRPC_PORT = 8001, METRICS_PORT = 8002;
 
         public Options {
             for (int p : new int[]{httpPort, grpcPort, metricsPort}) {
