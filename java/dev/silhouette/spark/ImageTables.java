@@ -23,6 +23,11 @@ public final class ImageTables {
 
     /** Rows in file order, id = index in the file, split into {@code partitions}. */
     public static Dataset<Row> fromIdx(SparkSession spark, Path images, Path labels, int partitions) throws IOException {
+        return fromIdx(spark, images, labels, partitions, Integer.MAX_VALUE);
+    }
+
+    /** The first {@code limit} images only. */
+    public static Dataset<Row> fromIdx(SparkSession spark, Path images, Path labels, int partitions, int limit) throws IOException {
         Idx.Array a = Idx.read(images);
         if (a.type() != Idx.Type.UNSIGNED_BYTE || a.dims().length < 2) {
             throw new IllegalArgumentException(images + ": expected unsigned-byte images [N, H, W], found " + a.type() + " " + Arrays.toString(a.dims()));
@@ -30,8 +35,10 @@ public final class ImageTables {
         int[] l = Idx.readLabels(labels);
         int n = a.dims()[0], per = a.data().length / Math.max(1, n);
         if (l.length != n) throw new IllegalArgumentException(images + " holds " + n + " images but " + labels + " " + l.length + " labels");
-        List<Row> rows = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) rows.add(RowFactory.create((long) i, l[i], Arrays.copyOfRange(a.data(), i * per, (i + 1) * per)));
+        if (limit < 1) throw new IllegalArgumentException("image limit " + limit + " must be at least 1");
+        int count = Math.min(n, limit);
+        List<Row> rows = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) rows.add(RowFactory.create((long) i, l[i], Arrays.copyOfRange(a.data(), i * per, (i + 1) * per)));
         return spark.createDataFrame(rows, SCHEMA).repartition(partitions);
     }
 }

@@ -103,8 +103,8 @@ public class SparkBatchTest {
     public void theWholeTestSplitAsParquetMatchesOneProcess() throws Exception {
         Path parquet = work.resolve("t10k.parquet"), scored = work.resolve("scored.parquet");
         int n = Math.min(IMAGES, labels.length);
-        ImageTables.fromIdx(spark, FASHION.resolve("t10k-images-idx3-ubyte.gz"), FASHION.resolve("t10k-labels-idx1-ubyte.gz"), 8)
-                .where("id < " + n).write().parquet(parquet.toString());
+        ImageTables.fromIdx(spark, FASHION.resolve("t10k-images-idx3-ubyte.gz"), FASHION.resolve("t10k-labels-idx1-ubyte.gz"), 8, n)
+                .write().parquet(parquet.toString());
         BatchScore job = new BatchScore();
         new picocli.CommandLine(job).parseArgs("--input", parquet.toString(), "--output", scored.toString(), "--statistics");
         BatchScore.Summary summary = job.run(spark);
@@ -142,7 +142,7 @@ public class SparkBatchTest {
         Path plan = work.resolve("region.json");
         QuantPlanJson.save(TestPlans.plan(Passes.foldBatchNorm(fp32.graph()), new Plans.Receiving.Region(RegionPolicy.parse("2:50,3:30,4:20"), false, 4,
                 Op.Interpolate.Mode.NEAREST, Op.RegionQuantize.MaskOrder.RESIZE_THEN_THRESHOLD), (v, b) -> 4f), plan);
-        int n = 128;
+        int n = 64;
         List<Row> rows = new ArrayList<>();
         Tensor t = tensor(0, n);
         int per = 28 * 28;
@@ -154,7 +154,7 @@ public class SparkBatchTest {
         StructType schema = new StructType().add("name", DataTypes.StringType).add("pixels", DataTypes.createArrayType(DataTypes.FloatType));
         Dataset<Row> table = spark.createDataFrame(rows, schema).repartition(3);
         List<Row> out = new SilhouetteClassifier().setPlan(plan.toString()).setImageColumn("pixels").setIdColumn("name").setPredictionColumn("class")
-                .setBatchSize(20).transform(table).select("name", "class", "error").collectAsList();
+                .setBatchSize(16).transform(table).select("name", "class", "error").collectAsList();
         int[] expected = new int[n];
         try (Session session = fp32.withPlan(plan).session("cpu")) {
             single(session, t, expected, null);
