@@ -25,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -124,10 +125,15 @@ public final class Scoring {
     }
 
     static Loaded session(Settings s, Placement placement) {
-        return SESSIONS.computeIfAbsent(new Key(s.model(), s.plan(), placement), k -> load(k, s.statistics()));
+        Loaded loaded = SESSIONS.computeIfAbsent(new Key(s.model(), s.plan(), placement), Scoring::load);
+        if (s.statistics() && loaded.silhouette() == null) {
+            throw new IllegalArgumentException("silhouette statistics were asked for but model " + s.model() + " has no '" + Models.SILHOUETTE + "' output; outputs are "
+                    + loaded.session().outputs().stream().map(TensorInfo::name).toList());
+        }
+        return loaded;
     }
 
-    private static Loaded load(Key k, boolean statistics) {
+    private static Loaded load(Key k) {
         LOADS.computeIfAbsent(Arrays.asList(k.model(), k.plan()), x -> new AtomicInteger()).incrementAndGet();
         Model model = Model.load(local(k.model()));
         if (k.plan() != null) model = model.withPlan(Path.of(local(k.plan())));
@@ -136,7 +142,6 @@ public final class Scoring {
         List<String> outputs = model.outputs().stream().map(TensorInfo::name).toList();
         String logits = outputs.contains(Models.logits(model.graph())) ? Models.logits(model.graph()) : outputs.getFirst();
         String silhouette = outputs.contains(Models.SILHOUETTE) ? Models.SILHOUETTE : null;
-        if (statistics && silhouette == null) throw new IllegalArgumentException("silhouette statistics were asked for but model " + k.model() + " has no '" + Models.SILHOUETTE + "' output; outputs are " + outputs);
         int[] sample = inputs.getFirst().sampleDims();
         Session session = model.session(k.placement().backend(), k.placement().device());
         return new Loaded(session, inputs.getFirst().name(), sample, Shape.of(sample).size(), logits, silhouette);
@@ -153,6 +158,7 @@ public final class Scoring {
     public static Iterator<Row> score(Iterator<Row> rows, Settings s, StructType inputSchema) {
         int image = inputSchema.fieldIndex(s.imageColumn()), id = inputSchema.fieldIndex(s.idColumn());
         boolean bytes = inputSchema.apply(image).dataType() instanceof BinaryType;
+        if (!rows.hasNext()) return Collections.emptyIterator();   // an empty partition loads nothing
         Loaded loaded = session(s, Placement.ofCurrentTask());
         return new Iterator<>() {
             private Iterator<Row> batch = List.<Row>of().iterator();
