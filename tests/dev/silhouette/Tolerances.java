@@ -7,11 +7,7 @@ package dev.silhouette;
 public final class Tolerances {
     private Tolerances() {}
 
-    /**
-     * A float32 dot product of K terms, summed in any order, is within about K * 2^-24 of the exact sum
-     * relative to the sum of absolute terms; blocked GEMM sums in blocks of at most 256, so 2^-24 * 256
-     * (1.5e-5) relative to sum|x*w| bounds it with margin, far below any indexing or padding bug.
-     */
+    /** The conformance suite's bound for a float32 dot product summed in another order (the reason is there). */
     public static final double ACCUMULATION_RELATIVE = dev.silhouette.conformance.Tolerance.ACCUMULATION.bound();
 
     /** Elementwise float ops (BatchNorm, folding, bilinear weights): a few float32 roundings. */
