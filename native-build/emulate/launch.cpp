@@ -86,6 +86,7 @@ class Block final : public emu_block {
             makecontext(&contexts_[t], &Block::entry, 0);
         }
         at_block_ = 0;
+        std::fill(std::begin(waiting_), std::end(waiting_), 0);
         while (finished < threads_) {
             bool progressed = false;
             for (int i = 0; i < threads_; i++) {
@@ -102,10 +103,9 @@ class Block final : public emu_block {
                 at_block_ = 0;
                 progressed = true;
             }
-            const int opened = open_warp_barriers();
-            if (opened < 0) return opened;
-            progressed = progressed || opened > 0;
+            progressed = open_warp_barriers() > 0 || progressed;
             if (!progressed && finished < threads_) {
+                if (const int rc = mask_error(); rc != 0) return rc;
                 last_error = "deadlock: threads of block (" + std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y)
                              + ") wait at different barriers";
                 return -4;
@@ -123,6 +123,7 @@ class Block final : public emu_block {
     void warp_barrier(unsigned mask) override {
         state_[current_] = AT_WARP;
         mask_[current_] = mask;
+        waiting_[current_ / 32]++;
         yield();
     }
 
@@ -143,10 +144,35 @@ class Block final : public emu_block {
                + std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) + ")";
     }
 
-    // Opens every warp collective whose mask's lanes have all arrived with that mask; the number opened, or
-    // an error when a waiting lane's mask omits it or names a lane that exited or does not exist.
+    // Opens every warp collective whose mask's lanes have all arrived with that mask; the number opened.
+    // Only warps with a waiting lane are looked at, so a sweep costs O(threads) however many collectives run.
     int open_warp_barriers() {
         int opened = 0;
+        for (int w = 0; w * 32 < threads_; w++) {
+            if (waiting_[w] == 0) continue;
+            for (int t = w * 32; t < std::min(threads_, w * 32 + 32); t++) {
+                if (state_[t] != AT_WARP) continue;
+                const unsigned mask = mask_[t];
+                if (__builtin_popcount(mask) > waiting_[w]) continue;
+                bool all = true;
+                for (int lane = 0; lane < 32 && all; lane++) {
+                    const int u = w * 32 + lane;
+                    if ((mask >> lane & 1u) && (u >= threads_ || state_[u] != AT_WARP || mask_[u] != mask)) all = false;
+                }
+                if (!all) continue;
+                for (int lane = 0; lane < 32; lane++) {
+                    if (mask >> lane & 1u) state_[w * 32 + lane] = READY;
+                }
+                waiting_[w] -= __builtin_popcount(mask);
+                opened++;
+            }
+        }
+        return opened;
+    }
+
+    // When nothing can run: the waiting lane whose mask omits it or names a lane that exited or does not
+    // exist (an error code with last_error set), or 0 when the block is simply deadlocked.
+    int mask_error() {
         for (int t = 0; t < threads_; t++) {
             if (state_[t] != AT_WARP) continue;
             const unsigned mask = mask_[t];
@@ -155,24 +181,16 @@ class Block final : public emu_block {
                 last_error = where(t) + " called a warp collective with mask " + hex(mask) + ", which omits it";
                 return -5;
             }
-            bool all = true;
             for (int lane = 0; lane < 32; lane++) {
-                if (!(mask >> lane & 1u)) continue;
                 const int u = base + lane;
-                if (u >= threads_ || state_[u] == DONE) {
+                if ((mask >> lane & 1u) && (u >= threads_ || state_[u] == DONE)) {
                     last_error = where(t) + " waits in a warp collective with mask " + hex(mask) + " for lane " + std::to_string(lane)
                                  + (u >= threads_ ? ", which the block does not have" : ", which has exited");
                     return -5;
                 }
-                if (state_[u] != AT_WARP || mask_[u] != mask) all = false;
             }
-            if (!all) continue;
-            for (int lane = 0; lane < 32; lane++) {
-                if (mask >> lane & 1u) state_[base + lane] = READY;
-            }
-            opened++;
         }
-        return opened;
+        return 0;
     }
 
     static std::string hex(unsigned v) {
@@ -189,6 +207,7 @@ class Block final : public emu_block {
     ucontext_t scheduler_{};
     std::function<void()> body_;
     int current_ = 0, at_block_ = 0;
+    int waiting_[32] = {};  // per warp: lanes waiting in a collective
 };
 
 struct Settings {
