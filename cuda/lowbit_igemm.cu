@@ -184,3 +184,17 @@ lowbit_igemm_conv(const unsigned char* __restrict__ codes, const unsigned char* 
         }
     }
 }
+
+// The graph carries a region map as floats (Op.RegionMap's N x 1 x H x W tensor, as on the CPU); the
+// kernels read one byte per pixel. These two convert, one thread per pixel, grid-stride.
+extern "C" __global__ void lowbit_region_to_floats(const unsigned char* __restrict__ region, float* __restrict__ y, long long count) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+        y[i] = (float)region[i];
+    }
+}
+
+extern "C" __global__ void lowbit_region_to_bytes(const float* __restrict__ x, unsigned char* __restrict__ region, long long count) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+        region[i] = (unsigned char)(int)x[i];
+    }
+}

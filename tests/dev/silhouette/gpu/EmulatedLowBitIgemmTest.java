@@ -130,8 +130,17 @@ public class EmulatedLowBitIgemmTest {
         Shape in = layer.x().shape();
         assertEquals(LowBitIgemmKernel.supports(op, in), KernelSupport.YES, layer.name());
         LowBitIgemmKernel kernel = new LowBitIgemmKernel(emu);
-        LowBitIgemmKernel.Prepared p = LowBitIgemmKernel.prepare(op, in);
-        long region = layer.map() == null ? 0 : emu.put(layer.map());
+        LowBitIgemmKernel.Prepared p = LowBitIgemmKernel.prepare(op);
+        long region = 0;
+        if (layer.map() != null) {
+            // The graph's float map converted on the device, as CudaBackend does.
+            region = emu.allocate(layer.map().length);
+            kernel.launchRegionConversion(emu.put(layer.mapTensor().data()), region, layer.map().length, false, null);
+            assertEquals(emu.bytes(region, layer.map().length), layer.map(), layer.name() + ": region bytes");
+            long back = emu.allocate((long) layer.map().length * Float.BYTES);
+            kernel.launchRegionConversion(region, back, layer.map().length, true, null);
+            assertEquals(emu.floats(back, layer.map().length), layer.mapTensor().data(), layer.name() + ": region floats");
+        }
         long codes = emu.allocate(LowBitIgemmKernel.codeBytes(in));
         kernel.launchCodes(in, emu.put(layer.x().data()), region, emu.put(p.codeSteps()), emu.put(p.levels()), p.zeroPoint(), codes, null);
         LowBitIgemmKernel.Constants c = new LowBitIgemmKernel.Constants(emu.put(p.weights()), emu.put(p.weightSums()), emu.put(p.scales()),

@@ -140,8 +140,16 @@ public final class BuiltinKernels {
                     : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
             case Op.PactQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.AffineQuantize q -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "no CUDA kernel for affine activation quantization yet; post-training plans run on the CPU"));
-            case Op.LowBitConv2d c -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the packed path's low-bit convolution runs on the CPU only so far"));
-            case Op.RegionMap m -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the packed path's region map runs on the CPU only so far"));
+            case Op.LowBitConv2d c -> {
+                if (s.rank() != 4 || s.c() != c.conv().inChannels()) yield shape(op, "input " + s + " is not N x " + c.conv().inChannels() + " x H x W");
+                if (inputs.size() > 1 && !inputs.get(1).equals(Shape.of(s.n(), 1, s.h(), s.w()))) {
+                    yield shape(op, "region map " + inputs.get(1) + " is not " + s.n() + " x 1 x " + s.h() + " x " + s.w());
+                }
+                yield LowBitIgemmKernel.supports(c, s) instanceof KernelSupport.Unsupported u
+                        ? Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the tensor-core low-bit kernel refuses it: " + u)) : Optional.empty();
+            }
+            case Op.RegionMap m -> s.rank() != 4 || s.c() != 1 ? shape(op, "silhouette " + s + " is not N x 1 x h x w")
+                    : index(op, "region map", (long) s.n() * m.height() * m.width());
             case Op.RegionQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.DrqQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.ChannelSqueeze q -> RegionOpKernels.supports(op, inputs);

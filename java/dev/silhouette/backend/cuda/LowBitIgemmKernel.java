@@ -17,6 +17,7 @@ import dev.silhouette.tensor.Window;
 public final class LowBitIgemmKernel {
     public static final String CODES = "lowbit_codes";
     public static final String CONV = "lowbit_igemm_conv";
+    public static final String REGION_TO_FLOATS = "lowbit_region_to_floats", REGION_TO_BYTES = "lowbit_region_to_bytes";
     /** igemm:: constants of lowbit_igemm.cu. */
     static final int THREADS = 128, TILE_M = 64, TILE_N = 32, TILE_K = 32, MAX_REGIONS = 4;
     static final int CODES_BLOCK = 256, CODES_MAX_BLOCKS = 8192;
@@ -47,6 +48,23 @@ public final class LowBitIgemmKernel {
         if (in.rank() != 4 || in.c() != op.conv().inChannels()) {
             throw new IllegalArgumentException("input " + in + " is not N x " + op.conv().inChannels() + " x H x W");
         }
+        KernelSupport layer = supportsLayer(op);
+        if (layer instanceof KernelSupport.Unsupported) return layer;
+        Window win = op.conv().window();
+        int regions = op.codes().regions();
+        long oh = win.outH(in.h()), ow = win.outW(in.w());
+        long nTiles = (op.weights().outPerGroup() + TILE_N - 1) / TILE_N;
+        return KernelSupport.all(
+                KernelSupport.indexable("input elements", (long) in.n() * in.c() * in.h() * in.w()),
+                KernelSupport.indexable("output elements x regions", (long) in.n() * op.conv().outChannels() * oh * ow * regions),
+                KernelSupport.indexable("output pixel tiles (grid x)", ((long) in.n() * oh * ow + TILE_M - 1) / TILE_M),
+                (long) op.conv().groups() * nTiles > 65535
+                        ? KernelSupport.no(KernelSupport.Reason.GRID_RANGE, op.conv().groups() + " groups x " + nTiles + " column tiles of " + TILE_N + " channels exceed grid y's 65535")
+                        : KernelSupport.YES);
+    }
+
+    /** The refusals that do not depend on the input's size: codes, regions, offsets, accumulator range. */
+    public static KernelSupport supportsLayer(Op.LowBitConv2d op) {
         LowBitWeights w = op.weights();
         Window win = op.conv().window();
         int regions = op.codes().regions();
@@ -71,20 +89,12 @@ public final class LowBitIgemmKernel {
             return KernelSupport.no(KernelSupport.Reason.ACCUMULATOR_RANGE, "|A| can reach " + bound + " (" + k + " products of codes up to " + maxCode + " and weights up to "
                     + Math.max(-minWeight, maxWeight) + ")");
         }
-        long oh = win.outH(in.h()), ow = win.outW(in.w());
-        long nTiles = (w.outPerGroup() + TILE_N - 1) / TILE_N;
-        return KernelSupport.all(
-                KernelSupport.indexable("input elements", (long) in.n() * in.c() * in.h() * in.w()),
-                KernelSupport.indexable("output elements x regions", (long) in.n() * op.conv().outChannels() * oh * ow * regions),
-                KernelSupport.indexable("output pixel tiles (grid x)", ((long) in.n() * oh * ow + TILE_M - 1) / TILE_M),
-                (long) op.conv().groups() * nTiles > 65535
-                        ? KernelSupport.no(KernelSupport.Reason.GRID_RANGE, op.conv().groups() + " groups x " + nTiles + " column tiles of " + TILE_N + " channels exceed grid y's 65535")
-                        : KernelSupport.YES);
+        return KernelSupport.YES;
     }
 
-    /** Lays out {@code op}'s weights and constants for the kernel (once per model); refuses what {@link #supports} refuses. */
-    public static Prepared prepare(Op.LowBitConv2d op, Shape in) {
-        supports(op, in).require(CONV);
+    /** Lays out {@code op}'s weights and constants for the kernel (once per model); refuses what {@link #supportsLayer} refuses. */
+    public static Prepared prepare(Op.LowBitConv2d op) {
+        supportsLayer(op).require(CONV);
         LowBitWeights w = op.weights();
         int groups = op.conv().groups(), og = w.outPerGroup(), cg = w.inPerGroup(), taps = w.taps(), outC = op.conv().outChannels();
         int k = taps * cg, kSteps = (k + TILE_K - 1) / TILE_K, nTiles = (og + TILE_N - 1) / TILE_N, sets = w.regions();
@@ -131,6 +141,14 @@ public final class LowBitIgemmKernel {
         if (total == 0) return;
         int grid = (int) Math.min(CODES_MAX_BLOCKS, (total + CODES_BLOCK - 1) / CODES_BLOCK);
         launcher.launch(CODES, grid, 1, CODES_BLOCK, 0, s, x, in.n(), in.c(), in.h(), in.w(), region, codeSteps, levels, zeroPoint, codes);
+    }
+
+    /** Converts a region map between the graph's floats and the kernels' bytes ({@code toFloats}: bytes to floats). */
+    public void launchRegionConversion(long from, long to, long count, boolean toFloats, CudaStream s) {
+        KernelSupport.addresses(toFloats ? REGION_TO_FLOATS : REGION_TO_BYTES, "from", from, "to", to);
+        if (count == 0) return;
+        int grid = (int) Math.min(CODES_MAX_BLOCKS, (count + CODES_BLOCK - 1) / CODES_BLOCK);
+        launcher.launch(toFloats ? REGION_TO_FLOATS : REGION_TO_BYTES, grid, 1, CODES_BLOCK, 0, s, from, to, count);
     }
 
     /** Device addresses of one layer's {@link Prepared} constants and its bias (0: none). */
