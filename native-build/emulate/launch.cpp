@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "binary_conv.cu"
+#include "binary_mma.cu"
 #include "lowbit_igemm.cu"
 #include "ops_elementwise.cu"
 #include "ops_fallback.cu"
@@ -263,7 +264,7 @@ Runner runner(void (*f)(P...)) {
 const std::map<std::string, Runner>& kernels() {
 #define K(name) {#name, runner(name)}
     static const std::map<std::string, Runner> table = {
-        K(quantize_pack_bitplanes), K(region_map_threshold_then_resize), K(packed_conv), K(binary_conv),
+        K(quantize_pack_bitplanes), K(region_map_threshold_then_resize), K(packed_conv), K(binary_conv), K(binary_mma_conv),
         K(lowbit_codes), K(lowbit_igemm_conv), K(lowbit_region_to_floats), K(lowbit_region_to_bytes),
         K(silhouette_interpolate_nearest), K(silhouette_interpolate_bilinear), K(silhouette_copy_strided), K(silhouette_pad),
         K(silhouette_cut_keys), K(silhouette_region_map),

@@ -2,10 +2,12 @@ package dev.silhouette.gpu;
 
 import dev.silhouette.backend.cpu.LowBitConv;
 import dev.silhouette.backend.cpu.Reference;
+import dev.silhouette.backend.cuda.BinaryMmaKernel;
 import dev.silhouette.backend.cuda.KernelSupport;
 import dev.silhouette.backend.cuda.LowBitIgemmKernel;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Op.LowBitConv2d.ActivationCodes;
+import dev.silhouette.quant.BinaryNet;
 import dev.silhouette.quant.LowBitWeights;
 import dev.silhouette.quant.RegionQuantizer;
 import dev.silhouette.quant.WeightQuantization;
@@ -171,6 +173,26 @@ public class EmulatedLowBitIgemmTest {
         long[] bits = new long[d.length];
         for (int i = 0; i < d.length; i++) bits[i] = Double.doubleToRawLongBits(d[i]);
         return bits;
+    }
+
+    @DataProvider
+    public Object[][] binaryProblems() {
+        return Arrays.stream(PackedConvKernelTest.ODD).filter(EmulatedKernelsTest::small).map(c -> new Object[] {c}).toArray(Object[][]::new);
+    }
+
+    /** binary_mma.cu (mma.sync m16n8k256 AND-popc, emulated) gives BinaryNet.xnorConv's sums exactly. */
+    @Test(dataProvider = "binaryProblems")
+    public void binaryTensorCoreSumsEqualTheXnorConvolution(PackedConvKernelTest.Conv c) {
+        SplittableRandom rnd = new SplittableRandom(c.name().hashCode());
+        Shape xs = c.input(), ws = c.weights();
+        long[] x = BinaryNet.packActivations(BinaryConvKernelTest.signs(rnd, xs.size()), xs);
+        long[] w = BinaryNet.packWeights(BinaryConvKernelTest.signs(rnd, ws.size()), ws);
+        int[] expected = BinaryNet.xnorConv(x, xs, w, ws, c.window());
+        long out = emu.allocate((long) expected.length * Integer.BYTES);
+        new BinaryMmaKernel(emu).launchSums(xs, ws, c.window(), emu.put(x), emu.put(BinaryMmaKernel.tiles(w, ws, c.window())), out, null);
+        int[] actual = emu.ints(out, expected.length);
+        int i = Arrays.mismatch(expected, actual);
+        if (i >= 0) fail(c.name() + ": sum " + i + " is " + actual[i] + ", BinaryNet.xnorConv gives " + expected[i]);
     }
 
     @Test
