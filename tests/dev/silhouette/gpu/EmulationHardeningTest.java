@@ -47,6 +47,25 @@ public class EmulationHardeningTest {
         }
     }
 
+    /**
+     * The low-bit kernels' own conformance checks (one small problem each: quantize-and-pack, packed and binary
+     * convolutions) with every launch in the sanitized build: no buffer is read or written past its end, no
+     * undefined behaviour, and the answers are still the CPU's.
+     */
+    @Test
+    public void lowBitKernelsAreCleanUnderTheSanitizers() {
+        try (HostEmulator sanitized = HostEmulator.sanitized()) {
+            LowBitDevice device = new LowBitDevice.Emulated(sanitized);
+            Object[] q = new QuantizePackKernelTest().problems()[1];
+            QuantizePackKernelTest.check(device, (String) q[0], (dev.silhouette.tensor.Shape) q[1], (dev.silhouette.backend.cuda.RegionWidths) q[2], (byte[]) q[3], (long) q[4]);
+            Object[] a = Arrays.stream(new PackedConvKernelTest().accumulatorProblems()).filter(c -> EmulatedKernelsTest.small((PackedConvKernelTest.Conv) c[0]))
+                    .skip(1).findFirst().orElseThrow();
+            PackedConvKernelTest.checkAccumulators(device, (PackedConvKernelTest.Conv) a[0], (dev.silhouette.backend.cuda.RegionWidths) a[1], (String) a[2], (int) a[3],
+                    (boolean) a[4], (boolean) a[5], (long) a[6]);
+            BinaryConvKernelTest.check(device, PackedConvKernelTest.ODD[1], 7);
+        }
+    }
+
     @Test
     public void poisonedSharedMemoryExposesASlotNoThreadWrote() {
         int count = 48, blocks = 3;
