@@ -82,8 +82,8 @@ struct emu_block {
     // lane that has exited or that does not exist, or omitting the caller, ends the launch with an error.
     virtual void warp_barrier(unsigned mask) = 0;
     uint64_t posted[1024] = {};      // per thread: the value it offers the collective
-    uint64_t posted_b[1024][4] = {};  // per thread: the mma fragments it offers (A registers, or B and C)
-    uint64_t posted_c[1024][4] = {};
+    uint32_t posted_a[1024][4] = {};  // per thread: the A registers it offers an mma.sync
+    uint32_t posted_b[1024][2] = {};  // per thread: the B registers it offers an mma.sync
 };
 inline thread_local emu_block* emu_current = nullptr;
 
@@ -179,9 +179,9 @@ namespace emu_mma {
 template <int K, typename Element>
 void gather_and_multiply(int d[4], const unsigned a[4], const unsigned b[2], const int c[4], Element element) {
     const unsigned t = threadIdx.x, lane = t % 32, warp_base = t - lane;
-    for (int i = 0; i < 4; i++) emu_current->posted_b[t][i] = a[i];
-    emu_current->posted_c[t][0] = b[0];
-    emu_current->posted_c[t][1] = b[1];
+    for (int i = 0; i < 4; i++) emu_current->posted_a[t][i] = a[i];
+    emu_current->posted_b[t][0] = b[0];
+    emu_current->posted_b[t][1] = b[1];
     emu_current->warp_barrier(0xffffffffu);
     constexpr int CHUNK = K / 8;  // elements per 32-bit register
     const int g = (int)lane / 4, tg = (int)lane % 4;
@@ -193,8 +193,8 @@ void gather_and_multiply(int d[4], const unsigned a[4], const unsigned b[2], con
             // A register holding (row, k): chunk < 4 in a0 (row < 8) / a1 (row >= 8), else a2 / a3; lane 4 row' + chunk % 4.
             const int a_lane = (row % 8) * 4 + chunk % 4, a_reg = (chunk >= 4 ? 2 : 0) + (row >= 8 ? 1 : 0);
             const int b_lane = col * 4 + chunk % 4, b_reg = chunk >= 4 ? 1 : 0;
-            const unsigned av = (unsigned)emu_current->posted_b[warp_base + a_lane][a_reg];
-            const unsigned bv = (unsigned)emu_current->posted_c[warp_base + b_lane][b_reg];
+            const unsigned av = emu_current->posted_a[warp_base + a_lane][a_reg];
+            const unsigned bv = emu_current->posted_b[warp_base + b_lane][b_reg];
             sum += element(av, bv, within);
         }
         d[e] = (int)(uint32_t)((uint32_t)c[e] + (uint32_t)(int64_t)sum);
