@@ -45,6 +45,8 @@ pack() {
     esac
   done
   cp -r target/classes "$dir/classes" && cp -r target/test-classes "$dir/test-classes" || return 1
+  # The Fashion-MNIST test images (4.2 MiB) serve eval and training, never the gpu group: left behind to fit the carry.
+  rm -f "$dir/classes/dev/silhouette/data/fashion-mnist/t10k-images-idx3-ubyte.gz"
   local mods tmp
   mods=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps -cp "$dir/lib/*" target/classes 2>/dev/null || true)
   mods="${mods:-java.base},jdk.unsupported,java.logging,java.management,jdk.httpserver,jdk.incubator.vector,jdk.crypto.ec,java.sql,java.naming,java.net.http"
@@ -55,10 +57,11 @@ pack() {
   XZ_OPT="-$level -T0" tar -C "$tmp" -cJf "$dir/jre.tar.xz" jre || return 1
   rm -rf "$tmp"
   cp "$root/native-build/gpu-check.sh" "$dir/gpu-check.sh"
-  local size
+  local size tree
   size=$(du -sm "$dir" | cut -f1)
-  echo "gpu-check: packed $dir: ${size} MiB (the work tree travels too; 64 MiB at most)"
-  if [ "$level" -ge 6 ] && [ "$size" -gt 56 ]; then echo "gpu-check: $dir is too large for one device call" >&2; return 1; fi
+  tree=$(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | awk '$2=="total"{s+=$1} END {print int(s/1048576)}')
+  echo "gpu-check: packed $dir: ${size} MiB, with the work tree (${tree} MiB) $((size + tree)) MiB; 64 MiB at most travels"
+  if [ "$level" -ge 6 ] && [ $((size + tree)) -gt 62 ]; then echo "gpu-check: $dir and the work tree are too large for one device call" >&2; return 1; fi
 }
 
 # One step: its name, its time limit, the command; the log goes to $OUT/NAME.log, the verdict to the summary.
