@@ -20,7 +20,7 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=${1:-}
 # The low-bit kernels' GPU tests, the sanitizer subset (each sanitizer slows a launch 10-100x).
-SANITIZED_TESTS=dev.silhouette.gpu.RegionMaskKernelTest,dev.silhouette.gpu.QuantizePackKernelTest,dev.silhouette.gpu.PackedConvKernelTest,dev.silhouette.gpu.BinaryConvKernelTest,dev.silhouette.gpu.SilhouetteThresholdKernelTest
+SANITIZED_TESTS=dev.silhouette.gpu.TensorCoreKernelsGpuTest,dev.silhouette.gpu.RegionMaskKernelTest,dev.silhouette.gpu.QuantizePackKernelTest,dev.silhouette.gpu.PackedConvKernelTest,dev.silhouette.gpu.BinaryConvKernelTest,dev.silhouette.gpu.SilhouetteThresholdKernelTest
 
 pack() {
   local dir=$1

@@ -3,6 +3,7 @@ package dev.silhouette.gpu;
 import dev.silhouette.backend.cpu.LowBitConv;
 import dev.silhouette.backend.cpu.Reference;
 import dev.silhouette.backend.cuda.BinaryMmaKernel;
+import dev.silhouette.backend.cuda.KernelLauncher;
 import dev.silhouette.backend.cuda.KernelSupport;
 import dev.silhouette.backend.cuda.LowBitIgemmKernel;
 import dev.silhouette.graph.Op;
@@ -116,22 +117,23 @@ public class EmulatedLowBitIgemmTest {
 
     @Test(dataProvider = "layers")
     public void accumulatorsAndOutputsEqualTheCpuPackedPath(Layer layer) {
-        check(emu, layer);
+        check(emu, KernelMemory.of(emu), layer);
     }
 
     /** The first layer again, every launch in the AddressSanitizer and UndefinedBehaviorSanitizer build. */
     @Test
     public void sanitizedRunIsCleanAndExact() {
         try (HostEmulator sanitized = HostEmulator.sanitized()) {
-            check(sanitized, (Layer) layers()[0][0]);
+            check(sanitized, KernelMemory.of(sanitized), (Layer) layers()[0][0]);
         }
     }
 
-    static void check(HostEmulator emu, Layer layer) {
+    /** One layer through LowBitIgemmKernel's glue on {@code launcher} and {@code emu}'s memory (the emulation or a GPU). */
+    static void check(KernelLauncher launcher, KernelMemory emu, Layer layer) {
         Op.LowBitConv2d op = layer.op();
         Shape in = layer.x().shape();
         assertEquals(LowBitIgemmKernel.supports(op, in), KernelSupport.YES, layer.name());
-        LowBitIgemmKernel kernel = new LowBitIgemmKernel(emu);
+        LowBitIgemmKernel kernel = new LowBitIgemmKernel(launcher);
         LowBitIgemmKernel.Prepared p = LowBitIgemmKernel.prepare(op);
         long region = 0;
         if (layer.map() != null) {
@@ -187,9 +189,15 @@ public class EmulatedLowBitIgemmTest {
         Shape xs = c.input(), ws = c.weights();
         long[] x = BinaryNet.packActivations(BinaryConvKernelTest.signs(rnd, xs.size()), xs);
         long[] w = BinaryNet.packWeights(BinaryConvKernelTest.signs(rnd, ws.size()), ws);
+        checkBinary(emu, KernelMemory.of(emu), c, x, w);
+    }
+
+    /** binary_mma_conv's sums of bit-packed x and w through BinaryMmaKernel's glue, against BinaryNet.xnorConv. */
+    static void checkBinary(KernelLauncher launcher, KernelMemory emu, PackedConvKernelTest.Conv c, long[] x, long[] w) {
+        Shape xs = c.input(), ws = c.weights();
         int[] expected = BinaryNet.xnorConv(x, xs, w, ws, c.window());
         long out = emu.allocate((long) expected.length * Integer.BYTES);
-        new BinaryMmaKernel(emu).launchSums(xs, ws, c.window(), emu.put(x), emu.put(BinaryMmaKernel.tiles(w, ws, c.window())), out, null);
+        new BinaryMmaKernel(launcher).launchSums(xs, ws, c.window(), emu.put(x), emu.put(BinaryMmaKernel.tiles(w, ws, c.window())), out, null);
         int[] actual = emu.ints(out, expected.length);
         int i = Arrays.mismatch(expected, actual);
         if (i >= 0) fail(c.name() + ": sum " + i + " is " + actual[i] + ", BinaryNet.xnorConv gives " + expected[i]);
