@@ -88,11 +88,17 @@ public final class BuiltinKernels {
         }
     }
 
-    private final KernelModule module;
+    private final KernelLauncher launcher;
 
     public BuiltinKernels(KernelModule module) {
         if (module == null) throw new IllegalArgumentException("kernel module is null");
-        this.module = module;
+        this.launcher = (kernel, gx, gy, bx, shared, s, args) -> module.launch(kernel, gx, gy, bx, shared, stream(s), args);
+    }
+
+    /** Launches through {@code launcher} instead of a kernel module (tests: the host emulation, which takes no stream). */
+    public BuiltinKernels(KernelLauncher launcher) {
+        if (launcher == null) throw new IllegalArgumentException("kernel launcher is null");
+        this.launcher = launcher;
     }
 
     /**
@@ -134,8 +140,16 @@ public final class BuiltinKernels {
                     : index(op, "output plane", (long) (s.h() + p.top() + p.bottom()) * (s.w() + p.left() + p.right()));
             case Op.PactQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.AffineQuantize q -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "no CUDA kernel for affine activation quantization yet; post-training plans run on the CPU"));
-            case Op.LowBitConv2d c -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the packed path's low-bit convolution runs on the CPU only so far"));
-            case Op.RegionMap m -> Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the packed path's region map runs on the CPU only so far"));
+            case Op.LowBitConv2d c -> {
+                if (s.rank() != 4 || s.c() != c.conv().inChannels()) yield shape(op, "input " + s + " is not N x " + c.conv().inChannels() + " x H x W");
+                if (inputs.size() > 1 && !inputs.get(1).equals(Shape.of(s.n(), 1, s.h(), s.w()))) {
+                    yield shape(op, "region map " + inputs.get(1) + " is not " + s.n() + " x 1 x " + s.h() + " x " + s.w());
+                }
+                yield LowBitIgemmKernel.supports(c, s) instanceof KernelSupport.Unsupported u
+                        ? Optional.of(new Unsupported(Limit.NOT_IMPLEMENTED, "the tensor-core low-bit kernel refuses it: " + u)) : Optional.empty();
+            }
+            case Op.RegionMap m -> s.rank() != 4 || s.c() != 1 ? shape(op, "silhouette " + s + " is not N x 1 x h x w")
+                    : index(op, "region map", (long) s.n() * m.height() * m.width());
             case Op.RegionQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.DrqQuantize q -> RegionOpKernels.supports(op, inputs);
             case Op.ChannelSqueeze q -> RegionOpKernels.supports(op, inputs);
@@ -227,20 +241,20 @@ public final class BuiltinKernels {
     // Elementwise: count floats at x (and b) into y; y may equal x.
 
     public void relu(long x, long y, long count, CudaStream s) {
-        if (flat("relu", count, x, y)) module.launch(Kernel.RELU.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count);
+        if (flat("relu", count, x, y)) launcher.launch(Kernel.RELU.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, y, count);
     }
 
     public void clip(long x, long y, long count, float min, float max, CudaStream s) {
         if (!(min <= max)) throw new IllegalArgumentException("clip range [" + min + ", " + max + "] is empty");
-        if (flat("clip", count, x, y)) module.launch(Kernel.CLIP.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count, min, max);
+        if (flat("clip", count, x, y)) launcher.launch(Kernel.CLIP.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, y, count, min, max);
     }
 
     public void sigmoid(long x, long y, long count, CudaStream s) {
-        if (flat("sigmoid", count, x, y)) module.launch(Kernel.SIGMOID.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count);
+        if (flat("sigmoid", count, x, y)) launcher.launch(Kernel.SIGMOID.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, y, count);
     }
 
     public void add(long a, long b, long y, long count, CudaStream s) {
-        if (flat("add", count, a, b, y)) module.launch(Kernel.ADD.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), a, b, y, count);
+        if (flat("add", count, a, b, y)) launcher.launch(Kernel.ADD.symbol(), flatGrid(count), 1, BLOCK, 0, s, a, b, y, count);
     }
 
     /**
@@ -250,7 +264,7 @@ public final class BuiltinKernels {
     public void batchNorm(long x, long y, long scale, long shift, int n, int c, int plane, CudaStream s) {
         long count = channelCount("batchNorm", n, c, plane);
         if (flat("batchNorm", count, x, y, scale, shift)) {
-            module.launch(Kernel.CHANNEL_AFFINE.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, scale, shift, count, c, plane);
+            launcher.launch(Kernel.CHANNEL_AFFINE.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, y, scale, shift, count, c, plane);
         }
     }
 
@@ -258,7 +272,7 @@ public final class BuiltinKernels {
     public void biasAdd(long x, long bias, long y, int n, int c, int plane, boolean relu, CudaStream s) {
         long count = channelCount("biasAdd", n, c, plane);
         if (flat("biasAdd", count, x, bias, y)) {
-            module.launch(Kernel.BIAS_ADD.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, bias, y, count, c, plane, relu ? 1 : 0);
+            launcher.launch(Kernel.BIAS_ADD.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, bias, y, count, c, plane, relu ? 1 : 0);
         }
     }
 
@@ -286,7 +300,7 @@ public final class BuiltinKernels {
     public void maxPool(long x, long y, int n, int c, int h, int w, Window win, int oh, int ow, CudaStream s) {
         int planes = pooled("maxPool", x, y, n, c, h, w, win, oh, ow);
         if (planes == 0) return;
-        module.launch(Kernel.MAX_POOL.symbol(), planeGridX((long) oh * ow), planeGridY(planes), BLOCK, 0, stream(s),
+        launcher.launch(Kernel.MAX_POOL.symbol(), planeGridX((long) oh * ow), planeGridY(planes), BLOCK, 0, s,
                 x, y, planes, h, w, oh, ow, win.kernelH(), win.kernelW(), win.strideH(), win.strideW(), win.padH(), win.padW(),
                 win.dilationH(), win.dilationW());
     }
@@ -295,7 +309,7 @@ public final class BuiltinKernels {
     public void avgPool(long x, long y, int n, int c, int h, int w, Window win, boolean countIncludePad, int oh, int ow, CudaStream s) {
         int planes = pooled("avgPool", x, y, n, c, h, w, win, oh, ow);
         if (planes == 0) return;
-        module.launch(Kernel.AVG_POOL.symbol(), planeGridX((long) oh * ow), planeGridY(planes), BLOCK, 0, stream(s),
+        launcher.launch(Kernel.AVG_POOL.symbol(), planeGridX((long) oh * ow), planeGridY(planes), BLOCK, 0, s,
                 x, y, planes, h, w, oh, ow, win.kernelH(), win.kernelW(), win.strideH(), win.strideW(), win.padH(), win.padW(),
                 win.dilationH(), win.dilationW(), countIncludePad ? 1 : 0);
     }
@@ -308,7 +322,7 @@ public final class BuiltinKernels {
         addresses("globalAvgPool", x, y);
         int warpsPerBlock = BLOCK / 32;
         int grid = (int) Math.min(MAX_FLAT_BLOCKS, ((long) planes + warpsPerBlock - 1) / warpsPerBlock);
-        module.launch(Kernel.GLOBAL_AVG_POOL.symbol(), grid, 1, BLOCK, 0, stream(s), x, y, planes, plane);
+        launcher.launch(Kernel.GLOBAL_AVG_POOL.symbol(), grid, 1, BLOCK, 0, s, x, y, planes, plane);
     }
 
     /**
@@ -323,9 +337,9 @@ public final class BuiltinKernels {
         if (positions == 0 || classes == 0) return;
         addresses("softmax", x, y);
         if (positions < SOFTMAX_BLOCK_POSITIONS && classes >= SOFTMAX_BLOCK_MIN_CLASSES) {
-            module.launch(Kernel.SOFTMAX_BLOCK.symbol(), (int) positions, 1, BLOCK, 0, stream(s), x, y, n, classes, inner);
+            launcher.launch(Kernel.SOFTMAX_BLOCK.symbol(), (int) positions, 1, BLOCK, 0, s, x, y, n, classes, inner);
         } else {
-            module.launch(Kernel.SOFTMAX.symbol(), flatGrid(positions), 1, BLOCK, 0, stream(s), x, y, n, classes, inner);
+            launcher.launch(Kernel.SOFTMAX.symbol(), flatGrid(positions), 1, BLOCK, 0, s, x, y, n, classes, inner);
         }
     }
 
@@ -339,19 +353,19 @@ public final class BuiltinKernels {
         long count = out.size();
         indexable(what, "output size", count);
         if (flat(what, count, a, b, y)) {
-            module.launch(Kernel.BROADCAST_ARITHMETIC.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), a, b, y, count, op.ordinal(),
+            launcher.launch(Kernel.BROADCAST_ARITHMETIC.symbol(), flatGrid(count), 1, BLOCK, 0, s, a, b, y, count, op.ordinal(),
                     broadcastArgument(aShape, bShape, out));
         }
     }
 
     public void hardSigmoid(long x, long y, long count, float alpha, float beta, CudaStream s) {
         if (flat("hardSigmoid", count, x, y)) {
-            module.launch(Kernel.HARD_SIGMOID.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count, alpha, beta);
+            launcher.launch(Kernel.HARD_SIGMOID.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, y, count, alpha, beta);
         }
     }
 
     public void hardSwish(long x, long y, long count, CudaStream s) {
-        if (flat("hardSwish", count, x, y)) module.launch(Kernel.HARD_SWISH.symbol(), flatGrid(count), 1, BLOCK, 0, stream(s), x, y, count);
+        if (flat("hardSwish", count, x, y)) launcher.launch(Kernel.HARD_SWISH.symbol(), flatGrid(count), 1, BLOCK, 0, s, x, y, count);
     }
 
     // Resizing and copying.
@@ -370,7 +384,7 @@ public final class BuiltinKernels {
         indexable(what, "output plane", (long) oh * ow);
         if (planes == 0) return;
         addresses(what, x, y);
-        module.launch(Kernel.PAD.symbol(), planeGridX((long) oh * ow), planeGridY((int) planes), BLOCK, 0, stream(s),
+        launcher.launch(Kernel.PAD.symbol(), planeGridX((long) oh * ow), planeGridY((int) planes), BLOCK, 0, s,
                 x, y, (int) planes, h, w, p.top(), p.left(), oh, ow, p.value());
     }
 
@@ -387,7 +401,7 @@ public final class BuiltinKernels {
         if (planes == 0) return;
         addresses(what, x, y);
         Kernel k = bilinear ? Kernel.INTERPOLATE_BILINEAR : Kernel.INTERPOLATE_NEAREST;
-        module.launch(k.symbol(), planeGridX((long) oh * ow), planeGridY(planes), BLOCK, 0, stream(s), x, y, planes, h, w, oh, ow);
+        launcher.launch(k.symbol(), planeGridX((long) oh * ow), planeGridY(planes), BLOCK, 0, s, x, y, planes, h, w, oh, ow);
     }
 
     /**
@@ -406,7 +420,7 @@ public final class BuiltinKernels {
         }
         addresses(what, src, dst);
         long total = (long) outer * chunk;
-        module.launch(Kernel.COPY_STRIDED.symbol(), flatGrid(total), 1, BLOCK, 0, stream(s), src, dst, outer, chunk, srcStride, dstStride, dstOffset);
+        launcher.launch(Kernel.COPY_STRIDED.symbol(), flatGrid(total), 1, BLOCK, 0, s, src, dst, outer, chunk, srcStride, dstStride, dstOffset);
     }
 
     // Fallbacks for missing cuDNN / cuBLAS.
@@ -432,7 +446,7 @@ public final class BuiltinKernels {
         long pixels = (long) oh * ow;
         int block = (int) Math.min(BLOCK, Math.max(32, (pixels + 31) / 32 * 32));
         int gridX = (int) Math.min(MAX_FLAT_BLOCKS, (pixels + block - 1) / block);
-        module.launch(Kernel.CONV2D_DIRECT.symbol(), gridX, planeGridY(in.n() * op.outChannels()), block, 0, stream(s),
+        launcher.launch(Kernel.CONV2D_DIRECT.symbol(), gridX, planeGridY(in.n() * op.outChannels()), block, 0, s,
                 x, w, bias, y, in.n(), in.c(), in.h(), in.w(), op.outChannels(), oh, ow, win.kernelH(), win.kernelW(),
                 win.strideH(), win.strideW(), win.padH(), win.padW(), win.dilationH(), win.dilationW(), op.groups());
     }
@@ -463,7 +477,7 @@ public final class BuiltinKernels {
         if (bias != 0) addresses(what, bias);
         int gridX = (n + GEMM_TILE - 1) / GEMM_TILE;
         int gridY = Math.min(MAX_GRID_Y, (m + GEMM_TILE - 1) / GEMM_TILE);
-        module.launch(Kernel.SGEMM_NT.symbol(), gridX, gridY, BLOCK, 0, stream(s), a, b, bias, c, m, n, k, lda, ldb, ldc);
+        launcher.launch(Kernel.SGEMM_NT.symbol(), gridX, gridY, BLOCK, 0, s, a, b, bias, c, m, n, k, lda, ldb, ldc);
     }
 
     // Checks and grids.

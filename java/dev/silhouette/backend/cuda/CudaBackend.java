@@ -43,6 +43,8 @@ public final class CudaBackend implements Backend {
     private final KernelModule module;
     private final BuiltinKernels kernels;
     private final RegionOpKernels regionOps;
+    private final RegionMaskKernel regionMasks;
+    private final LowBitIgemmKernel lowBit;
     private final Cudnn cudnn;
     private final Cublas cublas;
     private final Map<Graph, DeviceWeights> weights = new LinkedHashMap<>(8, 0.75f, true);
@@ -62,6 +64,8 @@ public final class CudaBackend implements Backend {
             opened.add(module);
             kernels = new BuiltinKernels(module);
             regionOps = new RegionOpKernels(module);
+            regionMasks = new RegionMaskKernel(module);
+            lowBit = new LowBitIgemmKernel(module);
             cudnn = Cudnn.unavailableReason().isEmpty() ? new Cudnn(stream.handle()) : null;
             if (cudnn != null) opened.add(cudnn);
             cublas = Cublas.unavailableReason().isEmpty() ? new Cublas(stream.handle()) : null;
@@ -299,8 +303,38 @@ public final class CudaBackend implements Backend {
             case Op.Pad p -> kernels.pad(x.address(), out.address(), s.n(), s.c(), s.h(), s.w(), p, stream);
             case Op.Reshape r -> throw new IllegalStateException("Reshape aliases its input and is never executed");
             case Op.AffineQuantize q -> throw new IllegalStateException("AffineQuantize has no CUDA kernel; supports() refuses it before execution");
-            case Op.LowBitConv2d c -> throw new IllegalStateException("LowBitConv2d has no CUDA kernel; supports() refuses it before execution");
-            case Op.RegionMap m -> throw new IllegalStateException("RegionMap has no CUDA kernel; supports() refuses it before execution");
+            // The packed path (never run on a GPU: checked only under the host emulation, EmulatedLowBitIgemmTest).
+            case Op.LowBitConv2d c -> {
+                LowBitIgemmKernel.Prepared p = params.lowBit(node);
+                try (Temporaries work = new Temporaries()) {
+                    long region = 0;
+                    if (in.size() > 1) {
+                        long pixels = (long) s.n() * s.h() * s.w();
+                        region = work.allocate(pixels, "region bytes");
+                        lowBit.launchRegionConversion(in.get(1).address(), region, pixels, false, stream);
+                    }
+                    long codes = work.allocate(LowBitIgemmKernel.codeBytes(s), "activation codes");
+                    lowBit.launchCodes(s, x.address(), region, params.address(node, DeviceWeights.LOWBIT_CODE_STEPS),
+                            params.address(node, DeviceWeights.LOWBIT_LEVELS), p.zeroPoint(), codes, stream);
+                    var constants = new LowBitIgemmKernel.Constants(params.address(node, DeviceWeights.LOWBIT_WEIGHTS),
+                            params.address(node, DeviceWeights.LOWBIT_SUMS), params.address(node, DeviceWeights.LOWBIT_SCALES),
+                            params.address(node, DeviceWeights.LOWBIT_STEPS), c.conv().bias() ? params.address(node, "bias") : 0);
+                    lowBit.launchConv(c, s, p, constants, codes, region, 0, out.address(), stream);
+                }
+            }
+            case Op.RegionMap m -> {
+                int[] shares = m.policy().percents();
+                try (Temporaries work = new Temporaries()) {
+                    long pixels = (long) s.n() * m.height() * m.width();
+                    long bytes = work.allocate(pixels, "region bytes");
+                    long keys = work.allocate((long) s.n() * Math.max(1, shares.length - 1) * Long.BYTES, "cut keys");
+                    long resized = RegionMaskKernel.workFloats(s, m.height(), m.width(), m.order());
+                    long resizeWork = resized > 0 ? work.allocate(resized * Sizeof.FLOAT, "resized silhouette") : 0;
+                    regionMasks.launch(s, x.address(), shares, params.address(node, DeviceWeights.MAP_SHARES), m.height(), m.width(), m.resize(), m.order(),
+                            resizeWork, keys, bytes, stream);
+                    lowBit.launchRegionConversion(bytes, out.address(), pixels, true, stream);
+                }
+            }
             case Op.PactQuantize q -> regionOps.pactQuantize(x.address(), out.address(), count, q, stream);
             case Op.RegionQuantize q -> {
                 var table = new RegionOpKernels.RegionTable(params.address(node, DeviceWeights.REGION_SHARES),

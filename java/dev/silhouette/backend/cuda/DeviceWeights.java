@@ -1,5 +1,8 @@
 package dev.silhouette.backend.cuda;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
 import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Node;
 import dev.silhouette.graph.Op;
@@ -22,8 +25,13 @@ final class DeviceWeights implements AutoCloseable {
     static final String REGION_SHARES = "silhouette.region_shares";
     static final String REGION_BITS = "silhouette.region_bits";
     static final String REGION_ALPHAS = "silhouette.region_alphas";
+    /** A LowBitConv2d node's LowBitIgemmKernel.Prepared constants; a RegionMap node's region shares. */
+    static final String LOWBIT_WEIGHTS = "silhouette.lowbit_weights", LOWBIT_SUMS = "silhouette.lowbit_sums", LOWBIT_SCALES = "silhouette.lowbit_scales",
+            LOWBIT_STEPS = "silhouette.lowbit_steps", LOWBIT_CODE_STEPS = "silhouette.lowbit_code_steps", LOWBIT_LEVELS = "silhouette.lowbit_levels",
+            MAP_SHARES = "silhouette.map_shares";
 
     private final Map<String, DeviceBuffer> buffers = new HashMap<>();
+    private final Map<String, LowBitIgemmKernel.Prepared> lowBit = new HashMap<>();
     private long bytes;
 
     DeviceWeights(Graph graph, DeviceAllocator allocator, IntFunction<PinnedBuffer> staging, CudaStream stream) {
@@ -44,7 +52,22 @@ final class DeviceWeights implements AutoCloseable {
                     put(node.name() + "." + REGION_SHARES, table[0], allocator, staging, stream);
                     put(node.name() + "." + REGION_BITS, table[1], allocator, staging, stream);
                     put(node.name() + "." + REGION_ALPHAS, table[2], allocator, staging, stream);
+                } else if (node.op() instanceof Op.RegionMap m) {
+                    put(node.name() + "." + MAP_SHARES, ints(m.policy().percents()), allocator, staging, stream);
                 } else {
+                    if (node.op() instanceof Op.LowBitConv2d c && LowBitIgemmKernel.supportsLayer(c) instanceof KernelSupport.Supported) {
+                        // The weight layout the tensor-core kernel reads, chosen once per model.
+                        LowBitIgemmKernel.Prepared p = LowBitIgemmKernel.prepare(c);
+                        lowBit.put(node.name(), p);
+                        put(node.name() + "." + LOWBIT_WEIGHTS, p.weights(), allocator, staging, stream);
+                        put(node.name() + "." + LOWBIT_SUMS, ints(p.weightSums()), allocator, staging, stream);
+                        put(node.name() + "." + LOWBIT_SCALES, p.scales(), allocator, staging, stream);
+                        ByteBuffer steps = ByteBuffer.allocate(p.steps().length * Double.BYTES).order(ByteOrder.nativeOrder());
+                        for (double d : p.steps()) steps.putDouble(d);
+                        put(node.name() + "." + LOWBIT_STEPS, steps.array(), allocator, staging, stream);
+                        put(node.name() + "." + LOWBIT_CODE_STEPS, p.codeSteps(), allocator, staging, stream);
+                        put(node.name() + "." + LOWBIT_LEVELS, ints(p.levels()), allocator, staging, stream);
+                    }
                     for (Op.Parameter p : node.op().parameters()) {
                         Tensor t = graph.parameters().get(node.parameterName(p));
                         put(node.parameterName(p), t.data(), allocator, staging, stream);
@@ -69,6 +92,19 @@ final class DeviceWeights implements AutoCloseable {
         buffers.put(name, b);
         if (data.length > 0) b.upload(data, staging.apply((data.length + Sizeof.FLOAT - 1) / Sizeof.FLOAT), stream);
         bytes += b.capacity();
+    }
+
+    private static byte[] ints(int[] values) {
+        ByteBuffer b = ByteBuffer.allocate(values.length * Integer.BYTES).order(ByteOrder.nativeOrder());
+        for (int v : values) b.putInt(v);
+        return b.array();
+    }
+
+    /** The prepared tensor-core constants of a LowBitConv2d node. */
+    LowBitIgemmKernel.Prepared lowBit(Node node) {
+        LowBitIgemmKernel.Prepared p = lowBit.get(node.name());
+        if (p == null) throw new IllegalStateException("no prepared low-bit layer " + node.name());
+        return p;
     }
 
     long address(Node node, String suffix) {

@@ -18,7 +18,13 @@ public sealed interface KernelSupport {
         /** More output channels than grid y can cover (2 x words(O) warps of 32 channels, at most 65535). */
         GRID_RANGE,
         /** The CHANNEL_AFFINE epilogue (one affine map per channel) takes one region only. */
-        EPILOGUE_REGIONS
+        EPILOGUE_REGIONS,
+        /** Codes wider than the tensor-core operand (u8 activations, s8 weights). */
+        CODE_RANGE,
+        /** An activation grid the kernel does not quantize (DRQ classes). */
+        ACTIVATION_GRID,
+        /** Bias-correction offsets, whose epilogue term needs per-region code sums. */
+        BIAS_CORRECTION
     }
 
     record Supported() implements KernelSupport {}

@@ -1,5 +1,8 @@
 package dev.silhouette.backend.cuda;
 
+import dev.silhouette.graph.Op;
+import dev.silhouette.quant.LowBitWeights;
+
 import dev.silhouette.tensor.Window;
 import dev.silhouette.io.Progress;
 import dev.silhouette.quant.PackedLayout;
@@ -43,7 +46,10 @@ import static jcuda.driver.JCudaDriver.cuEventSynchronize;
  *   <li>{@code w4a4}: packed conv, uniform 4-bit activations, 4-bit weights, requantized 4-bit packed output;</li>
  *   <li>{@code w4-region}: packed conv under 2:50,3:30,4:20 (random region map with those shares), region
  *       combination and requantization to the same policy;</li>
- *   <li>{@code w1a1}: binary conv, frozen BatchNorm, 1-bit packed output.</li>
+ *   <li>{@code w1a1}: binary conv, frozen BatchNorm, 1-bit packed output;</li>
+ *   <li>{@code igemm-codes}, {@code igemm-w4-region}, {@code igemm-w4a4}: the tensor-core packed convolution's
+ *       quantization to u8 codes and its INT8 IMMA convolution with float output (LowBitIgemmKernel);</li>
+ *   <li>{@code binary-mma-sums}: the XNOR sums on single-bit tensor cores (BinaryMmaKernel).</li>
  * </ul>
  */
 public final class LowBitBenchmark {
@@ -234,7 +240,61 @@ public final class LowBitBenchmark {
         BinaryConvKernel binary = new BinaryConvKernel(module);
         rows.add(time(timer, s, l, batch, "w1a1", macs, inPixels * inWords * 8 + outPixels * outWords * 8, (long) l.o() * l.k() * l.k() * inWords * 8,
                 r -> binary.launchFrozen(in, weights, win, xPacked1[r], w1, threshold, flip, yPacked, stream)));
+        tensorCoreRows(module, stream, timer, scratch, l, batch, s, rnd, xFloat, xRegion, xPacked1, yFloat, rows);
         return rows;
+    }
+
+    /**
+     * The tensor-core kernels: lowbit_codes (float input to u8 codes at the policy's regions), lowbit_igemm_conv
+     * (INT8 IMMA, float output) under the region policy and uniform 4-bit, and binary_mma_conv's XNOR sums.
+     */
+    private static void tensorCoreRows(KernelModule module, CudaStream stream, Timer timer, DeviceScratch scratch, Layer l, int batch, Settings s,
+                                       SplittableRandom rnd, long[] xFloat, long[] xRegion, long[] xPacked1, long yFloat, List<Row> rows) {
+        Window win = l.window();
+        Shape in = Shape.of(batch, l.c(), l.h(), l.w()), weights = Shape.of(l.o(), l.c(), l.k(), l.k());
+        long macs = l.macs(batch), outFloats = (long) batch * l.o() * win.outH(l.h()) * win.outW(l.w());
+        LowBitWeights w4 = randomWeights(rnd, l, 4);
+        Op.Conv2d conv = new Op.Conv2d(l.c(), l.o(), win, 1, false);
+        List<Float> steps = List.of(1f / 3, 1f / 7, 1f / 15);
+        Op.LowBitConv2d regional = new Op.LowBitConv2d(conv, new Op.LowBitConv2d.ActivationCodes.Regions(List.of(2, 3, 4), steps), w4);
+        Op.LowBitConv2d uniform = new Op.LowBitConv2d(conv, new Op.LowBitConv2d.ActivationCodes.Grid(4, 1f / 15, 0), w4);
+        LowBitIgemmKernel igemm = new LowBitIgemmKernel(module);
+        long codes = scratch.allocate(LowBitIgemmKernel.codeBytes(in), "u8 codes");
+        for (Op.LowBitConv2d op : List.of(regional, uniform)) {
+            if (!(LowBitIgemmKernel.supports(op, in) instanceof KernelSupport.Supported)) continue;
+            LowBitIgemmKernel.Prepared p = LowBitIgemmKernel.prepare(op);
+            long[] stepBits = new long[p.steps().length];
+            for (int i = 0; i < stepBits.length; i++) stepBits[i] = Double.doubleToRawLongBits(p.steps()[i]);
+            var constants = new LowBitIgemmKernel.Constants(scratch.upload(p.weights(), "weight tiles"), scratch.upload(p.weightSums(), "weight sums"),
+                    scratch.upload(p.scales(), "scales"), scratch.upload(stepBits, "steps"), 0);
+            long codeSteps = scratch.upload(p.codeSteps(), "code steps"), levels = scratch.upload(p.levels(), "levels");
+            boolean region = op == regional;
+            String name = region ? "igemm-w4-region " + POLICY : "igemm-w4a4";
+            if (region) {
+                rows.add(time(timer, s, l, batch, "igemm-codes " + POLICY, 0, (long) in.size() * 5 + in.n() * (long) l.h() * l.w(), 0,
+                        r -> igemm.launchCodes(in, xFloat[r], xRegion[r], codeSteps, levels, 0, codes, stream)));
+            }
+            rows.add(time(timer, s, l, batch, name, macs, (long) in.size() + outFloats * Float.BYTES + (region ? (long) batch * l.h() * l.w() : 0),
+                    p.weights().length, r -> igemm.launchConv(op, in, p, constants, codes, region ? xRegion[r] : 0, 0, yFloat, stream)));
+        }
+        if (BinaryMmaKernel.supports(in, weights, win) instanceof KernelSupport.Supported) {
+            long[] w = new long[(int) ((long) l.o() * l.k() * l.k() * new PackedLayout.BitPlanes(1, l.c()).words())];
+            for (int i = 0; i < w.length; i++) w[i] = rnd.nextLong() & (l.c() % 64 == 0 ? -1L : ~(-1L << (l.c() % 64)));
+            long tiles = scratch.upload(BinaryMmaKernel.tiles(w, weights, win), "binary weight tiles");
+            rows.add(time(timer, s, l, batch, "binary-mma-sums", macs, (long) batch * l.h() * l.w() * l.c() / 8 + outFloats * 4, (long) w.length * 8,
+                    r -> new BinaryMmaKernel(module).launchSums(in, weights, win, xPacked1[r], tiles, yFloat, stream)));
+        }
+    }
+
+    /** Random signed weight codes of {@code bits} bits in LowBitWeights' layout, scales 1 (the kernels' speed does not depend on them). */
+    private static LowBitWeights randomWeights(SplittableRandom rnd, Layer l, int bits) {
+        int taps = l.k() * l.k(), stride = (l.o() + LowBitWeights.LANE_MULTIPLE - 1) / LowBitWeights.LANE_MULTIPLE * LowBitWeights.LANE_MULTIPLE;
+        short[] codes = new short[taps * l.c() * stride];
+        int max = (1 << (bits - 1)) - 1;
+        for (int row = 0; row < taps * l.c(); row++) for (int o = 0; o < l.o(); o++) codes[row * stride + o] = (short) (rnd.nextInt(2 * max + 1) - max);
+        float[] ones = new float[l.o()];
+        Arrays.fill(ones, 1f);
+        return new LowBitWeights(1, l.c(), l.o(), taps, new int[] {bits}, List.of(codes), List.of(ones), List.of(new float[l.o()]));
     }
 
     private static Row time(Timer timer, Settings s, Layer l, int batch, String variant, long macs, long activationBytes, long weightBytes, Launch launch) {
