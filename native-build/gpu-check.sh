@@ -12,6 +12,7 @@
 # Steps of `run`, each under its own time limit so that the whole stays below 8 minutes on an H100:
 #   1 env (GPU, driver, nvcc, CUDA libraries, Java)                                   20 s
 #   2 the TestNG gpu group: conformance of every kernel, 10,000-inference leak test  240 s
+#   2b silhouette conformance --backend auto (CPU and CUDA, the report as JSON)       90 s
 #   3 compute-sanitizer memcheck, then racecheck, on the low-bit kernels' tests       2 x 75 s
 #   4 LowBitBenchmark (packed and binary kernels vs cuDNN FP32) and PyTorch's cuDNN
 #     FP32/FP16 and INT8 GEMM on the same device                                     2 x 60 s
@@ -29,10 +30,11 @@ pack() {
   if [ "${SKIP_BUILD:-0}" != 1 ]; then mvn -q -B -o -DskipTests test-compile || return 1; fi
   [ -f target/classes/dev/silhouette/kernels/silhouette.fatbin ] || echo "gpu-check: warning: no fatbin in target/classes (nvcc missing?); the GPU would have nothing to run"
   rm -rf "$dir" && mkdir -p "$dir/lib" || return 1
-  # Dependency jars: the caller's class path when given (a test passes its own), else Maven's.
+  # Dependency jars: the caller's class path when given, else Maven's test class path without the provided scope.
   local cp=${SILHOUETTE_CLASSPATH:-}
   if [ -z "$cp" ]; then
-    mvn -q -B -o dependency:build-classpath -Dmdep.outputFile="$dir/classpath.txt" >/dev/null || return 1
+    # Provided-scope jars (Spark, which a cluster supplies) never run in the gpu group: left out, they keep the pack small.
+    mvn -q -B -o dependency:build-classpath -DexcludeScope=provided -Dmdep.outputFile="$dir/classpath.txt" >/dev/null || return 1
     cp=$(cat "$dir/classpath.txt"); rm -f "$dir/classpath.txt"
   fi
   local jar
@@ -81,7 +83,9 @@ run() {
   mkdir -p "$OUT" && : > "$OUT/summary.txt"
   local jre=${JRE_DIR:-/tmp/gpu-check-jre}
   if [ ! -x "$jre/bin/java" ]; then
-    rm -rf "$jre" && mkdir -p "$jre" && tar -C "$jre" --strip-components=1 -xJf "$dir/jre.tar.xz" || { echo "gpu-check: cannot unpack the runtime"; return 1; }
+    if ! { rm -rf "$jre" && mkdir -p "$jre" && tar -C "$jre" --strip-components=1 -xJf "$dir/jre.tar.xz"; }; then
+      echo "gpu-check: cannot unpack the runtime"; return 1
+    fi
   fi
   local java=$jre/bin/java cp="$dir/classes:$dir/test-classes:$dir/lib/*"
   local jopts=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector --sun-misc-unsafe-memory-access=allow -XX:+UseParallelGC -Xmx8g)
@@ -105,6 +109,15 @@ run() {
   local rc=$?
   [ $rc -eq 0 ] || [ $rc -eq 2 ] || failures=$((failures + 1))
   tar -C "$OUT" -czf "$OUT/gpu-tests.tar.gz" testng 2>/dev/null && rm -rf "$OUT/testng"
+
+  # The conformance command a user runs after an upgrade (README, Checking an install): every case on the CPU and on
+  # CUDA, through the same case runner as BackendConformanceTest. The dry run checks two ops on the CPU: the command
+  # line and the report, not the suite again (the tests run it all).
+  local ops=()
+  [ "$dry" = 1 ] && ops=(--ops '^(Relu|Linear)$')
+  step conformance 90 "$java" "${jopts[@]}" -cp "$cp" dev.silhouette.cli.Main conformance --backend auto --quiet "${ops[@]}" --out "$OUT/conformance.json" \
+    || failures=$((failures + 1))
+  tar -C "$OUT" -czf "$OUT/conformance.tar.gz" conformance.log conformance.json 2>/dev/null && rm -f "$OUT/conformance.log" "$OUT/conformance.json"
 
   local sanitizer tool
   sanitizer=$(command -v compute-sanitizer || true)
