@@ -10,7 +10,6 @@ import dev.silhouette.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.IntStream;
 
 /**
  * The CPU implementation of every op, multithreaded over planes (or GEMM tiles). These define the
@@ -77,11 +76,23 @@ public final class CpuOps {
         };
     }
 
-    /** Column-matrix floats per core (half of a 1 MB L2) when images are convolved one per core. */
+    /** Column-matrix floats per task (half of a 1 MB L2): a stretch of pixels is built and multiplied while in cache. */
     private static final int COLUMN_FLOATS = 1 << 17;
 
-    /** Convolution as im2col + blocked GEMM per image and group (and pixel stretch); 1x1/stride-1/unpadded skips im2col. */
+    /** Pixels per stretch are a multiple of the GEMM's widest panel (2 vectors of 16). */
+    private static final int PIXEL_QUANTUM = 32;
+
     public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op) {
+        return conv2d(x, weight, bias, op, null, false);
+    }
+
+    /**
+     * Convolution as im2col + blocked GEMM per image, group and stretch of output pixels, each stretch one
+     * task of the worker pool; 1x1/stride-1/unpadded skips im2col; depthwise runs directly. The epilogue
+     * adds the bias, then {@code residual} (an Add's other operand, the output's shape; null for none) and
+     * ReLU when {@code relu}, in the order the separate ops would, so fusing changes no bit.
+     */
+    public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op, Tensor residual, boolean relu) {
         Shape in = x.shape();
         Window win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
@@ -89,45 +100,41 @@ public final class CpuOps {
         int cg = op.inPerGroup(), og = op.outPerGroup(), k = op.taps();
         int pixels = oh * ow;
         float[] out = new float[in.n() * op.outChannels() * pixels];
-        if (bias != null) {
-            IntStream.range(0, in.n() * op.outChannels()).parallel().forEach(p ->
-                    java.util.Arrays.fill(out, p * pixels, (p + 1) * pixels, bias.data()[p % op.outChannels()]));
-        }
         boolean direct = win.kernelH() == 1 && win.kernelW() == 1 && win.strideH() == 1 && win.strideW() == 1
                 && win.padH() == 0 && win.padW() == 0;
-        // Enough (image, group) pairs to occupy every core: one sequential GEMM each. Otherwise (batch 1,
-        // few groups) the pairs run in turn and each GEMM splits its own tiles across the cores.
         int units = in.n() * groups;
-        boolean acrossUnits = units >= 2 * Runtime.getRuntime().availableProcessors();
-        // Sequential per unit, the column matrix is built and multiplied a stretch of pixels at a time,
-        // so the stretch is still in this core's L2 when the GEMM packs it (a whole image's column
-        // matrix is 7 MB for ResNet's first layers and would be written to and read back from memory).
-        // Stretches are multiples of 256 pixels (whole 16- or 32-column GEMM panels) and never fewer,
-        // so the weights, re-read once per stretch, stay amortised.
-        int span = acrossUnits ? Math.min(pixels, Math.max(256, COLUMN_FLOATS / k / 256 * 256)) : pixels;
-        // Column buffers of this call, one per worker at a time. Not a ThreadLocal: a fresh one per call left
-        // its buffer in each worker's map after the call, kept until the map happened to purge it (the soak
-        // of the bundled model saw up to 90 MB held that way).
-        java.util.concurrent.ConcurrentLinkedQueue<float[]> scratch = new java.util.concurrent.ConcurrentLinkedQueue<>();
-        IntStream all = IntStream.range(0, units);
-        (acrossUnits ? all.parallel() : all).forEach(u -> {
+        // Stretches small enough that the column matrix stays in L2, but at least 256 pixels, so the weights
+        // (re-read once per stretch) stay amortised; split finer only when there are too few images and
+        // groups to occupy every worker (batch 1). Stretches are whole GEMM panels.
+        int threads = Workers.threads();
+        int span = direct ? pixels : Math.max(256, COLUMN_FLOATS / k / PIXEL_QUANTUM * PIXEL_QUANTUM);
+        if (units < 2 * threads) {
+            int wanted = (2 * threads + units - 1) / units;
+            span = Math.min(span, Math.max(PIXEL_QUANTUM, ceilTo((pixels + wanted - 1) / wanted, PIXEL_QUANTUM)));
+        }
+        span = Math.min(span, pixels);
+        int stretches = (pixels + span - 1) / span;
+        float[] w = weight.data(), b = bias == null ? null : bias.data(), r = residual == null ? null : residual.data();
+        int finalSpan = span;
+        Workers.run(units * stretches, (t, worker) -> {
+            int u = t / stretches, p0 = (t % stretches) * finalSpan, p1 = Math.min(pixels, p0 + finalSpan);
             int n = u / groups, g = u % groups;
-            int cOff = (n * op.outChannels() + g * og) * pixels;
+            int cOff = (n * op.outChannels() + g * og) * pixels + p0;
+            Gemm.Epilogue e = Gemm.Epilogue.overwrite(b, g * og, r, 0, relu);
             if (direct) {
-                Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k,
-                        x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels, !acrossUnits);
+                Gemm.multiply(og, p1 - p0, k, w, g * og * k, k, x.data(), (n * in.c() + g * cg) * in.h() * in.w() + p0, pixels,
+                        out, cOff, pixels, e, false);
             } else {
-                float[] reused = scratch.poll(), columns = reused != null ? reused : new float[k * span];
-                for (int p0 = 0; p0 < pixels; p0 += span) {
-                    int p1 = Math.min(pixels, p0 + span);
-                    Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, Im2col.Layout.TAP_ROWS, columns, !acrossUnits);
-                    Gemm.multiply(og, p1 - p0, k, weight.data(), g * og * k, k, columns, 0, p1 - p0,
-                            out, cOff + p0, pixels, !acrossUnits);
-                }
-                scratch.offer(columns);
+                float[] columns = Workers.scratch(Workers.Scratch.COLUMNS, k * (p1 - p0));
+                Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, Im2col.Layout.TAP_ROWS, columns);
+                Gemm.multiply(og, p1 - p0, k, w, g * og * k, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
             }
         });
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    private static int ceilTo(int v, int quantum) {
+        return (v + quantum - 1) / quantum * quantum;
     }
 
     /** y = x * scale + shift with scale = gamma / sqrt(var + eps) (in double, then rounded), shift = beta - mean * scale. */
@@ -412,10 +419,10 @@ public final class CpuOps {
             body.run(0, length);
             return;
         }
-        IntStream.range(0, chunks).parallel().forEach(c -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
+        Workers.run(chunks, (c, w) -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
     }
 
     private static void parallelPlanes(int planes, java.util.function.IntConsumer body) {
-        IntStream.range(0, planes).parallel().forEach(body);
+        Workers.forEach(planes, body);
     }
 }

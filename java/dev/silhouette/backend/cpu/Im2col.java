@@ -4,7 +4,6 @@ import dev.silhouette.tensor.Window;
 import dev.silhouette.tensor.Shape;
 
 import java.util.Arrays;
-import java.util.stream.IntStream;
 
 /**
  * The column matrix of a convolution: for every tap (c, ky, kx) of the window and every output pixel, the
@@ -25,16 +24,14 @@ public final class Im2col {
     /**
      * Columns of image {@code n}, input channels {@code c0} to {@code c0 + channels - 1}, for output pixels
      * {@code p0} to {@code p1 - 1} (row-major over the output's {@code ow} columns; a range may start and end
-     * mid-row). {@code col} holds (p1 - p0) x channels x kh x kw values in the given layout.
-     *
-     * @param parallel false when the caller already runs one convolution per core
+     * mid-row). {@code col} holds (p1 - p0) x channels x kh x kw values in the given layout. On the calling
+     * thread: the convolution runs one fill per task of the worker pool.
      */
     public static void fill(float[] x, Shape in, int n, int c0, int channels, Window win, int ow, int p0, int p1,
-                            Layout layout, float[] col, boolean parallel) {
+                            Layout layout, float[] col) {
         int kh = win.kernelH(), kw = win.kernelW(), taps = channels * kh * kw;
         int tapStride = layout == Layout.TAP_ROWS ? p1 - p0 : 1, pixelStride = layout == Layout.TAP_ROWS ? 1 : taps;
-        IntStream rows = IntStream.range(0, taps);
-        (parallel ? rows.parallel() : rows).forEach(tap -> {
+        for (int tap = 0; tap < taps; tap++) {
             int c = tap / (kh * kw), ky = (tap / kw) % kh, kx = tap % kw;
             int plane = ((n * in.c()) + c0 + c) * in.h() * in.w();
             int shift = win.inputX(0, kx);
@@ -62,7 +59,7 @@ public final class Im2col {
                     col[dst + ox * pixelStride] = ix < 0 || ix >= in.w() ? 0f : x[srcRow + ix];
                 }
             }
-        });
+        }
     }
 
     private static void zero(float[] col, int dst, int ox0, int ox1, int pixelStride) {
