@@ -28,7 +28,30 @@ public final class Workers {
 
     private static final ReentrantLock REGION = new ReentrantLock();
     private static volatile Pool pool;
-    private static volatile int requested = configured();
+    /** The thread count asked for; 0 while the configured one is unreadable ({@link #misconfigured} says why). */
+    private static volatile int requested;
+    private static String misconfigured;
+
+    static {
+        String value = System.getProperty("silhouette.threads"), source = "system property silhouette.threads";
+        if (value == null) {
+            value = System.getenv("SILHOUETTE_THREADS");
+            source = "environment variable SILHOUETTE_THREADS";
+        }
+        if (value == null || value.isBlank()) {
+            requested = Runtime.getRuntime().availableProcessors();
+        } else {
+            try {
+                requested = Integer.parseInt(value.trim());
+            } catch (NumberFormatException e) {
+                requested = 0;
+            }
+            if (requested < 1 || requested > 1024) {
+                requested = 0;
+                misconfigured = source + ": '" + value + "' is not a thread count between 1 and 1024";
+            }
+        }
+    }
 
     /** Sets the number of compute threads (caller included) for regions started from now on. */
     public static void setThreads(int threads) {
@@ -36,26 +59,11 @@ public final class Workers {
         requested = threads;
     }
 
-    /** The number of compute threads regions use. */
+    /** The number of compute threads regions use; a malformed setting fails here, naming where it came from. */
     public static int threads() {
-        return requested;
-    }
-
-    private static int configured() {
-        String value = System.getProperty("silhouette.threads");
-        String source = "system property silhouette.threads";
-        if (value == null) {
-            value = System.getenv("SILHOUETTE_THREADS");
-            source = "environment variable SILHOUETTE_THREADS";
-        }
-        if (value == null || value.isBlank()) return Runtime.getRuntime().availableProcessors();
-        try {
-            int n = Integer.parseInt(value.trim());
-            if (n >= 1 && n <= 1024) return n;
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new IllegalArgumentException(source + ": '" + value + "' is not a thread count between 1 and 1024");
+        int n = requested;
+        if (n == 0) throw new IllegalArgumentException(misconfigured);
+        return n;
     }
 
     /** Runs {@code body} for tasks 0..tasks-1, spread over the pool; returns when all have finished. */
@@ -67,16 +75,17 @@ public final class Workers {
             for (int t = 0; t < tasks; t++) body.run(t, worker);
             return;
         }
+        int threads = threads();
         REGION.lock();
         try {
-            if (tasks == 1 || requested == 1) {
+            if (tasks == 1 || threads == 1) {
                 for (int t = 0; t < tasks; t++) body.run(t, 0);
                 return;
             }
             Pool p = pool;
-            if (p == null || p.workers.length != requested - 1) {
+            if (p == null || p.workers.length != threads - 1) {
                 if (p != null) p.shutdown();
-                pool = p = new Pool(requested - 1);
+                pool = p = new Pool(threads - 1);
             }
             p.run(tasks, body);
         } finally {
