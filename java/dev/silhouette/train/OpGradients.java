@@ -63,14 +63,15 @@ public final class OpGradients {
             float[] dw = needParameters ? new float[w.length] : null;
             float[] db = needParameters && op.bias() ? new float[op.outChannels()] : null;
             // The worker's own buffers: nothing is allocated per chunk but the partial sums it returns.
-            float[] colT = needParameters ? Workers.scratch(Workers.Scratch.COLUMNS, pixels * k) : null;
+            float[] col = needParameters ? Workers.scratch(Workers.Scratch.COLUMNS, pixels * k) : null;
             float[] dcol = needInput ? Workers.scratch(Workers.Scratch.GRADIENT, k * pixels) : null;
             for (int n = chunk * batch / chunks; n < (chunk + 1) * batch / chunks; n++) {
                 for (int g = 0; g < groups; g++) {
                     int dyOff = (n * op.outChannels() + g * og) * pixels;
                     if (needParameters) {
-                        Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, 0, pixels, Im2col.Layout.PIXEL_ROWS, colT);
-                        Gemm.multiply(og, k, pixels, dy.data(), dyOff, pixels, colT, 0, k, dw, g * og * k, k, false);
+                        // col^T is read by the GEMM's packing from the tap-row matrix (contiguous copies to build).
+                        Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, 0, pixels, col);
+                        Gemm.multiplyTransposedB(og, k, pixels, dy.data(), dyOff, pixels, col, 0, pixels, dw, g * og * k, k, false);
                     }
                     if (needInput) {
                         Gemm.multiply(k, pixels, og, wt, g * k * og, og, dy.data(), dyOff, pixels, dcol, 0, pixels, OVERWRITE, false);

@@ -126,7 +126,7 @@ public final class CpuOps {
                         out, cOff, pixels, e, false);
             } else {
                 float[] columns = Workers.scratch(Workers.Scratch.COLUMNS, k * (p1 - p0));
-                Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, Im2col.Layout.TAP_ROWS, columns);
+                Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, columns);
                 Gemm.multiply(og, p1 - p0, k, w, g * og * k, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
             }
         });

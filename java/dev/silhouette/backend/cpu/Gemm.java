@@ -62,6 +62,20 @@ public final class Gemm {
 
     public static void multiply(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                                 float[] c, int cOff, int ldc, Epilogue e, boolean parallel) {
+        run(m, n, k, a, aOff, lda, b, bOff, ldb, false, c, cOff, ldc, e, parallel);
+    }
+
+    /**
+     * C += A B with B given transposed: {@code bt} holds B^T row-major, B[kk][j] = bt[btOff + j * ldbt + kk]
+     * (the weight gradient's column matrix, built in its fast tap-row layout, read as pixel rows).
+     */
+    public static void multiplyTransposedB(int m, int n, int k, float[] a, int aOff, int lda, float[] bt, int btOff, int ldbt,
+                                           float[] c, int cOff, int ldc, boolean parallel) {
+        run(m, n, k, a, aOff, lda, bt, btOff, ldbt, true, c, cOff, ldc, Epilogue.ACCUMULATE, parallel);
+    }
+
+    private static void run(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb, boolean bt,
+                            float[] c, int cOff, int ldc, Epilogue e, boolean parallel) {
         if (m <= 0 || n <= 0) return;
         if (k <= 0) {
             // No products: the epilogue alone (a 0-tap convolution is impossible, but a GEMM with K = 0 is not).
@@ -76,7 +90,7 @@ public final class Gemm {
         int threads = Workers.threads();
         if (!parallel || threads == 1 || (long) m * n * k <= 32_768) {
             // One task: on this thread, but inside a region, so the packing buffer is this thread's own.
-            Workers.run(1, (t, w) -> block(0, m, 0, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, e));
+            Workers.run(1, (t, w) -> block(0, m, 0, n, k, a, aOff, lda, b, bOff, ldb, bt, c, cOff, ldc, e));
             return;
         }
         // Split rows too when there are few column blocks, so small feature maps still use every core.
@@ -86,13 +100,13 @@ public final class Gemm {
             int j0 = (t % colBlocks) * NC;
             int i0 = (t / colBlocks) * rowsPerChunk;
             int i1 = Math.min(m, i0 + rowsPerChunk);
-            if (i0 < i1) block(i0, i1, j0, Math.min(n, j0 + NC), k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, e);
+            if (i0 < i1) block(i0, i1, j0, Math.min(n, j0 + NC), k, a, aOff, lda, b, bOff, ldb, bt, c, cOff, ldc, e);
         });
     }
 
     /** Rows [i0, i1) by columns [j0, j1) of C on this thread, whatever their sizes. */
     static void block(int i0, int i1, int j0, int j1, int k, float[] a, int aOff, int lda,
-                      float[] b, int bOff, int ldb, float[] c, int cOff, int ldc, Epilogue e) {
+                      float[] b, int bOff, int ldb, boolean bt, float[] c, int cOff, int ldc, Epilogue e) {
         for (int jb = j0; jb < j1; jb += NC) {
             int je = Math.min(j1, jb + NC), width = je - jb, panels = (width + NR - 1) / NR;
             float[] packed = Workers.scratch(Workers.Scratch.PACK_B, panels * KC * NR);
@@ -100,7 +114,8 @@ public final class Gemm {
             float[] packedA = Workers.scratch(Workers.Scratch.PACK_A, (MC + MR) * KC);
             for (int k0 = 0; k0 < k; k0 += KC) {
                 int kc = Math.min(KC, k - k0);
-                pack(b, bOff, ldb, k0, kc, jb, width, packed);
+                if (bt) packTransposed(b, bOff, ldb, k0, kc, jb, width, packed);
+                else pack(b, bOff, ldb, k0, kc, jb, width, packed);
                 boolean first = k0 == 0, last = k0 + kc >= k;
                 for (int ib = i0; ib < i1; ib += MC) {
                     int ie = Math.min(i1, ib + MC);
@@ -128,6 +143,18 @@ public final class Gemm {
                 int src = aBase + Math.min(i + r, i1 - 1) * lda;
                 for (int kk = 0; kk < kc; kk++) packed[dst + kk * MR + r] = a[src + kk];
             }
+        }
+    }
+
+    /** As {@link #pack} from B^T: each of a panel's columns is one contiguous run of bt. */
+    private static void packTransposed(float[] bt, int btOff, int ldbt, int k0, int kc, int j0, int width, float[] packed) {
+        for (int p = 0; p * NR < width; p++) {
+            int cols = Math.min(NR, width - p * NR), dst = p * kc * NR;
+            for (int j = 0; j < cols; j++) {
+                int src = btOff + (j0 + p * NR + j) * ldbt + k0;
+                for (int kk = 0; kk < kc; kk++) packed[dst + kk * NR + j] = bt[src + kk];
+            }
+            for (int kk = 0; kk < kc && cols < NR; kk++) java.util.Arrays.fill(packed, dst + kk * NR + cols, dst + (kk + 1) * NR, 0f);
         }
     }
 
