@@ -102,6 +102,11 @@ public final class CpuOps {
         float[] out = new float[in.n() * op.outChannels() * pixels];
         boolean direct = win.kernelH() == 1 && win.kernelW() == 1 && win.strideH() == 1 && win.strideW() == 1
                 && win.padH() == 0 && win.padW() == 0;
+        float[] w = weight.data(), b = bias == null ? null : bias.data(), r = residual == null ? null : residual.data();
+        if (cg == 1 && og == 1 && !direct) {
+            depthwise(x, w, b, r, relu, win, oh, ow, out);
+            return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+        }
         int units = in.n() * groups;
         // Stretches small enough that the column matrix stays in L2, but at least 256 pixels, so the weights
         // (re-read once per stretch) stay amortised; split finer only when there are too few images and
@@ -114,7 +119,6 @@ public final class CpuOps {
         }
         span = Math.min(span, pixels);
         int stretches = (pixels + span - 1) / span;
-        float[] w = weight.data(), b = bias == null ? null : bias.data(), r = residual == null ? null : residual.data();
         int finalSpan = span;
         Workers.run(units * stretches, (t, worker) -> {
             int u = t / stretches, p0 = (t % stretches) * finalSpan, p1 = Math.min(pixels, p0 + finalSpan);
@@ -131,6 +135,44 @@ public final class CpuOps {
             }
         });
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    /**
+     * A convolution with one input and one output channel per group (depthwise), directly: its GEMM would
+     * be one row. Each output takes the taps in order as one FMA chain from 0 (padding taps skipped: the
+     * GEMM's FMA with a zero column leaves a sum unchanged), then bias, residual and ReLU: the GEMM's bits.
+     */
+    private static void depthwise(Tensor x, float[] w, float[] bias, float[] residual, boolean relu, Window win, int oh, int ow, float[] out) {
+        Shape in = x.shape();
+        int channels = in.c(), kh = win.kernelH(), kw = win.kernelW(), sw = win.strideW(), pixels = oh * ow;
+        float[] src = x.data();
+        Workers.forEach(in.n() * channels, plane -> {
+            int c = plane % channels, xOff = plane * in.h() * in.w(), o = plane * pixels;
+            for (int oy = 0; oy < oh; oy++) {
+                int row = o + oy * ow;
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = win.inputY(oy, ky);
+                    if (iy < 0 || iy >= in.h()) continue;
+                    for (int kx = 0; kx < kw; kx++) {
+                        float weight = w[(c * kh + ky) * kw + kx];
+                        int shift = kx * win.dilationW() - win.padW();
+                        int lo = Math.max(0, Math.ceilDiv(-shift, sw)), hi = Math.min(ow, Math.floorDiv(in.w() - 1 - shift, sw) + 1);
+                        int base = xOff + iy * in.w() + shift;
+                        if (sw == 1) {
+                            for (int ox = lo; ox < hi; ox++) out[row + ox] = Math.fma(weight, src[base + ox], out[row + ox]);
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) out[row + ox] = Math.fma(weight, src[base + ox * sw], out[row + ox]);
+                        }
+                    }
+                }
+            }
+            float add = bias == null ? 0f : bias[c];
+            for (int i = o; i < o + pixels; i++) {
+                float v = bias == null ? out[i] : out[i] + add;
+                if (residual != null) v += residual[i];
+                out[i] = relu ? (v > 0f ? v : 0f) : v;
+            }
+        });
     }
 
     private static int ceilTo(int v, int quantum) {
