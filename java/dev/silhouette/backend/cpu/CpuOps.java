@@ -79,6 +79,9 @@ public final class CpuOps {
     /** Column-matrix floats per task (half of a 1 MB L2): a stretch of pixels is built and multiplied while in cache. */
     private static final int COLUMN_FLOATS = 1 << 17;
 
+    /** Multiply-adds below which a convolution runs on the calling thread alone. */
+    private static final long SMALL_MACS = 1 << 21;
+
     /** Pixels per stretch are a multiple of the GEMM's widest panel (2 vectors of 16). */
     private static final int PIXEL_QUANTUM = 32;
 
@@ -120,7 +123,7 @@ public final class CpuOps {
         span = Math.min(span, pixels);
         int stretches = (pixels + span - 1) / span;
         int finalSpan = span;
-        Workers.run(units * stretches, (t, worker) -> {
+        Workers.Body task = (t, worker) -> {
             int u = t / stretches, p0 = (t % stretches) * finalSpan, p1 = Math.min(pixels, p0 + finalSpan);
             int n = u / groups, g = u % groups;
             int cOff = (n * op.outChannels() + g * og) * pixels + p0;
@@ -133,7 +136,16 @@ public final class CpuOps {
                 Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, columns);
                 Gemm.multiply(og, p1 - p0, k, w, g * og * k, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
             }
-        });
+        };
+        int tasks = units * stretches;
+        if ((long) out.length * k < SMALL_MACS) {
+            // A small convolution (the bundled model at batch 1): on this thread, as handing tasks over costs more.
+            Workers.run(1, (t0, worker) -> {
+                for (int t = 0; t < tasks; t++) task.run(t, worker);
+            });
+        } else {
+            Workers.run(tasks, task);
+        }
         return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
     }
 
@@ -189,7 +201,7 @@ public final class CpuOps {
         }
         int plane = x.shape().rank() > 2 ? x.shape().size() / (x.shape().dim(0) * channels) : 1;
         float[] in = x.data(), out = new float[in.length];
-        parallelPlanes(in.length / plane, p -> {
+        parallelPlanes(in.length / plane, in.length, p -> {
             float s = scale[p % channels], t = shift[p % channels];
             for (int i = p * plane; i < (p + 1) * plane; i++) out[i] = in[i] * s + t;
         });
@@ -249,7 +261,7 @@ public final class CpuOps {
         // Rows of the last axis in parallel; the index of the row's first element decomposes axis by axis.
         int inner = rank == 0 ? 1 : dims[rank - 1], rows = result.length / Math.max(1, inner);
         int innerA = rank == 0 ? 0 : sa[rank - 1], innerB = rank == 0 ? 0 : sb[rank - 1];
-        parallelPlanes(rows, r -> {
+        parallelPlanes(rows, result.length, r -> {
             int ia = 0, ib = 0, rest = r;
             for (int d = rank - 2; d >= 0; d--) {
                 int i = rest % dims[d];
@@ -297,7 +309,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int oh = s.h() + op.top() + op.bottom(), ow = s.w() + op.left() + op.right();
         float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
-        parallelPlanes(s.n() * s.c(), p -> {
+        parallelPlanes(s.n() * s.c(), out.length, p -> {
             java.util.Arrays.fill(out, p * oh * ow, (p + 1) * oh * ow, op.value());
             for (int y = 0; y < s.h(); y++) {
                 System.arraycopy(in, (p * s.h() + y) * s.w(), out, (p * oh + y + op.top()) * ow + op.left(), s.w());
@@ -311,7 +323,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int classes = s.dim(1), inner = s.size() / (s.dim(0) * classes);
         float[] in = x.data(), out = new float[in.length];
-        parallelPlanes(s.dim(0) * inner, p -> {
+        parallelPlanes(s.dim(0) * inner, in.length, p -> {
             int n = p / inner, i = p % inner, base = n * classes * inner + i;
             float max = Float.NEGATIVE_INFINITY;
             for (int c = 0; c < classes; c++) max = Math.max(max, in[base + c * inner]);
@@ -334,7 +346,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int oh = win.outH(s.h()), ow = win.outW(s.w());
         float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
-        parallelPlanes(s.n() * s.c(), p -> {
+        parallelPlanes(s.n() * s.c(), out.length, p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
@@ -364,7 +376,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int plane = s.h() * s.w();
         float[] in = x.data(), out = new float[s.n() * s.c()];
-        parallelPlanes(out.length, p -> {
+        parallelPlanes(out.length, in.length, p -> {
             double sum = 0;
             for (int i = p * plane; i < (p + 1) * plane; i++) sum += in[i];
             out[p] = (float) (sum / plane);
@@ -397,7 +409,7 @@ public final class CpuOps {
         int oh = op.outH(), ow = op.outW();
         float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
         double sy = (double) s.h() / oh, sx = (double) s.w() / ow;
-        parallelPlanes(s.n() * s.c(), p -> {
+        parallelPlanes(s.n() * s.c(), out.length, p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
@@ -464,7 +476,12 @@ public final class CpuOps {
         Workers.run(chunks, (c, w) -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
     }
 
-    private static void parallelPlanes(int planes, java.util.function.IntConsumer body) {
-        Workers.forEach(planes, body);
+    /** Planes in parallel, unless there are fewer than CHUNK elements in all: then waking workers costs more. */
+    private static void parallelPlanes(int planes, int elements, java.util.function.IntConsumer body) {
+        if (elements < CHUNK) {
+            for (int p = 0; p < planes; p++) body.accept(p);
+        } else {
+            Workers.forEach(planes, body);
+        }
     }
 }
