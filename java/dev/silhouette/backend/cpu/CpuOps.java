@@ -116,28 +116,43 @@ public final class CpuOps {
         // groups to occupy every worker (batch 1). Stretches are whole GEMM panels.
         int threads = Workers.threads();
         int span = direct ? pixels : Math.max(256, COLUMN_FLOATS / k / PIXEL_QUANTUM * PIXEL_QUANTUM);
+        // Too few images and groups for the workers (batch 1): when the whole column matrix is small (the
+        // later layers, few pixels, many channels), split the output channels instead, each task building
+        // the columns itself (a copy, cheap beside its share of the GEMM), so no task multiplies a short
+        // pixel stretch padded to a whole panel or packs all the weights for it. Otherwise split the pixels.
+        int rowChunks = 1;
         if (units < 2 * threads) {
             int wanted = (2 * threads + units - 1) / units;
-            span = Math.min(span, Math.max(PIXEL_QUANTUM, ceilTo((pixels + wanted - 1) / wanted, PIXEL_QUANTUM)));
+            if ((long) k * pixels <= 4L * COLUMN_FLOATS && og >= 12 * wanted) {
+                rowChunks = wanted;
+                span = pixels;
+            } else {
+                span = Math.min(span, Math.max(PIXEL_QUANTUM, ceilTo((pixels + wanted - 1) / wanted, PIXEL_QUANTUM)));
+            }
         }
         span = Math.min(span, pixels);
-        int stretches = (pixels + span - 1) / span;
+        int stretches = (pixels + span - 1) / span, chunks = rowChunks;
+        int rowsPerChunk = ceilTo((og + chunks - 1) / chunks, 6);
         int finalSpan = span;
         Workers.Body task = (t, worker) -> {
-            int u = t / stretches, p0 = (t % stretches) * finalSpan, p1 = Math.min(pixels, p0 + finalSpan);
+            int u = t / (stretches * chunks), rest = t % (stretches * chunks);
+            int p0 = (rest % stretches) * finalSpan, p1 = Math.min(pixels, p0 + finalSpan);
+            int r0 = Math.min(og, (rest / stretches) * rowsPerChunk), r1 = Math.min(og, r0 + rowsPerChunk);
+            if (r0 >= r1) return;
             int n = u / groups, g = u % groups;
-            int cOff = (n * op.outChannels() + g * og) * pixels + p0;
-            Gemm.Epilogue e = Gemm.Epilogue.overwrite(b, g * og, r, 0, relu);
+            int cOff = (n * op.outChannels() + g * og + r0) * pixels + p0;
+            Gemm.Epilogue e = Gemm.Epilogue.overwrite(b, g * og + r0, r, 0, relu);
+            int aOff = (g * og + r0) * k;
             if (direct) {
-                Gemm.multiply(og, p1 - p0, k, w, g * og * k, k, x.data(), (n * in.c() + g * cg) * in.h() * in.w() + p0, pixels,
+                Gemm.multiply(r1 - r0, p1 - p0, k, w, aOff, k, x.data(), (n * in.c() + g * cg) * in.h() * in.w() + p0, pixels,
                         out, cOff, pixels, e, false);
             } else {
                 float[] columns = Workers.scratch(Workers.Scratch.COLUMNS, k * (p1 - p0));
                 Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, columns);
-                Gemm.multiply(og, p1 - p0, k, w, g * og * k, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
+                Gemm.multiply(r1 - r0, p1 - p0, k, w, aOff, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
             }
         };
-        int tasks = units * stretches;
+        int tasks = units * stretches * chunks;
         if ((long) out.length * k < SMALL_MACS) {
             // A small convolution (the bundled model at batch 1): on this thread, as handing tasks over costs more.
             Workers.run(1, (t0, worker) -> {
