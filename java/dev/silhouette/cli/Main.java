@@ -1,5 +1,6 @@
 package dev.silhouette.cli;
 
+import dev.silhouette.backend.cpu.Workers;
 import dev.silhouette.io.Progress;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -19,6 +20,13 @@ public final class Main {
     @Option(names = {"-q", "--quiet"}, defaultValue = "false", scope = ScopeType.INHERIT, description = "no progress bars or progress lines on stderr")
     void quiet(boolean quiet) {
         Progress.setQuiet(quiet);
+    }
+
+    /** Compute threads of the CPU backend (its worker pool), for every command; SILHOUETTE_THREADS sets it too. */
+    @Option(names = "--threads", scope = ScopeType.INHERIT, paramLabel = "N",
+            description = "CPU compute threads, 1 to 1024 (default: SILHOUETTE_THREADS, else one per available core)")
+    void threads(Integer threads) {
+        if (threads != null) Workers.setThreads(threads);
     }
 
     public static void main(String[] args) {

@@ -3,6 +3,7 @@ package dev.silhouette.train;
 import dev.silhouette.backend.cpu.Gemm;
 import dev.silhouette.backend.cpu.Im2col;
 import dev.silhouette.backend.cpu.RegionOps;
+import dev.silhouette.backend.cpu.Workers;
 import dev.silhouette.graph.Op;
 import dev.silhouette.tensor.Window;
 import dev.silhouette.quant.RegionQuantizer;
@@ -15,7 +16,6 @@ import org.apache.commons.math3.stat.ranking.TiesStrategy;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.stream.IntStream;
 
 /**
  * Backward passes of the IR's ops on the CPU (and BatchNorm's training-mode forward, whose batch
@@ -29,6 +29,8 @@ public final class OpGradients {
 
     /** Batch chunks for parameter-gradient partial sums; fixed so the summation order never changes. */
     static final int CHUNKS = 16;
+
+    private static final Gemm.Epilogue OVERWRITE = Gemm.Epilogue.overwrite(null, 0, null, 0, false);
 
     public record ConvGrads(Tensor input, Tensor weight, Tensor bias) {}
 
@@ -57,21 +59,22 @@ public final class OpGradients {
         int chunks = Math.min(CHUNKS, batch);
         float[][] partialW = new float[chunks][];
         float[][] partialB = new float[chunks][];
-        IntStream.range(0, chunks).parallel().forEach(chunk -> {
+        Workers.run(chunks, (chunk, worker) -> {
             float[] dw = needParameters ? new float[w.length] : null;
             float[] db = needParameters && op.bias() ? new float[op.outChannels()] : null;
-            float[] colT = needParameters ? new float[pixels * k] : null;
-            float[] dcol = needInput ? new float[k * pixels] : null;
+            // The worker's own buffers: nothing is allocated per chunk but the partial sums it returns.
+            float[] col = needParameters ? Workers.scratch(Workers.Scratch.COLUMNS, pixels * k) : null;
+            float[] dcol = needInput ? Workers.scratch(Workers.Scratch.GRADIENT, k * pixels) : null;
             for (int n = chunk * batch / chunks; n < (chunk + 1) * batch / chunks; n++) {
                 for (int g = 0; g < groups; g++) {
                     int dyOff = (n * op.outChannels() + g * og) * pixels;
                     if (needParameters) {
-                        Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, 0, pixels, Im2col.Layout.PIXEL_ROWS, colT, false);
-                        Gemm.multiply(og, k, pixels, dy.data(), dyOff, pixels, colT, 0, k, dw, g * og * k, k, false);
+                        // col^T is read by the GEMM's packing from the tap-row matrix (contiguous copies to build).
+                        Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, 0, pixels, col);
+                        Gemm.multiplyTransposedB(og, k, pixels, dy.data(), dyOff, pixels, col, 0, pixels, dw, g * og * k, k, false);
                     }
                     if (needInput) {
-                        Arrays.fill(dcol, 0f);
-                        Gemm.multiply(k, pixels, og, wt, g * k * og, og, dy.data(), dyOff, pixels, dcol, 0, pixels, false);
+                        Gemm.multiply(k, pixels, og, wt, g * k * og, og, dy.data(), dyOff, pixels, dcol, 0, pixels, OVERWRITE, false);
                         col2im(dcol, in, n, g * cg, cg, win, oh, ow, dx);
                     }
                 }
@@ -99,12 +102,18 @@ public final class OpGradients {
             for (int ky = 0; ky < kh; ky++)
                 for (int kx = 0; kx < kw; kx++) {
                     int row = ((c * kh + ky) * kw + kx) * oh * ow;
+                    // The output columns whose input column is inside the image, [lo, hi): no test per pixel,
+                    // and at unit stride a loop C2 vectorises. Same additions in the same order as testing each.
+                    int shift = kx * win.dilationW() - win.padW(), sw = win.strideW();
+                    int lo = Math.max(0, Math.ceilDiv(-shift, sw)), hi = Math.min(ow, Math.floorDiv(in.w() - 1 - shift, sw) + 1);
                     for (int oy = 0; oy < oh; oy++) {
                         int iy = win.inputY(oy, ky);
                         if (iy < 0 || iy >= in.h()) continue;
-                        for (int ox = 0; ox < ow; ox++) {
-                            int ix = win.inputX(ox, kx);
-                            if (ix >= 0 && ix < in.w()) dx[plane + iy * in.w() + ix] += col[row + oy * ow + ox];
+                        int dst = plane + iy * in.w() + shift, src = row + oy * ow;
+                        if (sw == 1) {
+                            for (int ox = lo; ox < hi; ox++) dx[dst + ox] += col[src + ox];
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) dx[dst + ox * sw] += col[src + ox];
                         }
                     }
                 }
@@ -120,7 +129,7 @@ public final class OpGradients {
         float[] data = x.data();
         float[] mean = new float[channels], invStd = new float[channels], unbiased = new float[channels];
         long count = (long) batch * plane;
-        IntStream.range(0, channels).parallel().forEach(c -> {
+        Workers.forEach(channels, c -> {
             double s = 0;
             for (int n = 0; n < batch; n++) {
                 int off = (n * channels + c) * plane;
@@ -146,7 +155,7 @@ public final class OpGradients {
     public static Tensor batchNormTrain(Tensor x, Tensor gamma, Tensor beta, BatchStats stats) {
         int channels = x.shape().dim(1), plane = planeSize(x.shape());
         float[] in = x.data(), out = new float[in.length];
-        IntStream.range(0, in.length / plane).parallel().forEach(p -> {
+        Workers.forEach(in.length / plane, p -> {
             int c = p % channels;
             float scale = stats.invStd()[c] * gamma.data()[c], shift = beta.data()[c] - stats.mean()[c] * scale;
             for (int i = p * plane; i < (p + 1) * plane; i++) out[i] = in[i] * scale + shift;
@@ -173,7 +182,7 @@ public final class OpGradients {
         float[] in = x.data(), g = dy.data(), dx = new float[in.length];
         float[] dGamma = new float[channels], dBeta = new float[channels];
         long count = (long) batch * plane;
-        IntStream.range(0, channels).parallel().forEach(c -> {
+        Workers.forEach(channels, c -> {
             double sumDy = 0, sumDyXhat = 0;
             float mean = stats.mean()[c], invStd = stats.invStd()[c];
             for (int n = 0; n < batch; n++) {
@@ -225,7 +234,7 @@ public final class OpGradients {
     /** ReLU passes the gradient where its output is positive (x > 0). */
     public static Tensor relu(Tensor y, Tensor dy) {
         float[] out = y.data(), g = dy.data(), dx = new float[g.length];
-        IntStream.range(0, chunksOf(g.length)).parallel().forEach(ch -> {
+        Workers.forEach(chunksOf(g.length), ch -> {
             for (int i = ch * ELEMENT_CHUNK; i < Math.min(g.length, (ch + 1) * ELEMENT_CHUNK); i++) dx[i] = out[i] > 0f ? g[i] : 0f;
         });
         return new Tensor(dy.shape(), dx);
@@ -379,7 +388,7 @@ public final class OpGradients {
         Window win = op.window();
         int oh = win.outH(s.h()), ow = win.outW(s.w());
         float[] in = x.data(), g = dy.data(), dx = new float[in.length];
-        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+        Workers.forEach(s.n() * s.c(), p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
@@ -410,7 +419,7 @@ public final class OpGradients {
         Window win = op.window();
         int oh = win.outH(s.h()), ow = win.outW(s.w());
         float[] g = dy.data(), dx = new float[x.size()];
-        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+        Workers.forEach(s.n() * s.c(), p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
@@ -479,7 +488,7 @@ public final class OpGradients {
         int oh = op.outH(), ow = op.outW();
         float[] g = dy.data(), dx = new float[s.size()];
         double sy = (double) s.h() / oh, sx = (double) s.w() / ow;
-        IntStream.range(0, s.n() * s.c()).parallel().forEach(p -> {
+        Workers.forEach(s.n() * s.c(), p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {

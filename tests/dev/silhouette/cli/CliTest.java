@@ -77,6 +77,22 @@ public class CliTest {
     }
 
     @Test
+    public void threadsSetsTheCpuPoolAndAnImpossibleCountIsRefusedByName() {
+        int before = dev.silhouette.backend.cpu.Workers.threads();
+        try {
+            Result one = runOnStandardStreams("run", "--plain", "--limit", "20", "--batch", "10", "--backend", "cpu", "--json", "--quiet", "--threads", "1");
+            assertEquals(one.exitCode(), 0, one.err());
+            assertEquals(JsonParser.parseString(one.out()).getAsJsonObject().get("images").getAsInt(), 20);
+            assertEquals(dev.silhouette.backend.cpu.Workers.threads(), 1, "--threads 1");
+            Result none = runOnStandardStreams("--threads", "0", "run", "--plain", "--limit", "20", "--backend", "cpu", "--quiet");
+            assertEquals(none.exitCode(), 2, none.err());
+            assertTrue(none.err().contains("threads: 0 is not between 1 and 1024"), none.err());
+        } finally {
+            dev.silhouette.backend.cpu.Workers.setThreads(before);
+        }
+    }
+
+    @Test
     public void jsonOnStdoutProgressAsPlainLinesOnStderrQuietSilencesIt() {
         // Quiet first: the next command must not inherit it.
         Result quiet = runOnStandardStreams("run", "--plain", "--limit", "50", "--batch", "25", "--backend", "cpu", "--json", "--quiet");

@@ -10,7 +10,6 @@ import dev.silhouette.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.IntStream;
 
 /**
  * The CPU implementation of every op, multithreaded over planes (or GEMM tiles). These define the
@@ -77,11 +76,26 @@ public final class CpuOps {
         };
     }
 
-    /** Column-matrix floats per core (half of a 1 MB L2) when images are convolved one per core. */
+    /** Column-matrix floats per task (half of a 1 MB L2): a stretch of pixels is built and multiplied while in cache. */
     private static final int COLUMN_FLOATS = 1 << 17;
 
-    /** Convolution as im2col + blocked GEMM per image and group (and pixel stretch); 1x1/stride-1/unpadded skips im2col. */
+    /** Multiply-adds below which a convolution runs on the calling thread alone. */
+    private static final long SMALL_MACS = 1 << 21;
+
+    /** Pixels per stretch are a multiple of the GEMM's widest panel (2 vectors of 16). */
+    private static final int PIXEL_QUANTUM = 32;
+
     public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op) {
+        return conv2d(x, weight, bias, op, null, false);
+    }
+
+    /**
+     * Convolution as im2col + blocked GEMM per image, group and stretch of output pixels, each stretch one
+     * task of the worker pool; 1x1/stride-1/unpadded skips im2col; depthwise runs directly. The epilogue
+     * adds the bias, then {@code residual} (an Add's other operand, the output's shape; null for none) and
+     * ReLU when {@code relu}, in the order the separate ops would, so fusing changes no bit.
+     */
+    public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op, Tensor residual, boolean relu) {
         Shape in = x.shape();
         Window win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
@@ -89,45 +103,107 @@ public final class CpuOps {
         int cg = op.inPerGroup(), og = op.outPerGroup(), k = op.taps();
         int pixels = oh * ow;
         float[] out = new float[in.n() * op.outChannels() * pixels];
-        if (bias != null) {
-            IntStream.range(0, in.n() * op.outChannels()).parallel().forEach(p ->
-                    java.util.Arrays.fill(out, p * pixels, (p + 1) * pixels, bias.data()[p % op.outChannels()]));
-        }
         boolean direct = win.kernelH() == 1 && win.kernelW() == 1 && win.strideH() == 1 && win.strideW() == 1
                 && win.padH() == 0 && win.padW() == 0;
-        // Enough (image, group) pairs to occupy every core: one sequential GEMM each. Otherwise (batch 1,
-        // few groups) the pairs run in turn and each GEMM splits its own tiles across the cores.
+        float[] w = weight.data(), b = bias == null ? null : bias.data(), r = residual == null ? null : residual.data();
+        if (cg == 1 && og == 1 && !direct) {
+            depthwise(x, w, b, r, relu, win, oh, ow, out);
+            return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+        }
         int units = in.n() * groups;
-        boolean acrossUnits = units >= 2 * Runtime.getRuntime().availableProcessors();
-        // Sequential per unit, the column matrix is built and multiplied a stretch of pixels at a time,
-        // so the stretch is still in this core's L2 when the GEMM packs it (a whole image's column
-        // matrix is 7 MB for ResNet's first layers and would be written to and read back from memory).
-        // Stretches are multiples of 256 pixels (whole 16- or 32-column GEMM panels) and never fewer,
-        // so the weights, re-read once per stretch, stay amortised.
-        int span = acrossUnits ? Math.min(pixels, Math.max(256, COLUMN_FLOATS / k / 256 * 256)) : pixels;
-        // Column buffers of this call, one per worker at a time. Not a ThreadLocal: a fresh one per call left
-        // its buffer in each worker's map after the call, kept until the map happened to purge it (the soak
-        // of the bundled model saw up to 90 MB held that way).
-        java.util.concurrent.ConcurrentLinkedQueue<float[]> scratch = new java.util.concurrent.ConcurrentLinkedQueue<>();
-        IntStream all = IntStream.range(0, units);
-        (acrossUnits ? all.parallel() : all).forEach(u -> {
-            int n = u / groups, g = u % groups;
-            int cOff = (n * op.outChannels() + g * og) * pixels;
-            if (direct) {
-                Gemm.multiply(og, pixels, k, weight.data(), g * og * k, k,
-                        x.data(), (n * in.c() + g * cg) * in.h() * in.w(), pixels, out, cOff, pixels, !acrossUnits);
+        // Stretches small enough that the column matrix stays in L2, but at least 256 pixels, so the weights
+        // (re-read once per stretch) stay amortised; split finer only when there are too few images and
+        // groups to occupy every worker (batch 1). Stretches are whole GEMM panels.
+        int threads = Workers.threads();
+        int span = direct ? pixels : Math.max(256, COLUMN_FLOATS / k / PIXEL_QUANTUM * PIXEL_QUANTUM);
+        // Too few images and groups for the workers (batch 1): when the whole column matrix is small (the
+        // later layers, few pixels, many channels), split the output channels instead, each task building
+        // the columns itself (a copy, cheap beside its share of the GEMM), so no task multiplies a short
+        // pixel stretch padded to a whole panel or packs all the weights for it. Otherwise split the pixels.
+        int rowChunks = 1;
+        if (units < 2 * threads) {
+            int wanted = (2 * threads + units - 1) / units;
+            if ((long) k * pixels <= 4L * COLUMN_FLOATS && og >= 12 * wanted) {
+                rowChunks = wanted;
+                span = pixels;
             } else {
-                float[] reused = scratch.poll(), columns = reused != null ? reused : new float[k * span];
-                for (int p0 = 0; p0 < pixels; p0 += span) {
-                    int p1 = Math.min(pixels, p0 + span);
-                    Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, Im2col.Layout.TAP_ROWS, columns, !acrossUnits);
-                    Gemm.multiply(og, p1 - p0, k, weight.data(), g * og * k, k, columns, 0, p1 - p0,
-                            out, cOff + p0, pixels, !acrossUnits);
+                span = Math.min(span, Math.max(PIXEL_QUANTUM, ceilTo((pixels + wanted - 1) / wanted, PIXEL_QUANTUM)));
+            }
+        }
+        span = Math.min(span, pixels);
+        int stretches = (pixels + span - 1) / span, chunks = rowChunks;
+        int rowsPerChunk = ceilTo((og + chunks - 1) / chunks, 6);
+        int finalSpan = span;
+        Workers.Body task = (t, worker) -> {
+            int u = t / (stretches * chunks), rest = t % (stretches * chunks);
+            int p0 = (rest % stretches) * finalSpan, p1 = Math.min(pixels, p0 + finalSpan);
+            int r0 = Math.min(og, (rest / stretches) * rowsPerChunk), r1 = Math.min(og, r0 + rowsPerChunk);
+            if (r0 >= r1) return;
+            int n = u / groups, g = u % groups;
+            int cOff = (n * op.outChannels() + g * og + r0) * pixels + p0;
+            Gemm.Epilogue e = Gemm.Epilogue.overwrite(b, g * og + r0, r, 0, relu);
+            int aOff = (g * og + r0) * k;
+            if (direct) {
+                Gemm.multiply(r1 - r0, p1 - p0, k, w, aOff, k, x.data(), (n * in.c() + g * cg) * in.h() * in.w() + p0, pixels,
+                        out, cOff, pixels, e, false);
+            } else {
+                float[] columns = Workers.scratch(Workers.Scratch.COLUMNS, k * (p1 - p0));
+                Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, p0, p1, columns);
+                Gemm.multiply(r1 - r0, p1 - p0, k, w, aOff, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
+            }
+        };
+        int tasks = units * stretches * chunks;
+        if ((long) out.length * k < SMALL_MACS) {
+            // A small convolution (the bundled model at batch 1): on this thread, as handing tasks over costs more.
+            Workers.run(1, (t0, worker) -> {
+                for (int t = 0; t < tasks; t++) task.run(t, worker);
+            });
+        } else {
+            Workers.run(tasks, task);
+        }
+        return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    /**
+     * A convolution with one input and one output channel per group (depthwise), directly: its GEMM would
+     * be one row. Each output takes the taps in order as one FMA chain from 0 (padding taps skipped: the
+     * GEMM's FMA with a zero column leaves a sum unchanged), then bias, residual and ReLU: the GEMM's bits.
+     */
+    private static void depthwise(Tensor x, float[] w, float[] bias, float[] residual, boolean relu, Window win, int oh, int ow, float[] out) {
+        Shape in = x.shape();
+        int channels = in.c(), kh = win.kernelH(), kw = win.kernelW(), sw = win.strideW(), pixels = oh * ow;
+        float[] src = x.data();
+        Workers.forEach(in.n() * channels, plane -> {
+            int c = plane % channels, xOff = plane * in.h() * in.w(), o = plane * pixels;
+            for (int oy = 0; oy < oh; oy++) {
+                int row = o + oy * ow;
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = win.inputY(oy, ky);
+                    if (iy < 0 || iy >= in.h()) continue;
+                    for (int kx = 0; kx < kw; kx++) {
+                        float weight = w[(c * kh + ky) * kw + kx];
+                        int shift = kx * win.dilationW() - win.padW();
+                        int lo = Math.max(0, Math.ceilDiv(-shift, sw)), hi = Math.min(ow, Math.floorDiv(in.w() - 1 - shift, sw) + 1);
+                        int base = xOff + iy * in.w() + shift;
+                        if (sw == 1) {
+                            for (int ox = lo; ox < hi; ox++) out[row + ox] = Math.fma(weight, src[base + ox], out[row + ox]);
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) out[row + ox] = Math.fma(weight, src[base + ox * sw], out[row + ox]);
+                        }
+                    }
                 }
-                scratch.offer(columns);
+            }
+            float add = bias == null ? 0f : bias[c];
+            for (int i = o; i < o + pixels; i++) {
+                float v = bias == null ? out[i] : out[i] + add;
+                if (residual != null) v += residual[i];
+                out[i] = relu ? (v > 0f ? v : 0f) : v;
             }
         });
-        return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    private static int ceilTo(int v, int quantum) {
+        return (v + quantum - 1) / quantum * quantum;
     }
 
     /** y = x * scale + shift with scale = gamma / sqrt(var + eps) (in double, then rounded), shift = beta - mean * scale. */
@@ -140,7 +216,7 @@ public final class CpuOps {
         }
         int plane = x.shape().rank() > 2 ? x.shape().size() / (x.shape().dim(0) * channels) : 1;
         float[] in = x.data(), out = new float[in.length];
-        parallelPlanes(in.length / plane, p -> {
+        parallelPlanes(in.length / plane, in.length, p -> {
             float s = scale[p % channels], t = shift[p % channels];
             for (int i = p * plane; i < (p + 1) * plane; i++) out[i] = in[i] * s + t;
         });
@@ -200,7 +276,7 @@ public final class CpuOps {
         // Rows of the last axis in parallel; the index of the row's first element decomposes axis by axis.
         int inner = rank == 0 ? 1 : dims[rank - 1], rows = result.length / Math.max(1, inner);
         int innerA = rank == 0 ? 0 : sa[rank - 1], innerB = rank == 0 ? 0 : sb[rank - 1];
-        parallelPlanes(rows, r -> {
+        parallelPlanes(rows, result.length, r -> {
             int ia = 0, ib = 0, rest = r;
             for (int d = rank - 2; d >= 0; d--) {
                 int i = rest % dims[d];
@@ -248,7 +324,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int oh = s.h() + op.top() + op.bottom(), ow = s.w() + op.left() + op.right();
         float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
-        parallelPlanes(s.n() * s.c(), p -> {
+        parallelPlanes(s.n() * s.c(), out.length, p -> {
             java.util.Arrays.fill(out, p * oh * ow, (p + 1) * oh * ow, op.value());
             for (int y = 0; y < s.h(); y++) {
                 System.arraycopy(in, (p * s.h() + y) * s.w(), out, (p * oh + y + op.top()) * ow + op.left(), s.w());
@@ -262,7 +338,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int classes = s.dim(1), inner = s.size() / (s.dim(0) * classes);
         float[] in = x.data(), out = new float[in.length];
-        parallelPlanes(s.dim(0) * inner, p -> {
+        parallelPlanes(s.dim(0) * inner, in.length, p -> {
             int n = p / inner, i = p % inner, base = n * classes * inner + i;
             float max = Float.NEGATIVE_INFINITY;
             for (int c = 0; c < classes; c++) max = Math.max(max, in[base + c * inner]);
@@ -285,7 +361,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int oh = win.outH(s.h()), ow = win.outW(s.w());
         float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
-        parallelPlanes(s.n() * s.c(), p -> {
+        parallelPlanes(s.n() * s.c(), out.length, p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
@@ -315,7 +391,7 @@ public final class CpuOps {
         Shape s = x.shape();
         int plane = s.h() * s.w();
         float[] in = x.data(), out = new float[s.n() * s.c()];
-        parallelPlanes(out.length, p -> {
+        parallelPlanes(out.length, in.length, p -> {
             double sum = 0;
             for (int i = p * plane; i < (p + 1) * plane; i++) sum += in[i];
             out[p] = (float) (sum / plane);
@@ -348,7 +424,7 @@ public final class CpuOps {
         int oh = op.outH(), ow = op.outW();
         float[] in = x.data(), out = new float[s.n() * s.c() * oh * ow];
         double sy = (double) s.h() / oh, sx = (double) s.w() / ow;
-        parallelPlanes(s.n() * s.c(), p -> {
+        parallelPlanes(s.n() * s.c(), out.length, p -> {
             int src = p * s.h() * s.w(), dst = p * oh * ow;
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
@@ -412,10 +488,15 @@ public final class CpuOps {
             body.run(0, length);
             return;
         }
-        IntStream.range(0, chunks).parallel().forEach(c -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
+        Workers.run(chunks, (c, w) -> body.run(c * CHUNK, Math.min(length, (c + 1) * CHUNK)));
     }
 
-    private static void parallelPlanes(int planes, java.util.function.IntConsumer body) {
-        IntStream.range(0, planes).parallel().forEach(body);
+    /** Planes in parallel, unless there are fewer than CHUNK elements in all: then waking workers costs more. */
+    private static void parallelPlanes(int planes, int elements, java.util.function.IntConsumer body) {
+        if (elements < CHUNK) {
+            for (int p = 0; p < planes; p++) body.accept(p);
+        } else {
+            Workers.forEach(planes, body);
+        }
     }
 }
