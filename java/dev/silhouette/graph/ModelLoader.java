@@ -23,6 +23,9 @@ public final class ModelLoader {
     /** The main job's default: the small ResNet with its silhouette branch, trained on Fashion-MNIST. */
     public static final String BUNDLED = "bundled";
     private static final String BUNDLED_RESOURCE = "/dev/silhouette/models/fmnist-resnet.safetensors";
+    /** The 60x60 cluttered Fashion-MNIST model ({@code silhouette data cluttered}, seed 0, 4 pieces), trained the same way. */
+    public static final String BUNDLED_CLUTTERED = "bundled-cluttered";
+    private static final String BUNDLED_CLUTTERED_RESOURCE = "/dev/silhouette/models/cluttered-resnet.safetensors";
 
     /** Metadata keys of a model file. */
     public static final String META_MODEL = "silhouette.model";
@@ -38,13 +41,14 @@ public final class ModelLoader {
 
     public static Loaded load(String spec) {
         if (spec.equals(BUNDLED)) return fromResource(BUNDLED_RESOURCE);
+        if (spec.equals(BUNDLED_CLUTTERED)) return fromResource(BUNDLED_CLUTTERED_RESOURCE);
         if (Models.CATALOG.containsKey(spec)) {
             return new Loaded(spec, "random weights (seed 0)", Models.build(spec, Models.defaults(spec)), Map.of());
         }
         Path path = Path.of(spec);
         if (!Files.exists(path)) {
             throw new IllegalArgumentException("model '" + spec + "' is neither a file nor a known model; known models: "
-                    + String.join(", ", new TreeSet<>(Models.CATALOG.keySet())) + ", " + BUNDLED);
+                    + String.join(", ", new TreeSet<>(Models.CATALOG.keySet())) + ", " + BUNDLED + ", " + BUNDLED_CLUTTERED);
         }
         return fromContents(path.toString(), SafeTensors.readMetadata(path), SafeTensors.read(path));
     }

@@ -74,7 +74,7 @@ public final class ModelRepository {
         }
         String source = string(c, "source", null, where);
         if (source == null) throw new IllegalArgumentException(where + ": 'source' is missing: a model file in the folder, bundled or a catalog name");
-        boolean named = source.equals(ModelLoader.BUNDLED) || Models.CATALOG.containsKey(source);
+        boolean named = source.equals(ModelLoader.BUNDLED) || source.equals(ModelLoader.BUNDLED_CLUTTERED) || Models.CATALOG.containsKey(source);
         Model model = named ? Model.load(source) : Model.load(inside(folder, source, "source", where));
         String plan = string(c, "plan", null, where);
         if (plan != null) model = model.withPlan(inside(folder, plan, "plan", where));
