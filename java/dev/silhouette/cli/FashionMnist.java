@@ -89,8 +89,10 @@ record FashionMnist(Tensor images, int[] labels, String source) {
     void requireInput(dev.silhouette.tensor.Shape sample, String model, String role) {
         dev.silhouette.tensor.Shape s = images.shape(), image = dev.silhouette.tensor.Shape.of(s.c(), s.h(), s.w());
         if (!sample.equals(image)) {
+            int wanted = sample.dim(sample.rank() - 1);   // a square model larger than Fashion-MNIST: cluttered data fits it
             throw new IllegalArgumentException("model '" + model + "' takes input " + sample + ", the " + role + " images (" + source + ") are " + image
-                    + " (" + s.h() + "x" + s.w() + ")");
+                    + " (" + s.h() + "x" + s.w() + ")" + (wanted > 28 && s.h() == 28
+                    ? "; give --data DIR with images of its size, e.g. from: silhouette data cluttered --size " + wanted + " --out DIR" : ""));
         }
     }
 

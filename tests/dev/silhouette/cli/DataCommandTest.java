@@ -97,6 +97,10 @@ public class DataCommandTest {
         JsonObject o = JsonParser.parseString(r.out()).getAsJsonObject();
         assertEquals(o.get("images").getAsInt(), N);
         assertTrue(o.get("accuracy").getAsDouble() > 0.6, "accuracy " + o.get("accuracy") + " on " + N + " images");
+        // Without --data the 28x28 default cannot feed it: the message says how to make a folder that can.
+        CliTest.Result none = CliTest.run("run", "--plain", "--model", "bundled-cluttered", "--limit", "5");
+        assertEquals(none.exitCode(), 2, none.err());
+        assertTrue(none.err().contains("takes input [1, 60, 60]") && none.err().contains("silhouette data cluttered --size 60 --out DIR"), none.err());
     }
 
     @Test
