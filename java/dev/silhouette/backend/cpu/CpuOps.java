@@ -80,7 +80,7 @@ public final class CpuOps {
     private static final int COLUMN_FLOATS = 1 << 17;
 
     /** Multiply-adds below which a convolution runs on the calling thread alone. */
-    private static final long SMALL_MACS = 1 << 21;
+    static final long SMALL_MACS = 1 << 21;
 
     /** Pixels per stretch are a multiple of the GEMM's widest panel (2 vectors of 16). */
     private static final int PIXEL_QUANTUM = 32;

@@ -12,7 +12,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.util.stream.IntStream;
 
 /**
  * The packed path's convolution on the CPU ({@link Op.LowBitConv2d}), in three steps:
@@ -140,7 +139,7 @@ public final class LowBitConv {
         if (map != null && (map.shape().n() != s.n() || map.shape().h() != s.h() || map.shape().w() != s.w())) {
             throw new IllegalArgumentException("region map " + map.shape() + " does not match activations " + s);
         }
-        IntStream.range(0, s.n() * s.h()).parallel().forEach(row -> {
+        Workers.forEach(s.n() * s.h(), row -> {
             int n = row / s.h(), y = row % s.h();
             for (int xx = 0; xx < s.w(); xx++) {
                 int pixel = (n * ph + y + win.padH()) * pw + xx + win.padW();
@@ -220,7 +219,7 @@ public final class LowBitConv {
         LowBitWeights w = op.weights();
         int[] tapOffset = new int[taps];   // pixel offset of each tap from the window's top-left corner
         for (int t = 0; t < taps; t++) tapOffset[t] = (t / win.kernelW()) * win.dilationH() * q.paddedW() + (t % win.kernelW()) * win.dilationW();
-        IntStream.range(0, s.n() * oh).parallel().forEach(row -> {
+        Workers.forEach(s.n() * oh, row -> {
             int n = row / oh, oy = row % oh;
             int[] acc = new int[regions * w.outStride()];
             int[] sums = new int[regions];

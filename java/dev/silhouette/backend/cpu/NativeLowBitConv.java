@@ -22,7 +22,6 @@ import java.nio.file.StandardCopyOption;
 import java.util.Collections;
 import java.util.Map;
 import java.util.WeakHashMap;
-import java.util.stream.IntStream;
 
 /**
  * The packed convolution's x86 integer kernels (native-build/cpu/lowbit_conv.c), reached through
@@ -157,11 +156,13 @@ public final class NativeLowBitConv {
         }
         byte[] classes = op.codes() instanceof ActivationCodes.DrqClass d ? RegionOps.drqMap(x, d.block(), d.threshold()) : null;
         int wantedClass = op.codes() instanceof ActivationCodes.DrqClass d ? (d.sensitive() ? 1 : 0) : -1;
-        int threads = Math.max(1, java.util.concurrent.ForkJoinPool.getCommonPoolParallelism());
+        int threads = Workers.threads();
         boolean byImage = s.n() >= 2 * threads;
-        int units = byImage ? Math.min(s.n(), 4 * threads) : Math.min(oh, 2 * threads);
+        long macs = (long) s.n() * outC * oh * ow * op.conv().taps();
+        // A small layer (the bundled model at batch 1) runs on this thread, as in CpuOps: handing it over costs more.
+        int units = macs < CpuOps.SMALL_MACS ? 1 : byImage ? Math.min(s.n(), 4 * threads) : Math.min(oh, 2 * threads);
         int z = op.codes().zeroPoint();
-        IntStream.range(0, units).parallel().forEach(u -> {
+        Workers.run(units, (u, worker) -> {
             int n0 = byImage ? u * s.n() / units : 0, n1 = byImage ? (u + 1) * s.n() / units : s.n();
             int oy0 = byImage ? 0 : u * oh / units, oy1 = byImage ? oh : (u + 1) * oh / units;
             if (n0 == n1 || oy0 == oy1) return;
