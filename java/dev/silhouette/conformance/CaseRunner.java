@@ -72,7 +72,7 @@ public final class CaseRunner {
             Tensor expected = Reference.conv2d(x, w, b, v.conv());
             Tensor actual = k.convolution().conv2d(x, w, b, v.conv());
             // Scale of each output: the reference over |x| and |w| is the sum of absolute terms.
-            Tensor scale = Reference.conv2d(abs(x), abs(w), b == null ? null : abs(b), v.conv());
+            Tensor scale = Reference.conv2d(x.abs(), w.abs(), b == null ? null : b.abs(), v.conv());
             return compareAccumulated(v, "cpu/gemm", actual, expected, scale);
         });
     }
@@ -88,7 +88,7 @@ public final class CaseRunner {
         return guarded(l, "cpu/gemm", () -> {
             Tensor expected = Reference.linear(x, w, b, l.linear());
             Tensor actual = k.linear().linear(x, w, b, l.linear());
-            Tensor scale = Reference.linear(abs(x), abs(w), b == null ? null : abs(b), l.linear());
+            Tensor scale = Reference.linear(x.abs(), w.abs(), b == null ? null : b.abs(), l.linear());
             return compareAccumulated(l, "cpu/gemm", actual, expected, scale);
         });
     }
@@ -235,20 +235,20 @@ public final class CaseRunner {
                     in.put(names[i], Tensor.uniform(Shape.of(dims), -2, 2, 100 + i));
                 }
                 b.output(b.add("op", s.graphOp(), names));
-                yield new SingleGraph(randomizeParameters(b.build()), in, s.tolerance());
+                yield new SingleGraph(Problems.randomParameters(b.build()), in, s.tolerance());
             }
             case Convolution v -> {
                 GraphBuilder b = new GraphBuilder(v.seed());
                 String x = b.input("x", v.c(), v.h(), v.w());
                 b.output(b.add("op", v.conv(), x));
-                yield new SingleGraph(randomizeParameters(b.build()),
+                yield new SingleGraph(Problems.randomParameters(b.build()),
                         Map.of(x, Tensor.uniform(Shape.of(v.n(), v.c(), v.h(), v.w()), -1, 1, v.seed())), Tolerance.DEVICE_ACCUMULATION);
             }
             case ConformanceCase.Linear l -> {
                 GraphBuilder b = new GraphBuilder(l.name().hashCode());
                 String x = b.input("x", l.linear().inFeatures());
                 b.output(b.add("op", l.linear(), x));
-                yield new SingleGraph(randomizeParameters(b.build()),
+                yield new SingleGraph(Problems.randomParameters(b.build()),
                         Map.of(x, Tensor.uniform(Shape.of(l.n(), l.linear().inFeatures()), -1, 1, l.name().hashCode())), Tolerance.DEVICE_ACCUMULATION);
             }
             case LowBit lb -> {
@@ -276,15 +276,6 @@ public final class CaseRunner {
                 yield new SingleGraph(g, in, Tolerance.EPILOGUE);
             }
         };
-    }
-
-    /** BatchNorm statistics, biases and elementwise constants at random values (builders start them at fixed ones). */
-    private static Graph randomizeParameters(Graph g) {
-        Map<String, Tensor> params = new HashMap<>(g.parameters());
-        params.replaceAll((k, v) -> k.endsWith("running_var") ? Tensor.uniform(v.shape(), 0.5f, 2f, k.hashCode())
-                : k.endsWith("running_mean") || k.endsWith(".bias") ? Tensor.uniform(v.shape(), -0.5f, 0.5f, k.hashCode())
-                : k.endsWith(".constant") ? Tensor.uniform(v.shape(), 0.5f, 2f, k.hashCode()) : v);
-        return g.withParameters(params);
     }
 
     // ---- comparisons
@@ -388,11 +379,5 @@ public final class CaseRunner {
     static long macs(Convolution v) {
         Op.Conv2d conv = v.conv();
         return (long) v.n() * conv.outChannels() * conv.window().outH(v.h()) * conv.window().outW(v.w()) * conv.taps();
-    }
-
-    private static Tensor abs(Tensor t) {
-        float[] d = t.data().clone();
-        for (int i = 0; i < d.length; i++) d[i] = Math.abs(d[i]);
-        return new Tensor(t.shape(), d);
     }
 }

@@ -39,10 +39,11 @@ public final class Conformance {
         } catch (PatternSyntaxException e) {
             throw new IllegalArgumentException("--ops '" + pattern + "' is not a regular expression: " + e.getDescription());
         }
-        List<ConformanceCase> matched = cases().stream().filter(c -> p.matcher(c.op()).find()).toList();
+        List<ConformanceCase> all = cases();
+        List<ConformanceCase> matched = all.stream().filter(c -> p.matcher(c.op()).find()).toList();
         if (matched.isEmpty()) {
             throw new IllegalArgumentException("--ops '" + pattern + "' matches no op; ops: "
-                    + String.join(", ", cases().stream().map(ConformanceCase::op).distinct().toList()));
+                    + String.join(", ", all.stream().map(ConformanceCase::op).distinct().toList()));
         }
         return matched;
     }

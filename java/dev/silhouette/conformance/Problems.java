@@ -5,15 +5,19 @@ import dev.silhouette.conformance.ConformanceCase.Convolution;
 import dev.silhouette.conformance.ConformanceCase.LowBit;
 import dev.silhouette.conformance.ConformanceCase.MapKind;
 import dev.silhouette.conformance.ConformanceCase.SingleOp;
+import dev.silhouette.graph.Graph;
 import dev.silhouette.graph.Op;
 import dev.silhouette.graph.Op.Interpolate.Mode;
 import dev.silhouette.graph.Op.RegionQuantize.MaskOrder;
 import dev.silhouette.quant.RegionPolicy;
 import dev.silhouette.tensor.Shape;
+import dev.silhouette.tensor.Tensor;
 import dev.silhouette.tensor.Window;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -193,5 +197,14 @@ public final class Problems {
         }
         p.add(new SingleOp("noise silhouette", new Op.NoiseSilhouette(7), new int[][] {{3, 4, 6, 6}}, exact));
         return List.copyOf(p);
+    }
+
+    /** The graph with BatchNorm statistics, biases and elementwise constants at random values (builders start them at fixed ones). */
+    public static Graph randomParameters(Graph g) {
+        Map<String, Tensor> params = new HashMap<>(g.parameters());
+        params.replaceAll((k, v) -> k.endsWith("running_var") ? Tensor.uniform(v.shape(), 0.5f, 2f, k.hashCode())
+                : k.endsWith("running_mean") || k.endsWith(".bias") ? Tensor.uniform(v.shape(), -0.5f, 0.5f, k.hashCode())
+                : k.endsWith(".constant") ? Tensor.uniform(v.shape(), 0.5f, 2f, k.hashCode()) : v);
+        return g.withParameters(params);
     }
 }

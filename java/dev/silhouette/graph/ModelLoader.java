@@ -39,6 +39,11 @@ public final class ModelLoader {
 
     public record Loaded(String architecture, String source, Graph graph, Map<String, String> metadata) {}
 
+    /** Whether {@code spec} names a model that needs no file: a bundled model or a catalog architecture. */
+    public static boolean isBuiltIn(String spec) {
+        return spec.equals(BUNDLED) || spec.equals(BUNDLED_CLUTTERED) || Models.CATALOG.containsKey(spec);
+    }
+
     public static Loaded load(String spec) {
         if (spec.equals(BUNDLED)) return fromResource(BUNDLED_RESOURCE);
         if (spec.equals(BUNDLED_CLUTTERED)) return fromResource(BUNDLED_CLUTTERED_RESOURCE);

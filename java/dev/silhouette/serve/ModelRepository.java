@@ -7,7 +7,6 @@ import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import dev.silhouette.api.Model;
 import dev.silhouette.graph.ModelLoader;
-import dev.silhouette.graph.Models;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -74,8 +73,7 @@ public final class ModelRepository {
         }
         String source = string(c, "source", null, where);
         if (source == null) throw new IllegalArgumentException(where + ": 'source' is missing: a model file in the folder, bundled or a catalog name");
-        boolean named = source.equals(ModelLoader.BUNDLED) || source.equals(ModelLoader.BUNDLED_CLUTTERED) || Models.CATALOG.containsKey(source);
-        Model model = named ? Model.load(source) : Model.load(inside(folder, source, "source", where));
+        Model model = ModelLoader.isBuiltIn(source) ? Model.load(source) : Model.load(inside(folder, source, "source", where));
         String plan = string(c, "plan", null, where);
         if (plan != null) model = model.withPlan(inside(folder, plan, "plan", where));
         BatchConfig d = BatchConfig.DEFAULT;

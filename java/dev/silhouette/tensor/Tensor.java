@@ -70,6 +70,13 @@ public final class Tensor {
         return new Tensor(shape, data.clone());
     }
 
+    /** A copy holding every value's magnitude (the sum-of-absolute-terms scale of an accumulation tolerance). */
+    public Tensor abs() {
+        float[] d = data.clone();
+        for (int i = 0; i < d.length; i++) d[i] = Math.abs(d[i]);
+        return new Tensor(shape, d);
+    }
+
     /** Value at an NCHW (or any rank) index. */
     public float get(int... index) {
         return data[offset(index)];

@@ -5,6 +5,7 @@ import dev.silhouette.backend.cpu.CpuBackend;
 import dev.silhouette.backend.cuda.CudaBackend;
 import dev.silhouette.conformance.Conformance;
 import dev.silhouette.conformance.ConformanceCase;
+import dev.silhouette.conformance.Problems;
 import dev.silhouette.conformance.Target;
 import dev.silhouette.conformance.Tolerance;
 import dev.silhouette.graph.Graph;
@@ -74,13 +75,6 @@ public class BackendConformanceTest {
         }
     }
 
-    /** Biases at random values (builders start them at fixed ones). */
-    private static Graph randomBiases(Graph g) {
-        Map<String, Tensor> params = new java.util.HashMap<>(g.parameters());
-        params.replaceAll((k, v) -> k.endsWith(".bias") ? Tensor.uniform(v.shape(), -0.5f, 0.5f, k.hashCode()) : v);
-        return g.withParameters(params);
-    }
-
     /** A ReLU after a convolution runs in the convolution's epilogue on the GPU; with and without bias, and unfused when the conv output is also read. */
     @Test
     public void convolutionFollowedByReluMatchesCpu() {
@@ -89,7 +83,7 @@ public class BackendConformanceTest {
             String x = b.input("x", 6, 9, 11);
             String conv = b.add("conv", new Op.Conv2d(6, 10, Window.square(3, 2, 1), 1, bias), x);
             b.output(b.add("relu", new Op.Relu(), conv));
-            Graph g = randomBiases(b.build());
+            Graph g = Problems.randomParameters(b.build());
             Map<String, Tensor> in = Map.of(x, Tensor.uniform(Shape.of(3, 6, 9, 11), -2, 2, 5));
             for (List<String> requested : List.of(List.of("relu"), List.of("conv", "relu"))) {
                 Map<String, Tensor> expected = new CpuBackend().run(g, in, requested), actual = cuda.run(g, in, requested);

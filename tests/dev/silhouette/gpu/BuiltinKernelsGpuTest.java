@@ -233,12 +233,6 @@ public class BuiltinKernelsGpuTest {
         return data;
     }
 
-    private static Tensor abs(Tensor t) {
-        float[] d = t.data().clone();
-        for (int i = 0; i < d.length; i++) d[i] = Math.abs(d[i]);
-        return new Tensor(t.shape(), d);
-    }
-
     private static Object[][] rows(List<?> problems) {
         return problems.stream().map(p -> new Object[] {p}).toArray(Object[][]::new);
     }
@@ -608,7 +602,7 @@ public class BuiltinKernelsGpuTest {
         long dx = upload(x.data()), dw = upload(w.data()), db = b == null ? 0 : upload(b.data());
         float[] actual = run("conv " + p, s.n() * op.outChannels() * oh * ow, y -> kernels.conv2dDirect(dx, dw, db, y, s, op, oh, ow, stream));
         float[] expected = Reference.conv2d(x, w, b, op).data();
-        float[] magnitude = Reference.conv2d(abs(x), abs(w), b == null ? null : abs(b), op).data();
+        float[] magnitude = Reference.conv2d(x.abs(), w.abs(), b == null ? null : b.abs(), op).data();
         double[] bound = new double[magnitude.length];
         for (int i = 0; i < bound.length; i++) bound[i] = FLOAT_ACCUMULATION_RELATIVE * magnitude[i];
         assertWithin("conv " + p, actual, expected, bound);
@@ -642,7 +636,7 @@ public class BuiltinKernelsGpuTest {
         long dx = upload(x.data()), dw = upload(w.data()), db = b == null ? 0 : upload(b.data());
         float[] actual = run("linear " + p, p.batch() * p.out(), y -> kernels.linear(dx, dw, db, y, p.batch(), p.in(), p.out(), stream));
         float[] expected = Reference.linear(x, w, b, op).data();
-        float[] magnitude = Reference.linear(abs(x), abs(w), b == null ? null : abs(b), op).data();
+        float[] magnitude = Reference.linear(x.abs(), w.abs(), b == null ? null : b.abs(), op).data();
         double[] bound = new double[magnitude.length];
         for (int i = 0; i < bound.length; i++) bound[i] = FLOAT_ACCUMULATION_RELATIVE * magnitude[i];
         assertWithin("linear " + p, actual, expected, bound);
