@@ -49,15 +49,49 @@ final class Cluttered {
     record Split(byte[] pixels, Box[] boxes) {}
 
     static Split compose(Items items, Settings s, Progress progress) {
+        return compose(items, s, items.n(), progress);
+    }
+
+    /** The first {@code count} canvases of the split, as {@link #compose(Items, Settings, Progress)} makes them (clutter from all items). */
+    static Split compose(Items items, Settings s, int count, Progress progress) {
         requireFits(items, s);
+        if (count < 0 || count > items.n()) throw new IllegalArgumentException(count + " canvases asked of a split of " + items.n() + " items");
         int canvas = s.size() * s.size();
-        byte[] out = new byte[items.n() * canvas];
-        Box[] boxes = new Box[items.n()];
-        IntStream.range(0, items.n()).parallel().forEach(i -> {
+        byte[] out = new byte[count * canvas];
+        Box[] boxes = new Box[count];
+        IntStream.range(0, count).parallel().forEach(i -> {
             boxes[i] = composeOne(items, s, i, out, i * canvas);
             progress.step();
         });
         return new Split(out, boxes);
+    }
+
+    /** The split ids of the random streams: {@code data cluttered} composes the training split as 0 and the test split as 1. */
+    static final int TRAIN = 0, TEST = 1;
+
+    /** The first {@code n} items of a split as bytes; {@code id} tells the splits' random streams apart. */
+    static Items items(FashionMnist split, int id, int n) {
+        var shape = split.images().shape();
+        if (shape.c() != 1) throw new IllegalArgumentException(split.source() + ": items must have one channel, not " + shape.c());
+        return new Items(java.util.Arrays.copyOf(split.pixelBytes(), n * shape.h() * shape.w()), n, shape.h(), shape.w(), id);
+    }
+
+    /** Labelled cluttered images with each item's box, made in memory. */
+    record Labelled(FashionMnist images, java.util.List<Localisation.Box> boxes) {}
+
+    /**
+     * The first {@code count} canvases of {@code split} cluttered with items of the whole split, exactly as {@code data cluttered}
+     * writes them for the same settings and split id (the images read back from its files equal these).
+     */
+    static Labelled inMemory(FashionMnist split, int id, Settings s, int count, String source) {
+        Items items = items(split, id, split.labels().length);
+        Split c = compose(items, s, count, Progress.none());
+        float[] pixels = new float[c.pixels().length];
+        for (int i = 0; i < pixels.length; i++) pixels[i] = (c.pixels()[i] & 0xff) / 255f;
+        var images = new dev.silhouette.tensor.Tensor(dev.silhouette.tensor.Shape.of(count, 1, s.size(), s.size()), pixels);
+        java.util.List<Localisation.Box> boxes = new java.util.ArrayList<>();
+        for (Box b : c.boxes()) boxes.add(new Localisation.Box(b.x(), b.y(), b.width(), b.height()));
+        return new Labelled(new FashionMnist(images, java.util.Arrays.copyOf(split.labels(), count), source), boxes);
     }
 
     /** Refuses settings these items cannot be cluttered with (before any work), naming the limit. */

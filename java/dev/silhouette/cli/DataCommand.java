@@ -75,7 +75,7 @@ final class DataCommand {
             java.util.List<SplitReport> splits = new java.util.ArrayList<>();
             try {
                 Files.createDirectories(tmp);
-                Cluttered.Items trainItems = items(train, 0, count(train)), testItems = items(test, 1, count(test));
+                Cluttered.Items trainItems = Cluttered.items(train, Cluttered.TRAIN, count(train)), testItems = Cluttered.items(test, Cluttered.TEST, count(test));
                 Cluttered.requireFits(trainItems, settings);
                 Cluttered.requireFits(testItems, settings);
                 try (Progress bar = Progress.start("cluttering", trainItems.n() + testItems.n(), "img")) {
@@ -109,13 +109,6 @@ final class DataCommand {
 
         private int count(FashionMnist split) {
             return Math.min(split.labels().length, limit == null ? Integer.MAX_VALUE : limit);
-        }
-
-        /** The first {@code n} items of a split as bytes; {@code id} tells the splits' random streams apart. */
-        private static Cluttered.Items items(FashionMnist split, int id, int n) {
-            var shape = split.images().shape();
-            if (shape.c() != 1) throw new IllegalArgumentException(split.source() + ": items must have one channel, not " + shape.c());
-            return new Cluttered.Items(java.util.Arrays.copyOf(split.pixelBytes(), n * shape.h() * shape.w()), n, shape.h(), shape.w(), id);
         }
 
         private static SplitReport write(Path dir, String name, FashionMnist split, Cluttered.Items items, Cluttered.Settings settings, Progress bar) throws IOException {

@@ -57,9 +57,32 @@ final class MainJob {
     /** The control row's silhouette: noise, to show what the silhouette itself is worth. */
     static final String NOISE = "noise (control)";
 
-    /** @param squeeze the training-free silhouette to use, or null to choose one on the calibration images */
+    /**
+     * @param squeeze the training-free silhouette to use, or null to choose one on the calibration images
+     * @param rows    the rows to evaluate ({@link #ALL_ROWS} for the full table)
+     */
     record Settings(List<RegionPolicy> policies, int batch, int limit, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order,
-                    SilhouetteSource.Squeeze squeeze, PlanRewrite.Execution execution) {}
+                    SilhouetteSource.Squeeze squeeze, PlanRewrite.Execution execution, java.util.function.Predicate<RowKey> rows) {
+        Settings(List<RegionPolicy> policies, int batch, int limit, Op.Interpolate.Mode resize, Op.RegionQuantize.MaskOrder order,
+                 SilhouetteSource.Squeeze squeeze, PlanRewrite.Execution execution) {
+            this(policies, batch, limit, resize, order, squeeze, execution, ALL_ROWS);
+        }
+    }
+
+    /** The families of rows the table holds. */
+    enum Kind { FP32, UNIFORM, MIXED_UNIFORM, POST_TRAINING, REGION, HIGH_REGION, DRQ_LOW, DRQ_HIGH }
+
+    /**
+     * One row of the table before it is evaluated, for choosing rows: {@code bits} is the activation width of uniform rows,
+     * {@code policy} the index of a region row's policy in {@link Settings#policies}; the silhouette is "learned",
+     * "training-free", {@link #NOISE} or "-".
+     */
+    record RowKey(Kind kind, int bits, int policy, boolean perRegion, String silhouette) {}
+
+    static final java.util.function.Predicate<RowKey> ALL_ROWS = k -> true;
+
+    /** A selected row: its key, its name in the table and how to plan it (null plan: the model in FP32). */
+    private record RowSpec(RowKey key, String name, java.util.function.Supplier<QuantPlan> plan) {}
 
     /** A training-free silhouette: a channel squeeze of a named feature map. */
     static final class Squeeze {
@@ -146,8 +169,13 @@ final class MainJob {
         }
     }
 
+    /** The silhouettes of the first test images, or null when no row used the training-free silhouette (none was chosen). */
     Views views() {
         return views;
+    }
+
+    Settings settings() {
+        return settings;
     }
 
     /**
@@ -182,46 +210,88 @@ final class MainJob {
         calibrated = Calibration.collect(cpu, fp32, modelName, calibration.images(), settings.batch(), Plans.convolutionInputs(fp32),
                 Plans.receivingInputs(fp32), DRQ_BLOCK, Progress.none());
         calibrated.adopt(learnedClipLevels);
-        RegionPolicy main = settings.policies().getFirst();
-        List<SqueezeSearch.Trial> trials = chooseTrainingFree(main);
-        // DRQ 4/2 cannot average below 2 or above 4 bits: the closest it gets to the main policy.
-        double drqLowTarget = Math.clamp(main.averageBits(), 2.0, 4.0);
-        Map<String, Float> drq27 = Plans.drqThresholds(calibrated, 4, 2, drqLowTarget);
-        RegionPolicy high = RegionPolicy.parse("4:80,8:20");
-        Map<String, Float> drq48 = Plans.drqThresholds(calibrated, 8, 4, high.averageBits());
-        SilhouetteSource learned = new SilhouetteSource.Learned();
-
+        List<RowSpec> specs = rowSpecs();
+        boolean trainingFreeRows = specs.stream().anyMatch(r -> r.key().silhouette().equals("training-free"));
+        List<SqueezeSearch.Trial> trials = trainingFreeRows ? chooseTrainingFree(settings.policies().getFirst()) : List.of();
         List<Row> rows = new ArrayList<>();
-        rows.add(evaluate("FP32", "-", null, bar));
-        for (int bits : UNIFORM_BITS) rows.add(evaluate("-", plan("W" + bits + "A" + bits, learned, new Receiving.Uniform(bits)), bar));
+        for (RowSpec spec : specs) {
+            QuantPlan plan = spec.plan().get();
+            rows.add(evaluate(spec.name(), spec.key().silhouette(), plan, bar));
+        }
+        // Bit operations relative to W8A8 (every convolution at 8 bits, the classifier in float), whether or not its row was chosen.
+        double w8a8 = 0, w8a8Receiving = 0;
+        Set<String> receivingLayers = new java.util.HashSet<>();
+        layers.receiving().forEach(n -> receivingLayers.add(n.name()));
+        for (Node n : convs()) {
+            LayerCost c = cost(n);
+            c.addUniform(8, 8, 1);
+            w8a8 += c.bitOpsPerImage();
+            if (receivingLayers.contains(n.name())) w8a8Receiving += c.bitOpsPerImage();
+        }
+        Op.Linear fc = (Op.Linear) fp32.node(Models.LOGITS).op();
+        w8a8 += (double) fc.inFeatures() * fc.outFeatures() * 32 * 32;
+        double w8a8All = w8a8, w8a8Recv = w8a8Receiving;
+        List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.activationBitsPerMac(),
+                r.bitOpsVsW8A8() / w8a8All, r.receivingBitOpsVsW8A8() / w8a8Recv, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(),
+                r.execution(), r.layers())).toList();
+        views = trainingFree == null ? null : new Views(test.images().slice(0, Math.min(8, limit())), silhouettes(fp32),
+                silhouettes(PlanRewrite.withSilhouette(fp32, trainingFree)), layerSizes());
+        return new Result(relative, plans, trials, trainingFreeChoiceName, RegionQuantization.branchPoint(fp32), calibrated.clipLevels(), drqThresholds(4, 2),
+                drqThresholds(8, 4));
+    }
+
+    /** DRQ 4/2 cannot average below 2 or above 4 bits: it takes the main policy's bits, as close as it gets; DRQ 8/4 those of {@link #HIGH}. */
+    private double drqTarget(int high, int low) {
+        return high == 4 ? Math.clamp(settings.policies().getFirst().averageBits(), 2.0, 4.0) : HIGH.averageBits();
+    }
+
+    private Map<String, Float> drqThresholds(int high, int low) {
+        return Plans.drqThresholds(calibrated, high, low, drqTarget(high, low));
+    }
+
+    static final RegionPolicy HIGH = RegionPolicy.parse("4:80,8:20");
+
+    /** Every row of the full table in order, those {@link Settings#rows} chooses; plans are made when asked for (after calibration). */
+    private List<RowSpec> rowSpecs() {
+        SilhouetteSource learned = new SilhouetteSource.Learned();
+        List<RowSpec> all = new ArrayList<>();
+        all.add(new RowSpec(new RowKey(Kind.FP32, 32, -1, false, "-"), "FP32", () -> null));
+        for (int bits : UNIFORM_BITS) {
+            all.add(new RowSpec(new RowKey(Kind.UNIFORM, bits, -1, false, "-"), "W" + bits + "A" + bits,
+                    () -> plan("W" + bits + "A" + bits, learned, new Receiving.Uniform(bits))));
+        }
         // The main policy's shared weights at uniform activation widths: the same weights as its region rows.
-        int mainWeights = sharedWeightBits(main);
+        int mainWeights = sharedWeightBits(settings.policies().getFirst());
         for (int bits : MIXED_UNIFORM_BITS) {
             if (bits >= mainWeights) continue;
-            rows.add(evaluate("-", plan("W" + mainWeights + "A" + bits, learned, new Receiving.Uniform(bits, mainWeights)), bar));
+            String name = "W" + mainWeights + "A" + bits;
+            all.add(new RowSpec(new RowKey(Kind.MIXED_UNIFORM, bits, -1, false, "-"), name, () -> plan(name, learned, new Receiving.Uniform(bits, mainWeights))));
         }
-        rows.add(evaluate(PTQ_ROW, "-", postTrainingPlan(), bar));
+        all.add(new RowSpec(new RowKey(Kind.POST_TRAINING, 4, -1, false, "-"), PTQ_ROW, this::postTrainingPlan));
         for (int i = 0; i < settings.policies().size(); i++) {
             RegionPolicy p = settings.policies().get(i);
             for (boolean perRegion : forms(i)) {
-                rows.add(region(p, perRegion, "learned", learned, bar));
-                rows.add(region(p, perRegion, "training-free", trainingFree, bar));
+                all.add(region(Kind.REGION, i, p, perRegion, "learned", () -> learned));
+                all.add(region(Kind.REGION, i, p, perRegion, "training-free", () -> trainingFree));
             }
             // The control for every policy: where the widths go matters most when the low width is very low.
-            rows.add(region(p, false, NOISE, new SilhouetteSource.Noise(RegionQuantization.branchPoint(fp32), 0), bar));
+            all.add(region(Kind.REGION, i, p, false, NOISE, () -> new SilhouetteSource.Noise(RegionQuantization.branchPoint(fp32), 0)));
         }
-        rows.add(region(high, true, "learned", learned, bar));
-        rows.add(region(high, true, "training-free", trainingFree, bar));
-        rows.add(evaluate("input blocks", plan(String.format("DRQ 4/2 (%.1f bits)", drqLowTarget), learned, new Receiving.Drq(2, 4, DRQ_BLOCK, drq27)), bar));
-        rows.add(evaluate("input blocks", plan(String.format("DRQ 8/4 (%.1f bits)", high.averageBits()), learned, new Receiving.Drq(4, 8, DRQ_BLOCK, drq48)), bar));
-        // Until here the two bit-operation fields hold absolute counts per image; W8A8 is row 1.
-        double w8a8 = rows.get(1).bitOpsVsW8A8(), w8a8Receiving = rows.get(1).receivingBitOpsVsW8A8();
-        List<Row> relative = rows.stream().map(r -> new Row(r.name(), r.silhouette(), r.accuracy(), r.activationBits(), r.activationBitsPerMac(),
-                r.bitOpsVsW8A8() / w8a8, r.receivingBitOpsVsW8A8() / w8a8Receiving, r.packedKiBPerImage(), r.imagesPerSecond(), r.backend(),
-                r.execution(), r.layers())).toList();
-        views = new Views(test.images().slice(0, Math.min(8, limit())), silhouettes(fp32), silhouettes(PlanRewrite.withSilhouette(fp32, trainingFree)),
-                layerSizes());
-        return new Result(relative, plans, trials, trainingFreeChoiceName, RegionQuantization.branchPoint(fp32), calibrated.clipLevels(), drq27, drq48);
+        all.add(region(Kind.HIGH_REGION, -1, HIGH, true, "learned", () -> learned));
+        all.add(region(Kind.HIGH_REGION, -1, HIGH, true, "training-free", () -> trainingFree));
+        String drqLow = String.format("DRQ 4/2 (%.1f bits)", drqTarget(4, 2)), drqHigh = String.format("DRQ 8/4 (%.1f bits)", drqTarget(8, 4));
+        all.add(new RowSpec(new RowKey(Kind.DRQ_LOW, 2, -1, true, "input blocks"), drqLow,
+                () -> plan(drqLow, learned, new Receiving.Drq(2, 4, DRQ_BLOCK, drqThresholds(4, 2)))));
+        all.add(new RowSpec(new RowKey(Kind.DRQ_HIGH, 4, -1, true, "input blocks"), drqHigh,
+                () -> plan(drqHigh, learned, new Receiving.Drq(4, 8, DRQ_BLOCK, drqThresholds(8, 4)))));
+        return all.stream().filter(r -> settings.rows().test(r.key())).toList();
+    }
+
+    private RowSpec region(Kind kind, int index, RegionPolicy p, boolean perRegion, String source, java.util.function.Supplier<SilhouetteSource> silhouette) {
+        int weightBits = sharedWeightBits(p);
+        String name = p + (perRegion ? " per-region W" : " W" + weightBits);
+        return new RowSpec(new RowKey(kind, -1, index, perRegion, source), name,
+                () -> plan(name, silhouette.get(), new Receiving.Region(p, perRegion, weightBits, settings.resize(), settings.order())));
     }
 
     private QuantPlan plan(String label, SilhouetteSource silhouette, Receiving receiving) {
@@ -237,11 +307,7 @@ final class MainJob {
 
     /** Number of configurations {@link #run} evaluates on the test split (for the progress bar). */
     int rowCount() {
-        int regionRows = 0;
-        for (int i = 0; i < settings.policies().size(); i++) regionRows += 2 * forms(i).size() + 1;
-        int mainWeights = sharedWeightBits(settings.policies().getFirst());
-        int mixed = (int) MIXED_UNIFORM_BITS.stream().filter(b -> b < mainWeights).count();
-        return 1 + UNIFORM_BITS.size() + mixed + 1 + regionRows + 2 + 2;
+        return rowSpecs().size();
     }
 
     /**
@@ -256,12 +322,6 @@ final class MainJob {
 
     int limit() {
         return Math.min(settings.limit(), test.labels().length);
-    }
-
-    private Row region(RegionPolicy p, boolean perRegion, String source, SilhouetteSource silhouette, Progress bar) {
-        int weightBits = sharedWeightBits(p);
-        String name = p + (perRegion ? " per-region W" : " W" + weightBits);
-        return evaluate(source, plan(name, silhouette, new Receiving.Region(p, perRegion, weightBits, settings.resize(), settings.order())), bar);
     }
 
     /** Shared weights take the policy's highest width, at least the 2 bits a symmetric grid needs. */
@@ -287,21 +347,11 @@ final class MainJob {
     // ---- evaluation on the test split ----
 
     /** Accuracy, speed and costs of one configuration: {@code plan} applied to the model (null: the model in FP32). */
-    private Row evaluate(String silhouette, QuantPlan plan, Progress bar) {
-        return evaluate(plan.label(), silhouette, plan, bar);
-    }
-
     private Row evaluate(String name, String silhouette, QuantPlan plan, Progress bar) {
         Graph graph = plan == null ? fp32 : PlanRewrite.apply(fp32, plan, settings.execution());
         Backend runner = Evaluation.backendFor(graph, backend, cpu);
         Map<String, LayerCost> costs = new LinkedHashMap<>();
-        for (Node n : convs()) {
-            Op.Conv2d conv = (Op.Conv2d) n.op();
-            Shape in = shapes.get(n.inputs().getFirst());
-            var w = conv.window();
-            costs.put(n.name(), new LayerCost(n.name(), in.c(), conv.outChannels(), LayerCost.tapCounts(in.h(), in.w(), w.kernelH(), w.kernelW(),
-                    w.strideH(), w.strideW(), w.padH(), w.padW(), w.dilationH(), w.dilationW())));
-        }
+        for (Node n : convs()) costs.put(n.name(), cost(n));
         Set<String> receiving = new java.util.HashSet<>();
         RegionQuantization.layers(plan == null ? fp32 : PlanRewrite.withSilhouette(fp32, plan.silhouette())).receiving().forEach(n -> receiving.add(n.name()));
         List<String> requested = new ArrayList<>(List.of(Models.logits(graph), Models.SILHOUETTE));
@@ -327,6 +377,15 @@ final class MainJob {
                 plan == null ? null : plan.layer(Models.LOGITS));
         if (plan != null) plans.put(row.name() + " " + row.silhouette(), plan);
         return row;
+    }
+
+    /** An empty cost record of convolution {@code n} at the model's input size. */
+    private LayerCost cost(Node n) {
+        Op.Conv2d conv = (Op.Conv2d) n.op();
+        Shape in = shapes.get(n.inputs().getFirst());
+        var w = conv.window();
+        return new LayerCost(n.name(), in.c(), conv.outChannels(), LayerCost.tapCounts(in.h(), in.w(), w.kernelH(), w.kernelW(),
+                w.strideH(), w.strideW(), w.padH(), w.padW(), w.dilationH(), w.dilationW()));
     }
 
     /** One batch's activation and weight widths of a layer, as its plan quantizes them (unplanned layers are FP32). */

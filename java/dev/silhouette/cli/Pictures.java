@@ -35,17 +35,30 @@ final class Pictures {
     private Pictures() {}
 
     static List<String> drawAll(Path dir, MainJob.Views v, MainJob.Result result, MainJob.Settings settings) {
+        List<String> written = new ArrayList<>(drawSilhouettes(dir, v, settings));
+        written.add(drawAccuracyVsBits(dir, result.rows()));
+        return written;
+    }
+
+    /** The silhouettes and masks over the first test images. */
+    static List<String> drawSilhouettes(Path dir, MainJob.Views v, MainJob.Settings settings) {
+        prepare(dir);
+        return List.of(write(dir.resolve("silhouettes.png"), silhouettes(v)), write(dir.resolve("masks.png"), masks(v, settings)));
+    }
+
+    /** Accuracy against activation bits of {@code rows}, the first being FP32. */
+    static String drawAccuracyVsBits(Path dir, List<MainJob.Row> rows) {
+        prepare(dir);
+        return write(dir.resolve("accuracy-vs-bits.png"), accuracyVsBits(rows));
+    }
+
+    private static void prepare(Path dir) {
         try {
             Files.createDirectories(dir);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create the picture folder " + dir + ": " + e.getMessage(), e);
         }
         System.setProperty("java.awt.headless", "true");
-        List<String> written = new ArrayList<>();
-        written.add(write(dir.resolve("silhouettes.png"), silhouettes(v)));
-        written.add(write(dir.resolve("masks.png"), masks(v, settings)));
-        written.add(write(dir.resolve("accuracy-vs-bits.png"), accuracyVsBits(result)));
-        return written;
     }
 
     static String writeJson(Path file, Object report) {
@@ -161,11 +174,10 @@ final class Pictures {
     }
 
     /** Accuracy against measured average activation bits: uniform as a line, region policies and DRQ as points. */
-    private static BufferedImage accuracyVsBits(MainJob.Result result) {
+    private static BufferedImage accuracyVsBits(List<MainJob.Row> rows) {
         int width = 960, height = 560, left = 70, right = 270, top = 40, bottom = 60;
         BufferedImage img = canvas(width, height);
         Graphics2D g = graphics(img);
-        List<MainJob.Row> rows = result.rows();
         MainJob.Row fp = rows.getFirst();
         double xMax = 9, yMin = 100, yMax = 100 * fp.accuracy() + 1;
         for (MainJob.Row r : rows) if (r != fp) yMin = Math.min(yMin, 100 * r.accuracy());

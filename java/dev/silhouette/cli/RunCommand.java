@@ -86,6 +86,13 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--plain", description = "only the model as it is: accuracy and images/s (the table's FP32 row alone)")
     boolean plain;
 
+    enum Rows { headline, all }
+
+    @Option(names = "--rows", description = "headline: both bundled datasets (Fashion-MNIST and cluttered 60x60), each row on the weights fine-tuned "
+            + "for it (the default with the bundled model and data); all: the full table of one model (the default with --model, --data, --policy "
+            + "or --squeeze)")
+    Rows rows;
+
     @Option(names = "--plan", description = "run the model quantized by this plan (written by quantize, or by the main job into OUT/plans/): "
             + "accuracy and images/s, as --plain")
     Path plan;
@@ -104,7 +111,15 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (batch < 1 || batch > 65_536) throw new IllegalArgumentException("--batch " + batch + " must be between 1 and 65536");
-        if (!plain && plan == null) return study();
+        if (!plain && plan == null) {
+            boolean custom = !model.equals(ModelLoader.BUNDLED) || data != null || policies != null || squeeze != null;
+            if (rows == Rows.headline && custom) {
+                throw new IllegalArgumentException("--rows headline runs the bundled models on their bundled data with their fine-tuned weights; "
+                        + "with --model, --data, --policy or --squeeze use --rows all");
+            }
+            return (rows == null ? custom : rows == Rows.all) ? study() : headline();
+        }
+        if (rows != null) throw new IllegalArgumentException("--rows chooses the main job's rows; --plain and --plan evaluate one configuration");
         ModelLoader.Loaded loaded = ModelLoader.load(model);
         // Inference graph: BatchNorm folded into the convolutions (same outputs, fewer passes over memory).
         Graph graph = Passes.foldBatchNorm(loaded.graph());
@@ -245,6 +260,56 @@ final class RunCommand implements Callable<Integer> {
         return 0;
     }
 
+    record HeadlineReport(String machine, String backend, List<Headline.Section> datasets, double seconds) {}
+
+    /** The default main job: {@link Headline} on both bundled datasets. */
+    private Integer headline() {
+        if (limit != null && limit < 1) throw new IllegalArgumentException("--limit " + limit + " must be at least 1");
+        List<RegionPolicy> parsed = DEFAULT_POLICIES.stream().map(RegionPolicy::parse).toList();
+        MainJob.Settings settings = new MainJob.Settings(parsed, batch, limit == null ? Integer.MAX_VALUE : limit, resize, maskOrder, null, executionOptions.mode());
+        long start = System.nanoTime();
+        List<Headline.Section> sections;
+        String backendName;
+        try (Backend backend = backendOptions.open()) {
+            backendName = backend.name();
+            sections = Headline.run(Headline.datasets(), settings, calibrationImages, backend, outDir);
+        }
+        HeadlineReport r = new HeadlineReport(Machine.current().toString(), backendName, sections, (System.nanoTime() - start) / 1e9);
+        String json = Pictures.writeJson(outDir.resolve("results.json"), r);
+        PrintWriter out = spec.commandLine().getOut();
+        if (this.json) {
+            Output.json(out, r);
+            return 0;
+        }
+        out.printf("The main job: each row on the weights fine-tuned for it; `run --rows all` gives the full table of one model.%n");
+        out.printf("layers   stem and blocks before the silhouette W%dA%d, receiving convolutions as the row says, classifier FP32 (%s: every layer as%n"
+                + "         quantize plans %s); masks %s, %s%n", MainJob.PRE_BRANCH_BITS, MainJob.PRE_BRANCH_BITS, MainJob.PTQ_ROW, MainJob.PTQ.label(),
+                resize.name().toLowerCase(), maskOrder.name().toLowerCase().replace('_', ' '));
+        out.printf("machine  %s%n", r.machine());
+        for (Headline.Section s : sections) {
+            out.printf("%n%s: %,d test images (%s)%ncalibration: %s%n", s.dataset(), s.images(), s.data(), s.calibration());
+            if (s.trainingFreeSilhouette() != null) out.printf("training-free silhouette: %s (chosen on the calibration images)%n", s.trainingFreeSilhouette());
+            out.printf("%-22s %-16s %-30s %9s %9s %10s %12s %9s  %s%n", "configuration", "silhouette", "weights", "accuracy", "act bits", "BOPs/W8A8",
+                    "act KiB/img", "images/s", "backend, execution");
+            for (Headline.Line l : s.rows()) {
+                MainJob.Row row = l.row();
+                out.printf("%-22s %-16s %-30s %8.2f%% %9.2f %10.3f %12.2f %9.0f  %s%n", row.name(), row.silhouette(), l.weights(), 100 * row.accuracy(),
+                        row.activationBits(), row.bitOpsVsW8A8(), row.packedKiBPerImage(), row.imagesPerSecond(), row.backend() + ", " + row.execution());
+            }
+            if (s.localisation() != null) {
+                Localisation.Result loc = s.localisation();
+                out.printf("localisation: share of the top %.0f%% silhouette pixels inside the item's box, %d test images: learned %.3f, training-free %.3f,%n"
+                        + "  noise %.3f; the boxes cover %.3f of the canvas%n", 100 * loc.top(), loc.images(), loc.learned(), loc.trainingFree(), loc.noise(), loc.chance());
+            }
+            out.printf("pictures: %s; %d plans (run one again: bin/silhouette run --plan FILE --model MODEL)%n", String.join(", ", s.pictures()), s.plans().size());
+        }
+        out.printf("%nact bits: activation bits of the receiving convolutions' inputs, averaged over their values; BOPs/W8A8: MACs x weight bits x%n"
+                + "activation bits over every layer, relative to W8A8; act KiB/img: conv inputs packed at their widths plus region masks.%n");
+        out.printf("results  %s%ntime     %.1f s%n", json, r.seconds());
+        out.flush();
+        return 0;
+    }
+
     private static int argmax(float[] v, int off, int n) {
         int best = 0;
         for (int i = 1; i < n; i++) if (v[off + i] > v[off + best]) best = i;
@@ -252,7 +317,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** Each quantized row's plan as a file, for `run --plan`, `eval --plan` and the Java API to run again unchanged. */
-    private static List<String> writePlans(Path dir, Map<String, QuantPlan> plans) {
+    static List<String> writePlans(Path dir, Map<String, QuantPlan> plans) {
         List<String> written = new java.util.ArrayList<>();
         for (Map.Entry<String, QuantPlan> e : plans.entrySet()) {
             String base = e.getKey().replaceAll("[^A-Za-z0-9.]+", "-").replaceAll("^-|-$", "");

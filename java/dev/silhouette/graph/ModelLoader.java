@@ -22,10 +22,27 @@ import java.util.TreeSet;
 public final class ModelLoader {
     /** The main job's default: the small ResNet with its silhouette branch, trained on Fashion-MNIST. */
     public static final String BUNDLED = "bundled";
-    private static final String BUNDLED_RESOURCE = "/dev/silhouette/models/fmnist-resnet.safetensors";
     /** The 60x60 cluttered Fashion-MNIST model ({@code silhouette data cluttered}, seed 0, 4 pieces), trained the same way. */
     public static final String BUNDLED_CLUTTERED = "bundled-cluttered";
-    private static final String BUNDLED_CLUTTERED_RESOURCE = "/dev/silhouette/models/cluttered-resnet.safetensors";
+    /**
+     * Every bundled model by name: the two trained models and, for the main job's headline, each fine-tuned for one row
+     * (seed 0 of its study: docs/results/studies.md for Fashion-MNIST, docs/results/cluttered.md for the cluttered set).
+     */
+    public static final Map<String, String> BUNDLED_MODELS = bundled();
+
+    private static Map<String, String> bundled() {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        String dir = "/dev/silhouette/models/";
+        m.put(BUNDLED, dir + "fmnist-resnet.safetensors");
+        m.put(BUNDLED + "-ft-region", dir + "fmnist-resnet-ft-region-2-50-3-30-4-20.safetensors");
+        m.put(BUNDLED + "-ft-w4a3", dir + "fmnist-resnet-ft-w4a3.safetensors");
+        m.put(BUNDLED + "-ft-w4a2", dir + "fmnist-resnet-ft-w4a2.safetensors");
+        m.put(BUNDLED_CLUTTERED, dir + "cluttered-resnet.safetensors");
+        m.put(BUNDLED_CLUTTERED + "-ft-region", dir + "cluttered-resnet-ft-region-2-50-3-30-4-20.safetensors");
+        m.put(BUNDLED_CLUTTERED + "-ft-w4a3", dir + "cluttered-resnet-ft-w4a3.safetensors");
+        m.put(BUNDLED_CLUTTERED + "-ft-w4a2", dir + "cluttered-resnet-ft-w4a2.safetensors");
+        return java.util.Collections.unmodifiableMap(m);
+    }
 
     /** Metadata keys of a model file. */
     public static final String META_MODEL = "silhouette.model";
@@ -41,19 +58,18 @@ public final class ModelLoader {
 
     /** Whether {@code spec} names a model that needs no file: a bundled model or a catalog architecture. */
     public static boolean isBuiltIn(String spec) {
-        return spec.equals(BUNDLED) || spec.equals(BUNDLED_CLUTTERED) || Models.CATALOG.containsKey(spec);
+        return BUNDLED_MODELS.containsKey(spec) || Models.CATALOG.containsKey(spec);
     }
 
     public static Loaded load(String spec) {
-        if (spec.equals(BUNDLED)) return fromResource(BUNDLED_RESOURCE);
-        if (spec.equals(BUNDLED_CLUTTERED)) return fromResource(BUNDLED_CLUTTERED_RESOURCE);
+        if (BUNDLED_MODELS.containsKey(spec)) return fromResource(BUNDLED_MODELS.get(spec));
         if (Models.CATALOG.containsKey(spec)) {
             return new Loaded(spec, "random weights (seed 0)", Models.build(spec, Models.defaults(spec)), Map.of());
         }
         Path path = Path.of(spec);
         if (!Files.exists(path)) {
             throw new IllegalArgumentException("model '" + spec + "' is neither a file nor a known model; known models: "
-                    + String.join(", ", new TreeSet<>(Models.CATALOG.keySet())) + ", " + BUNDLED + ", " + BUNDLED_CLUTTERED);
+                    + String.join(", ", new TreeSet<>(Models.CATALOG.keySet())) + ", " + String.join(", ", BUNDLED_MODELS.keySet()));
         }
         return fromContents(path.toString(), SafeTensors.readMetadata(path), SafeTensors.read(path));
     }

@@ -29,6 +29,28 @@ public class DataCommandTest {
         assertEquals(generated.exitCode(), 0, generated.err());
     }
 
+    /** The main job's headline makes the cluttered set in memory; it must be the folder this command writes, pixel for pixel. */
+    @Test
+    public void theInMemoryConstructionIsTheWrittenFolder() throws Exception {
+        for (String split : new String[] {"train", "t10k"}) {
+            FashionMnist source = split.equals("train") ? FashionMnist.trainSplit(null) : FashionMnist.testSplit(null);
+            FashionMnist first = new FashionMnist(source.images().slice(0, N), java.util.Arrays.copyOf(source.labels(), N), "first " + N);
+            Cluttered.Labelled made = Cluttered.inMemory(first, split.equals("train") ? Cluttered.TRAIN : Cluttered.TEST,
+                    new Cluttered.Settings(SIZE, 3, Cluttered.PIECE, 7), N, "test");
+            Idx.Dataset d = Idx.Dataset.load(dir.resolve(split + "-images-idx3-ubyte.gz"), dir.resolve(split + "-labels-idx1-ubyte.gz"));
+            assertEquals(made.images().images().data(), d.images().data(), split + ": pixels");
+            assertEquals(made.images().labels(), d.labels(), split + ": labels");
+            assertEquals(made.boxes(), Localisation.read(dir.resolve(split + "-boxes.csv")), split + ": boxes");
+        }
+        // A prefix of a split is the same canvases as the whole (clutter still drawn from every item).
+        FashionMnist test = FashionMnist.testSplit(null);
+        FashionMnist first = new FashionMnist(test.images().slice(0, N), java.util.Arrays.copyOf(test.labels(), N), "first " + N);
+        Cluttered.Settings s = new Cluttered.Settings(SIZE, 3, Cluttered.PIECE, 7);
+        float[] whole = Cluttered.inMemory(first, Cluttered.TEST, s, N, "all").images().images().data();
+        float[] prefix = Cluttered.inMemory(first, Cluttered.TEST, s, 5, "five").images().images().data();
+        assertEquals(prefix, java.util.Arrays.copyOf(whole, 5 * SIZE * SIZE));
+    }
+
     @Test
     public void writesBothSplitsInTheSourcesOrderWithBoxesAndAManifest() throws Exception {
         try (Stream<Path> s = Files.list(parent)) {

@@ -27,7 +27,8 @@ public class MainJobTest {
     @BeforeClass
     public void runSmallStudy() throws Exception {
         out = Files.createTempDirectory("silhouette-main-job");
-        CliTest.Result r = CliTest.run("run", "--limit", "200", "--calibration", "100", "--batch", "100", "--backend", "cpu", "--json", "--out", out.toString());
+        CliTest.Result r = CliTest.run("run", "--rows", "all", "--limit", "200", "--calibration", "100", "--batch", "100", "--backend", "cpu", "--json",
+                "--out", out.toString());
         assertEquals(r.exitCode(), 0, r.err());
         report = JsonParser.parseString(r.out()).getAsJsonObject();
         for (var e : report.getAsJsonArray("rows")) {
@@ -191,7 +192,8 @@ public class MainJobTest {
     @Test
     public void aSecondRunIsByteIdenticalButTimings() throws Exception {
         Path again = Files.createTempDirectory("silhouette-main-job-again");
-        CliTest.Result r = CliTest.run("run", "--limit", "200", "--calibration", "100", "--batch", "100", "--backend", "cpu", "--json", "--out", again.toString());
+        CliTest.Result r = CliTest.run("run", "--rows", "all", "--limit", "200", "--calibration", "100", "--batch", "100", "--backend", "cpu", "--json",
+                "--out", again.toString());
         assertEquals(r.exitCode(), 0, r.err());
         // The pictures' paths name the output folder, which differs by design.
         assertSame(JsonParser.parseString(r.out().replace(again.toString(), "OUT")), JsonParser.parseString(report.toString().replace(out.toString(), "OUT")), "report");
