@@ -91,11 +91,17 @@ public final class CpuOps {
 
     /**
      * Convolution as im2col + blocked GEMM per image, group and stretch of output pixels, each stretch one
-     * task of the worker pool; 1x1/stride-1/unpadded skips im2col; depthwise runs directly. The epilogue
+     * task of the worker pool; 1x1/stride-1/unpadded skips im2col; other stride-1 windows run on
+     * {@link DirectConv} (the same bits, no column matrix); depthwise runs directly. The epilogue
      * adds the bias, then {@code residual} (an Add's other operand, the output's shape; null for none) and
      * ReLU when {@code relu}, in the order the separate ops would, so fusing changes no bit.
      */
     public static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op, Tensor residual, boolean relu) {
+        return conv2d(x, weight, bias, op, residual, relu, true);
+    }
+
+    /** As {@link #conv2d(Tensor, Tensor, Tensor, Op.Conv2d, Tensor, boolean)}; {@code allowDirect} false keeps im2col (its tests' oracle). */
+    static Tensor conv2d(Tensor x, Tensor weight, Tensor bias, Op.Conv2d op, Tensor residual, boolean relu, boolean allowDirect) {
         Shape in = x.shape();
         Window win = op.window();
         int oh = win.outH(in.h()), ow = win.outW(in.w());
@@ -108,6 +114,10 @@ public final class CpuOps {
         float[] w = weight.data(), b = bias == null ? null : bias.data(), r = residual == null ? null : residual.data();
         if (cg == 1 && og == 1 && !direct) {
             depthwise(x, w, b, r, relu, win, oh, ow, out);
+            return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+        }
+        if (allowDirect && DirectConv.applies(op)) {
+            DirectConv.run(x.data(), in, w, b, r, relu, op, out);
             return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
         }
         int units = in.n() * groups;

@@ -27,7 +27,7 @@ public final class Gemm {
     private static final int V = S.length();
     private static final int NR = 2 * V;
     private static final int MR = 6;
-    private static final int KC = 256;
+    static final int KC = 256;
     /** Rows of A per pass over a packed B block: 96 rows x KC floats stay in L2. */
     private static final int MC = 96;
     /** Columns per packed B block (and per parallel task): 512 KB of packed B at KC = 256. */
