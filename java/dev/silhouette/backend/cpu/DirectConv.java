@@ -7,7 +7,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Stride-1 convolutions without a column matrix: each task copies a band of output rows' input, zero-padded,
+ * Convolutions without a column matrix: each task copies a band of output rows' input, zero-padded,
  * into a buffer its worker owns, with rows {@code Wp} wide (the padded width). Output pixel (r, ox) of the band
  * is then position {@code q = r * Wp + ox}, and tap (c, ky, kx) reads position {@code q + off(c, ky, kx)} of the
  * buffer: for every tap, consecutive outputs read consecutive floats, so the micro-kernel loads two vectors of
@@ -33,13 +33,13 @@ final class DirectConv {
     private static final int BAND_FLOATS = 1 << 16;
 
     /**
-     * Whether this path takes the convolution: stride 1, except 1x1 unpadded (a plain GEMM on the input already) and
-     * depthwise (its own loop).
+     * Whether this path takes the convolution: all but unpadded 1x1 ones (at stride 1 a plain GEMM on the input already;
+     * strided, im2col is only a subsampling copy, and measured no slower) and depthwise ones (their own loop).
      */
     static boolean applies(Op.Conv2d op) {
         Window w = op.window();
-        boolean plainGemm = w.kernelH() == 1 && w.kernelW() == 1 && w.padH() == 0 && w.padW() == 0;
-        return w.strideH() == 1 && w.strideW() == 1 && !plainGemm && !(op.inPerGroup() == 1 && op.outPerGroup() == 1);
+        boolean pointwise = w.kernelH() == 1 && w.kernelW() == 1 && w.padH() == 0 && w.padW() == 0;
+        return !pointwise && !(op.inPerGroup() == 1 && op.outPerGroup() == 1);
     }
 
     static void run(float[] x, Shape in, float[] w, float[] bias, float[] residual, boolean relu, Op.Conv2d op, float[] out) {
@@ -47,14 +47,27 @@ final class DirectConv {
         int oh = win.outH(in.h()), ow = win.outW(in.w());
         int kh = win.kernelH(), kw = win.kernelW(), dh = win.dilationH(), dw = win.dilationW();
         int groups = op.groups(), cg = op.inPerGroup(), og = op.outPerGroup(), k = op.taps();
-        int wp = Math.max(ow + (kw - 1) * dw, win.padW() + in.w());
-        int haloRows = (kh - 1) * dh;
+        int sh = win.strideH(), sw = win.strideW();
+        // Strided windows read the padded input split into phases (rows iy = y * sh + py, columns x * sw + px): in each
+        // phase plane the outputs are again consecutive positions, and tap (ky, kx) reads phase
+        // ((ky * dh) % sh, (kx * dw) % sw) shifted by ((ky * dh) / sh, (kx * dw) / sw). Only the phases some tap reads are copied.
+        int wp = ow + (kw - 1) * dw / sw;
+        int haloRows = (kh - 1) * dh / sh;
+        int[] phaseIndex = new int[sh * sw];
+        java.util.Arrays.fill(phaseIndex, -1);
+        int phases = 0;
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++) {
+                int ph = (ky * dh % sh) * sw + kx * dw % sw;
+                if (phaseIndex[ph] < 0) phaseIndex[ph] = phases++;
+            }
+        int phaseCount = phases;
         int units = in.n() * groups;
         // Bands of output rows: the padded band within BAND_FLOATS, and enough tasks to occupy the workers: more bands
         // where there are rows enough, else (the later layers: few pixels, many channels) chunks of the output channels,
         // so each task reads only its share of the weights.
         int threads = Workers.threads();
-        int rows = Math.max(1, Math.min(oh, BAND_FLOATS / (cg * wp) - haloRows));
+        int rows = Math.max(1, Math.min(oh, BAND_FLOATS / (cg * phaseCount * wp) - haloRows));
         int chunks = 1;
         if (units * Math.ceilDiv(oh, rows) < 2 * threads) {
             int wanted = Math.ceilDiv(2 * threads, units);
@@ -67,12 +80,12 @@ final class DirectConv {
             int u = t / (bands * ocChunks), rest = t % (bands * ocChunks), n = u / groups, g = u % groups;
             int oy0 = (rest % bands) * bandRows, r = Math.min(bandRows, oh - oy0);
             int c0 = (rest / bands) * chunkRows, c1 = Math.min(og, c0 + chunkRows);
-            int plane = (r + haloRows) * wp;
+            int phasePlane = (r + haloRows) * wp, plane = phaseCount * phasePlane;
             int positions = r * wp, tiles = Math.ceilDiv(positions, NR), stride = tiles * NR;
-            // Tiles read up to a tile past the band's last position, plus the window's reach.
-            float[] band = Workers.scratch(Workers.Scratch.COLUMNS, cg * plane + NR + (kw - 1) * dw + haloRows * wp);
-            pad(x, in, n * in.c() + g * cg, cg, win, oy0, r + haloRows, wp, band);
-            int[] offsets = offsets(cg, kh, kw, dh, dw, wp, plane);
+            // Tiles read up to a tile past the band's last position, plus the window's reach within a row.
+            float[] band = Workers.scratch(Workers.Scratch.COLUMNS, cg * plane + NR + wp);
+            pad(x, in, n * in.c() + g * cg, cg, win, oy0, r + haloRows, wp, phaseIndex, phasePlane, plane, band);
+            int[] offsets = offsets(cg, win, wp, phaseIndex, phasePlane, plane);
             // The band's outputs at every position (those past a row's end dropped at the end), channel rows stride apart.
             float[] sums = Workers.scratch(Workers.Scratch.GRADIENT, (c1 - c0) * stride);
             float[] tile = Workers.scratch(Workers.Scratch.TILE, MR * NR);
@@ -101,34 +114,50 @@ final class DirectConv {
         }
     }
 
-    /** Input rows [oy0 - padH, oy0 - padH + rows) of channels [c0, c0 + channels) of {@code x}, zero-padded to {@code wp} columns. */
-    private static void pad(float[] x, Shape in, int c0, int channels, Window win, int oy0, int rows, int wp, float[] band) {
-        int h = in.h(), w = in.w(), left = win.padW();
-        int plane = rows * wp;
+    /**
+     * The padded input of output rows [oy0, oy0 + rows - halo) for channels [c0, c0 + channels) of {@code x}: phase plane
+     * (py, px) row y, column x holds input (row (oy0 + y) * sh + py - padH, column x * sw + px - padW), zero outside.
+     */
+    private static void pad(float[] x, Shape in, int c0, int channels, Window win, int oy0, int rows, int wp, int[] phaseIndex, int phasePlane, int plane,
+                            float[] band) {
+        int h = in.h(), w = in.w(), sh = win.strideH(), sw = win.strideW(), left = win.padW();
         for (int c = 0; c < channels; c++) {
             int src = (c0 + c) * h * w;
-            for (int rp = 0; rp < rows; rp++) {
-                int dst = c * plane + rp * wp, iy = oy0 - win.padH() + rp;
-                if (iy < 0 || iy >= h) {
-                    java.util.Arrays.fill(band, dst, dst + wp, 0f);
-                    continue;
+            for (int py = 0; py < sh; py++)
+                for (int px = 0; px < sw; px++) {
+                    int pi = phaseIndex[py * sw + px];
+                    if (pi < 0) continue;
+                    for (int y = 0; y < rows; y++) {
+                        int dst = c * plane + pi * phasePlane + y * wp, iy = (oy0 + y) * sh + py - win.padH();
+                        if (iy < 0 || iy >= h) {
+                            java.util.Arrays.fill(band, dst, dst + wp, 0f);
+                            continue;
+                        }
+                        int row = src + iy * w;
+                        // Columns x whose input column x * sw + px - left lies in [0, w); zero on either side.
+                        int from = Math.min(wp, Math.max(0, Math.ceilDiv(left - px, sw))), to = Math.max(from, Math.min(wp, Math.ceilDiv(w + left - px, sw)));
+                        for (int q = 0; q < from; q++) band[dst + q] = 0f;
+                        if (sw == 1) {
+                            System.arraycopy(x, row + from + px - left, band, dst + from, to - from);
+                        } else {
+                            for (int q = from, ix = from * sw + px - left; q < to; q++, ix += sw) band[dst + q] = x[row + ix];
+                        }
+                        for (int q = to; q < wp; q++) band[dst + q] = 0f;
+                    }
                 }
-                // Columns before the input (the left padding) and after it are zero; a padded row wider than the
-                // input's reach keeps only what the window reads.
-                int from = Math.max(0, -left), to = Math.min(w, wp - left);
-                for (int q = dst; q < dst + left + from; q++) band[q] = 0f;
-                System.arraycopy(x, src + iy * w + from, band, dst + left + from, to - from);
-                for (int q = dst + left + to; q < dst + wp; q++) band[q] = 0f;
-            }
         }
     }
 
     /** The band position each tap (c, ky, kx) of the flattened window reads, relative to the output position. */
-    private static int[] offsets(int channels, int kh, int kw, int dh, int dw, int wp, int plane) {
+    private static int[] offsets(int channels, Window win, int wp, int[] phaseIndex, int phasePlane, int plane) {
+        int kh = win.kernelH(), kw = win.kernelW(), dh = win.dilationH(), dw = win.dilationW(), sh = win.strideH(), sw = win.strideW();
         int[] off = new int[channels * kh * kw];
         for (int c = 0, t = 0; c < channels; c++)
             for (int ky = 0; ky < kh; ky++)
-                for (int kx = 0; kx < kw; kx++) off[t++] = c * plane + ky * dh * wp + kx * dw;
+                for (int kx = 0; kx < kw; kx++) {
+                    int pi = phaseIndex[(ky * dh % sh) * sw + kx * dw % sw];
+                    off[t++] = c * plane + pi * phasePlane + ky * dh / sh * wp + kx * dw / sw;
+                }
         return off;
     }
 
@@ -204,17 +233,13 @@ final class DirectConv {
         for (int o = 0; o < channels; o++) {
             for (int r = 0; r < rows; r++) {
                 int src = o * stride + r * wp, dst = outBase + o * pixels + r * ow;
-                int j = 0;
-                for (; j + V <= ow; j += V) {
-                    FloatVector v = FloatVector.fromArray(S, sums, src + j);
-                    if (residual != null) v = v.add(FloatVector.fromArray(S, residual, dst + j));
+                for (int j = 0; j < ow; j += V) {
+                    // The row's last stretch under a mask: these rows are often shorter than a vector (14 or 7 pixels).
+                    var mask = S.indexInRange(j, ow);
+                    FloatVector v = FloatVector.fromArray(S, sums, src + j, mask);
+                    if (residual != null) v = v.add(FloatVector.fromArray(S, residual, dst + j, mask));
                     if (relu) v = FloatVector.zero(S).blend(v, v.compare(jdk.incubator.vector.VectorOperators.GT, 0f));
-                    v.intoArray(out, dst + j);
-                }
-                for (; j < ow; j++) {
-                    float v = sums[src + j];
-                    if (residual != null) v += residual[dst + j];
-                    out[dst + j] = relu ? (v > 0f ? v : 0f) : v;
+                    v.intoArray(out, dst + j, mask);
                 }
             }
         }
