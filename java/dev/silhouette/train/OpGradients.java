@@ -50,12 +50,17 @@ public final class OpGradients {
         int pixels = oh * ow;
         int batch = in.n();
         float[] w = weight.data();
+        // At stride 1 the input gradient is itself a convolution: of dy with the weights flipped in space and transposed
+        // per group, padded by the window's reach less the forward padding. It runs on the forward's kernel for the whole
+        // batch instead of a GEMM into columns and their scatter back (col2im).
+        Tensor transposed = needInput ? transposedConvolution(dy, weight, op, in) : null;
+        boolean scatter = needInput && transposed == null;
+        float[] dx = scatter ? new float[x.size()] : null;
         // W^T per group, [k x og], formed once.
-        float[] wt = new float[groups * k * og];
-        for (int g = 0; g < groups; g++)
+        float[] wt = scatter ? new float[groups * k * og] : null;
+        for (int g = 0; scatter && g < groups; g++)
             for (int o = 0; o < og; o++)
                 for (int j = 0; j < k; j++) wt[g * k * og + j * og + o] = w[(g * og + o) * k + j];
-        float[] dx = needInput ? new float[x.size()] : null;
         int chunks = Math.min(CHUNKS, batch);
         float[][] partialW = new float[chunks][];
         float[][] partialB = new float[chunks][];
@@ -64,7 +69,7 @@ public final class OpGradients {
             float[] db = needParameters && op.bias() ? new float[op.outChannels()] : null;
             // The worker's own buffers: nothing is allocated per chunk but the partial sums it returns.
             float[] col = needParameters ? Workers.scratch(Workers.Scratch.COLUMNS, pixels * k) : null;
-            float[] dcol = needInput ? Workers.scratch(Workers.Scratch.GRADIENT, k * pixels) : null;
+            float[] dcol = scatter ? Workers.scratch(Workers.Scratch.GRADIENT, k * pixels) : null;
             for (int n = chunk * batch / chunks; n < (chunk + 1) * batch / chunks; n++) {
                 for (int g = 0; g < groups; g++) {
                     int dyOff = (n * op.outChannels() + g * og) * pixels;
@@ -73,7 +78,7 @@ public final class OpGradients {
                         Im2col.fill(x.data(), in, n, g * cg, cg, win, ow, 0, pixels, col);
                         Gemm.multiplyTransposedB(og, k, pixels, dy.data(), dyOff, pixels, col, 0, pixels, dw, g * og * k, k, false);
                     }
-                    if (needInput) {
+                    if (scatter) {
                         Gemm.multiply(k, pixels, og, wt, g * k * og, og, dy.data(), dyOff, pixels, dcol, 0, pixels, OVERWRITE, false);
                         col2im(dcol, in, n, g * cg, cg, win, oh, ow, dx);
                     }
@@ -90,8 +95,34 @@ public final class OpGradients {
             partialW[chunk] = dw;
             partialB[chunk] = db;
         });
-        return new ConvGrads(needInput ? new Tensor(in, dx) : null, needParameters ? new Tensor(weight.shape(), sum(partialW)) : null,
+        return new ConvGrads(needInput ? (scatter ? new Tensor(in, dx) : transposed) : null, needParameters ? new Tensor(weight.shape(), sum(partialW)) : null,
                 needParameters && op.bias() ? new Tensor(Shape.of(op.outChannels()), sum(partialB)) : null);
+    }
+
+    /**
+     * dL/dx of a stride-1 convolution as the convolution of dy with the weights flipped in space, input and output channels
+     * swapped within each group, and padding (kernel - 1) x dilation - pad, which gives back the input's size; null where
+     * that padding would be negative (more padding than the window reaches) or the stride is not 1.
+     */
+    static Tensor transposedConvolution(Tensor dy, Tensor weight, Op.Conv2d op, Shape in) {
+        Window win = op.window();
+        int kh = win.kernelH(), kw = win.kernelW();
+        int padH = (kh - 1) * win.dilationH() - win.padH(), padW = (kw - 1) * win.dilationW() - win.padW();
+        if (win.strideH() != 1 || win.strideW() != 1 || padH < 0 || padW < 0) return null;
+        int groups = op.groups(), cg = op.inPerGroup(), og = op.outPerGroup();
+        float[] w = weight.data(), flipped = new float[w.length];
+        // Forward weight [g * og + o][c][ky][kx] becomes [g * cg + c][o][kh - 1 - ky][kw - 1 - kx].
+        for (int g = 0; g < groups; g++)
+            for (int o = 0; o < og; o++)
+                for (int c = 0; c < cg; c++)
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++) {
+                            flipped[(((g * cg + c) * og + o) * kh + kh - 1 - ky) * kw + kw - 1 - kx] = w[(((g * og + o) * cg + c) * kh + ky) * kw + kx];
+                        }
+        Op.Conv2d back = new Op.Conv2d(op.outChannels(), op.inChannels(), new Window(kh, kw, 1, 1, padH, padW, win.dilationH(), win.dilationW()), groups, false);
+        Tensor dx = dev.silhouette.backend.cpu.CpuOps.conv2d(dy, new Tensor(Shape.of(op.inChannels(), og, kh, kw), flipped), null, back, null, false);
+        if (!dx.shape().equals(in)) throw new IllegalStateException("transposed convolution gave " + dx.shape() + " for input " + in);
+        return dx;
     }
 
     /** The adjoint of im2col: adds every tap's column gradient to the input pixel it read. */
