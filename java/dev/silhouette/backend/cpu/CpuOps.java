@@ -237,10 +237,24 @@ public final class CpuOps {
         // Its own loop rather than map(): map's call site is shared by many lambdas, so C2 cannot inline
         // this one, and ReLU follows every convolution (ResNet-18 batch 8: 23 -> 19-20 ms per run).
         float[] in = x.data(), out = new float[in.length];
-        parallelChunks(in.length, (from, to) -> {
-            for (int i = from; i < to; i++) out[i] = in[i] > 0f ? in[i] : 0f;
-        });
+        parallelChunks(in.length, (from, to) -> relu(in, out, from, to));
         return new Tensor(x.shape(), out);
+    }
+
+    private static final jdk.incubator.vector.VectorSpecies<Float> FLOATS = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+
+    /**
+     * out[i] = in[i] > 0 ? in[i] : 0 over [from, to), vectorised: as a scalar branch it mispredicts on half the
+     * activations (NaN and -0 give +0 either way).
+     */
+    private static void relu(float[] in, float[] out, int from, int to) {
+        var zero = jdk.incubator.vector.FloatVector.zero(FLOATS);
+        int i = from;
+        for (int end = from + FLOATS.loopBound(to - from); i < end; i += FLOATS.length()) {
+            var v = jdk.incubator.vector.FloatVector.fromArray(FLOATS, in, i);
+            zero.blend(v, v.compare(jdk.incubator.vector.VectorOperators.GT, 0f)).intoArray(out, i);
+        }
+        for (; i < to; i++) out[i] = in[i] > 0f ? in[i] : 0f;
     }
 
     public static Tensor clip(Tensor x, Op.Clip op) {

@@ -87,7 +87,8 @@ final class DirectConv {
             pad(x, in, n * in.c() + g * cg, cg, win, oy0, r + haloRows, wp, phaseIndex, phasePlane, plane, band);
             int[] offsets = offsets(cg, win, wp, phaseIndex, phasePlane, plane);
             // The band's outputs at every position (those past a row's end dropped at the end), channel rows stride apart.
-            float[] sums = Workers.scratch(Workers.Scratch.GRADIENT, (c1 - c0) * stride);
+            // A vector of slack: the last row's masked stretch then stays on the in-range path of the masked load.
+            float[] sums = Workers.scratch(Workers.Scratch.GRADIENT, (c1 - c0) * stride + V);
             float[] tile = Workers.scratch(Workers.Scratch.TILE, MR * NR);
             // A tile's taps of one block stay in L1 while every channel block of the chunk passes over them, as a packed B
             // panel in the GEMM; each block's weights are six rows read in place.

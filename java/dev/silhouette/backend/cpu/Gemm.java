@@ -150,11 +150,13 @@ public final class Gemm {
     private static void packTransposed(float[] bt, int btOff, int ldbt, int k0, int kc, int j0, int width, float[] packed) {
         for (int p = 0; p * NR < width; p++) {
             int cols = Math.min(NR, width - p * NR), dst = p * kc * NR;
+            // A partial panel: zero it whole first (one call, not one per row: the weight gradient of a 16-channel
+            // 3x3 layer has 144 columns, so every block ends in one).
+            if (cols < NR) java.util.Arrays.fill(packed, dst, dst + kc * NR, 0f);
             for (int j = 0; j < cols; j++) {
                 int src = btOff + (j0 + p * NR + j) * ldbt + k0;
                 for (int kk = 0; kk < kc; kk++) packed[dst + kk * NR + j] = bt[src + kk];
             }
-            for (int kk = 0; kk < kc && cols < NR; kk++) java.util.Arrays.fill(packed, dst + kk * NR + cols, dst + (kk + 1) * NR, 0f);
         }
     }
 
