@@ -122,30 +122,43 @@ final class DirectConv {
     private static void pad(float[] x, Shape in, int c0, int channels, Window win, int oy0, int rows, int wp, int[] phaseIndex, int phasePlane, int plane,
                             float[] band) {
         int h = in.h(), w = in.w(), sh = win.strideH(), sw = win.strideW(), left = win.padW();
+        int[] dst = new int[sw];
         for (int c = 0; c < channels; c++) {
             int src = (c0 + c) * h * w;
-            for (int py = 0; py < sh; py++)
-                for (int px = 0; px < sw; px++) {
-                    int pi = phaseIndex[py * sw + px];
-                    if (pi < 0) continue;
-                    for (int y = 0; y < rows; y++) {
-                        int dst = c * plane + pi * phasePlane + y * wp, iy = (oy0 + y) * sh + py - win.padH();
-                        if (iy < 0 || iy >= h) {
-                            java.util.Arrays.fill(band, dst, dst + wp, 0f);
-                            continue;
-                        }
-                        int row = src + iy * w;
-                        // Columns x whose input column x * sw + px - left lies in [0, w); zero on either side.
+            for (int py = 0; py < sh; py++) {
+                for (int y = 0; y < rows; y++) {
+                    int iy = (oy0 + y) * sh + py - win.padH();
+                    boolean any = false;
+                    for (int px = 0; px < sw; px++) {
+                        int pi = phaseIndex[py * sw + px];
+                        dst[px] = pi < 0 ? -1 : c * plane + pi * phasePlane + y * wp;
+                        if (pi >= 0 && (iy < 0 || iy >= h)) java.util.Arrays.fill(band, dst[px], dst[px] + wp, 0f);
+                        any |= pi >= 0;
+                    }
+                    if (!any || iy < 0 || iy >= h) continue;
+                    int row = src + iy * w;
+                    if (sw == 1) {
+                        // Columns x whose input column x - left lies in [0, w); zero on either side.
+                        int d = dst[0], from = Math.min(wp, left), to = Math.max(from, Math.min(wp, w + left));
+                        for (int q = 0; q < from; q++) band[d + q] = 0f;
+                        System.arraycopy(x, row + from - left, band, d + from, to - from);
+                        for (int q = to; q < wp; q++) band[d + q] = 0f;
+                        continue;
+                    }
+                    // Strided: phase px's column q holds input column q * sw + px - left. One sequential pass over the input
+                    // row fills every phase (the gathers per phase read the row sw times), then each phase's edges are zeroed.
+                    for (int px = 0; px < sw; px++) {
+                        if (dst[px] < 0) continue;
                         int from = Math.min(wp, Math.max(0, Math.ceilDiv(left - px, sw))), to = Math.max(from, Math.min(wp, Math.ceilDiv(w + left - px, sw)));
-                        for (int q = 0; q < from; q++) band[dst + q] = 0f;
-                        if (sw == 1) {
-                            System.arraycopy(x, row + from + px - left, band, dst + from, to - from);
-                        } else {
-                            for (int q = from, ix = from * sw + px - left; q < to; q++, ix += sw) band[dst + q] = x[row + ix];
-                        }
-                        for (int q = to; q < wp; q++) band[dst + q] = 0f;
+                        for (int q = 0; q < from; q++) band[dst[px] + q] = 0f;
+                        for (int q = to; q < wp; q++) band[dst[px] + q] = 0f;
+                    }
+                    for (int ix = 0, col = left; ix < w; ix++, col++) {
+                        int px = col % sw, q = col / sw;
+                        if (dst[px] >= 0 && q < wp) band[dst[px] + q] = x[row + ix];
                     }
                 }
+            }
         }
     }
 
