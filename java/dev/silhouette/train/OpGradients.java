@@ -161,19 +161,36 @@ public final class OpGradients {
         float[] mean = new float[channels], invStd = new float[channels], unbiased = new float[channels];
         long count = (long) batch * plane;
         Workers.forEach(channels, c -> {
-            double s = 0;
+            // Four partial sums in double break the chain of dependent additions (its latency bounded the loop); a double
+            // sum of floats rounded to float once hardly ever depends on the order.
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             for (int n = 0; n < batch; n++) {
-                int off = (n * channels + c) * plane;
-                for (int i = 0; i < plane; i++) s += data[off + i];
+                int off = (n * channels + c) * plane, i = 0;
+                for (; i + 4 <= plane; i += 4) {
+                    s0 += data[off + i];
+                    s1 += data[off + i + 1];
+                    s2 += data[off + i + 2];
+                    s3 += data[off + i + 3];
+                }
+                for (; i < plane; i++) s0 += data[off + i];
             }
-            double m = s / count, ss = 0;
+            double s = (s0 + s1) + (s2 + s3);
+            double m = s / count, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
             for (int n = 0; n < batch; n++) {
-                int off = (n * channels + c) * plane;
-                for (int i = 0; i < plane; i++) {
+                int off = (n * channels + c) * plane, i = 0;
+                for (; i + 4 <= plane; i += 4) {
+                    double d0 = data[off + i] - m, d1 = data[off + i + 1] - m, d2 = data[off + i + 2] - m, d3 = data[off + i + 3] - m;
+                    q0 += d0 * d0;
+                    q1 += d1 * d1;
+                    q2 += d2 * d2;
+                    q3 += d3 * d3;
+                }
+                for (; i < plane; i++) {
                     double d = data[off + i] - m;
-                    ss += d * d;
+                    q0 += d * d;
                 }
             }
+            double ss = (q0 + q1) + (q2 + q3);
             double var = ss / count;
             mean[c] = (float) m;
             invStd[c] = (float) (1 / Math.sqrt(var + eps));
@@ -214,15 +231,23 @@ public final class OpGradients {
         float[] dGamma = new float[channels], dBeta = new float[channels];
         long count = (long) batch * plane;
         Workers.forEach(channels, c -> {
-            double sumDy = 0, sumDyXhat = 0;
+            // Partial sums in pairs, as batchStats: two independent chains each.
+            double dy0 = 0, dy1 = 0, dx0 = 0, dx1 = 0;
             float mean = stats.mean()[c], invStd = stats.invStd()[c];
             for (int n = 0; n < batch; n++) {
-                int off = (n * channels + c) * plane;
-                for (int i = 0; i < plane; i++) {
-                    sumDy += g[off + i];
-                    sumDyXhat += g[off + i] * ((in[off + i] - mean) * invStd);
+                int off = (n * channels + c) * plane, i = 0;
+                for (; i + 2 <= plane; i += 2) {
+                    dy0 += g[off + i];
+                    dx0 += g[off + i] * ((in[off + i] - mean) * invStd);
+                    dy1 += g[off + i + 1];
+                    dx1 += g[off + i + 1] * ((in[off + i + 1] - mean) * invStd);
+                }
+                for (; i < plane; i++) {
+                    dy0 += g[off + i];
+                    dx0 += g[off + i] * ((in[off + i] - mean) * invStd);
                 }
             }
+            double sumDy = dy0 + dy1, sumDyXhat = dx0 + dx1;
             dGamma[c] = (float) sumDyXhat;
             dBeta[c] = (float) sumDy;
             float scale = gamma.data()[c] * invStd;
