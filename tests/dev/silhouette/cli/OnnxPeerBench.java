@@ -36,7 +36,8 @@ import java.util.Map;
  * alternating so that load from other jobs falls on both: ResNet-18 (batch 1 and 8) and ResNet-50
  * (batch 1 and 8) with random weights, MobileNetV2 (torchvision's, random weights, batch 1 and 8, when
  * the PyTorch peer's export is present: OnnxPyTorchPeerTest writes it to target/pytorch-onnx), and the
- * bundled model (batch 1 and 256). Method as the bench command: warm-up runs untimed, then timed runs,
+ * bundled model (batch 1 and 256). Method as the bench command: warm-up runs untimed (at least 5 s of both, alternating, so
+ * that the JIT has settled), then timed runs,
  * median with min and max. Not part of the product (ONNX Runtime is a test dependency), and not a
  * timed test: its name keeps it out of surefire's default includes, so it runs only when named, and then
  * only with an output file, where it writes JSON with the machine and the vector width:
@@ -56,6 +57,9 @@ public class OnnxPeerBench {
     record Report(List<Result> results, List<String> notRun, int threads, int vectorBits, String note, Machine machine) {}
 
     private record Case(String name, Path onnx, int batch, int warmup, int runs) {}
+
+    /** Least warm-up time per case, both runtimes alternating. */
+    private static final int WARMUP_SECONDS = 5;
 
     @Test
     public void cpuAgainstOnnxRuntime() throws IOException, OrtException {
@@ -119,18 +123,32 @@ public class OnnxPeerBench {
         try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
             o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
             o.setIntraOpNumThreads(Runtime.getRuntime().availableProcessors());
+            // ONNX Runtime's pool spins after each run by default; alternating with Silhouette on every core, the spinning
+            // threads would take the cores from the run after. Off, each runtime has the machine to itself while it runs.
+            o.addConfigEntry("session.intra_op.allow_spinning", "0");
             try (OrtSession session = env.createSession(c.onnx().toString(), o)) {
                 String inName = session.getInputNames().iterator().next(), outName = session.getOutputNames().iterator().next();
-                for (int i = 0; i < c.warmup() + c.runs(); i++) {
+                // Warm-up: at least the case's count and WARMUP_SECONDS, so that the JIT has compiled every convolution shape's
+                // kernels (a few runs left C2 still compiling: medians 2-4x above the steady state on the bundled model).
+                long warmStart = System.nanoTime();
+                int warmup = c.warmup();
+                for (int i = 0; i < warmup || System.nanoTime() - warmStart < WARMUP_SECONDS * 1_000_000_000L; i++) {
+                    Tensor x = inputs[i % inputs.length];
+                    cpu.run(graph, Map.of(input.name(), x), List.of(outName));
+                    try (OnnxTensor t = OnnxTensor.createTensor(env, FloatBuffer.wrap(x.data()), ortDims); OrtSession.Result r = session.run(Map.of(inName, t))) {
+                        r.get(outName);
+                    }
+                }
+                for (int i = 0; i < c.runs(); i++) {
                     Tensor x = inputs[i % inputs.length];
                     long t0 = System.nanoTime();
                     Tensor y = cpu.run(graph, Map.of(input.name(), x), List.of(outName)).get(outName);
-                    if (i >= c.warmup()) ours[i - c.warmup()] = (System.nanoTime() - t0) / 1e6;
+                    ours[i] = (System.nanoTime() - t0) / 1e6;
                     if (i % inputs.length == 0) oursOut = y.data();
                     try (OnnxTensor t = OnnxTensor.createTensor(env, FloatBuffer.wrap(x.data()), ortDims)) {
                         t0 = System.nanoTime();
                         try (OrtSession.Result r = session.run(Map.of(inName, t))) {
-                            if (i >= c.warmup()) theirs[i - c.warmup()] = (System.nanoTime() - t0) / 1e6;
+                            theirs[i] = (System.nanoTime() - t0) / 1e6;
                             if (i % inputs.length == 0) {
                                 FloatBuffer fb = ((OnnxTensor) r.get(outName).get()).getFloatBuffer();
                                 theirsOut = new float[fb.remaining()];
