@@ -96,8 +96,7 @@ final class Headline {
             ModelLoader.Loaded loaded = ModelLoader.load(v.model());
             Graph graph = Passes.foldBatchNorm(loaded.graph());
             test.requireInput(graph.inputs().getFirst().sampleShape(), v.model(), "test");
-            MainJob.Settings chosen = new MainJob.Settings(settings.policies(), settings.batch(), images, settings.resize(), settings.order(), settings.squeeze(),
-                    settings.execution(), v.rows());
+            MainJob.Settings chosen = settings.with(images, v.rows());
             jobs.add(new Job(v, new MainJob(graph, loaded.architecture(), LearnedClipLevels.read(loaded.metadata(), v.model()), test, calibration, chosen, backend)));
         }
         return new Prepared(d, test, calibration, boxes, images, jobs);

@@ -67,6 +67,11 @@ final class MainJob {
                  SilhouetteSource.Squeeze squeeze, PlanRewrite.Execution execution) {
             this(policies, batch, limit, resize, order, squeeze, execution, ALL_ROWS);
         }
+
+        /** These settings on at most {@code limit} test images, evaluating the rows {@code chosen} picks. */
+        Settings with(int limit, java.util.function.Predicate<RowKey> chosen) {
+            return new Settings(policies, batch, limit, resize, order, squeeze, execution, chosen);
+        }
     }
 
     /** The families of rows the table holds. */
@@ -241,12 +246,12 @@ final class MainJob {
     }
 
     /** DRQ 4/2 cannot average below 2 or above 4 bits: it takes the main policy's bits, as close as it gets; DRQ 8/4 those of {@link #HIGH}. */
-    private double drqTarget(int high, int low) {
+    private double drqTarget(int high) {
         return high == 4 ? Math.clamp(settings.policies().getFirst().averageBits(), 2.0, 4.0) : HIGH.averageBits();
     }
 
     private Map<String, Float> drqThresholds(int high, int low) {
-        return Plans.drqThresholds(calibrated, high, low, drqTarget(high, low));
+        return Plans.drqThresholds(calibrated, high, low, drqTarget(high));
     }
 
     static final RegionPolicy HIGH = RegionPolicy.parse("4:80,8:20");
@@ -279,7 +284,7 @@ final class MainJob {
         }
         all.add(region(Kind.HIGH_REGION, -1, HIGH, true, "learned", () -> learned));
         all.add(region(Kind.HIGH_REGION, -1, HIGH, true, "training-free", () -> trainingFree));
-        String drqLow = String.format("DRQ 4/2 (%.1f bits)", drqTarget(4, 2)), drqHigh = String.format("DRQ 8/4 (%.1f bits)", drqTarget(8, 4));
+        String drqLow = String.format("DRQ 4/2 (%.1f bits)", drqTarget(4)), drqHigh = String.format("DRQ 8/4 (%.1f bits)", drqTarget(8));
         all.add(new RowSpec(new RowKey(Kind.DRQ_LOW, 2, -1, true, "input blocks"), drqLow,
                 () -> plan(drqLow, learned, new Receiving.Drq(2, 4, DRQ_BLOCK, drqThresholds(4, 2)))));
         all.add(new RowSpec(new RowKey(Kind.DRQ_HIGH, 4, -1, true, "input blocks"), drqHigh,

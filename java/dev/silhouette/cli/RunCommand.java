@@ -275,9 +275,9 @@ final class RunCommand implements Callable<Integer> {
             sections = Headline.run(Headline.datasets(), settings, calibrationImages, backend, outDir);
         }
         HeadlineReport r = new HeadlineReport(Machine.current().toString(), backendName, sections, (System.nanoTime() - start) / 1e9);
-        String json = Pictures.writeJson(outDir.resolve("results.json"), r);
+        String resultsFile = Pictures.writeJson(outDir.resolve("results.json"), r);
         PrintWriter out = spec.commandLine().getOut();
-        if (this.json) {
+        if (json) {
             Output.json(out, r);
             return 0;
         }
@@ -305,7 +305,7 @@ final class RunCommand implements Callable<Integer> {
         }
         out.printf("%nact bits: activation bits of the receiving convolutions' inputs, averaged over their values; BOPs/W8A8: MACs x weight bits x%n"
                 + "activation bits over every layer, relative to W8A8; act KiB/img: conv inputs packed at their widths plus region masks.%n");
-        out.printf("results  %s%ntime     %.1f s%n", json, r.seconds());
+        out.printf("results  %s%ntime     %.1f s%n", resultsFile, r.seconds());
         out.flush();
         return 0;
     }

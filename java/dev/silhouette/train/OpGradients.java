@@ -1,5 +1,6 @@
 package dev.silhouette.train;
 
+import dev.silhouette.backend.cpu.CpuOps;
 import dev.silhouette.backend.cpu.Gemm;
 import dev.silhouette.backend.cpu.Im2col;
 import dev.silhouette.backend.cpu.RegionOps;
@@ -120,7 +121,7 @@ public final class OpGradients {
                             flipped[(((g * cg + c) * og + o) * kh + kh - 1 - ky) * kw + kw - 1 - kx] = w[(((g * og + o) * cg + c) * kh + ky) * kw + kx];
                         }
         Op.Conv2d back = new Op.Conv2d(op.outChannels(), op.inChannels(), new Window(kh, kw, 1, 1, padH, padW, win.dilationH(), win.dilationW()), groups, false);
-        Tensor dx = dev.silhouette.backend.cpu.CpuOps.conv2d(dy, new Tensor(Shape.of(op.inChannels(), og, kh, kw), flipped), null, back, null, false);
+        Tensor dx = CpuOps.conv2d(dy, new Tensor(Shape.of(op.inChannels(), og, kh, kw), flipped), null, back, null, false);
         if (!dx.shape().equals(in)) throw new IllegalStateException("transposed convolution gave " + dx.shape() + " for input " + in);
         return dx;
     }

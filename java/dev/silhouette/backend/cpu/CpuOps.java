@@ -91,7 +91,7 @@ public final class CpuOps {
 
     /**
      * Convolution as im2col + blocked GEMM per image, group and stretch of output pixels, each stretch one
-     * task of the worker pool; 1x1/stride-1/unpadded skips im2col; other stride-1 windows run on
+     * task of the worker pool; 1x1/stride-1/unpadded skips im2col; other windows but unpadded 1x1 ones run on
      * {@link DirectConv} (the same bits, no column matrix); depthwise runs directly. The epilogue
      * adds the bias, then {@code residual} (an Add's other operand, the output's shape; null for none) and
      * ReLU when {@code relu}, in the order the separate ops would, so fusing changes no bit.
@@ -162,16 +162,22 @@ public final class CpuOps {
                 Gemm.multiply(r1 - r0, p1 - p0, k, w, aOff, k, columns, 0, p1 - p0, out, cOff, pixels, e, false);
             }
         };
-        int tasks = units * stretches * chunks;
-        if ((long) out.length * k < SMALL_MACS) {
-            // A small convolution (the bundled model at batch 1): on this thread, as handing tasks over costs more.
+        runTasks(units * stretches * chunks, (long) out.length * k, task);
+        return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
+    }
+
+    /**
+     * A convolution's tasks on the worker pool, or all of them in turn on the calling thread when it has fewer than
+     * {@link #SMALL_MACS} multiply-adds (the bundled model at batch 1), where handing tasks over costs more.
+     */
+    static void runTasks(int tasks, long macs, Workers.Body task) {
+        if (macs < SMALL_MACS) {
             Workers.run(1, (t0, worker) -> {
                 for (int t = 0; t < tasks; t++) task.run(t, worker);
             });
         } else {
             Workers.run(tasks, task);
         }
-        return new Tensor(Shape.of(in.n(), op.outChannels(), oh, ow), out);
     }
 
     /**

@@ -76,6 +76,11 @@ final class DirectConv {
         }
         int bandRows = rows, bands = Math.ceilDiv(oh, rows), chunkRows = Math.ceilDiv(Math.ceilDiv(og, chunks), MR) * MR, ocChunks = Math.ceilDiv(og, chunkRows);
         int pixels = oh * ow;
+        // The taps' offsets depend on the band's height only: every band but perhaps the last has bandRows rows.
+        int lastRows = oh - (bands - 1) * bandRows;
+        int[] fullOffsets = offsets(cg, win, wp, phaseIndex, (bandRows + haloRows) * wp, phaseCount * (bandRows + haloRows) * wp);
+        int[] lastOffsets = lastRows == bandRows ? fullOffsets
+                : offsets(cg, win, wp, phaseIndex, (lastRows + haloRows) * wp, phaseCount * (lastRows + haloRows) * wp);
         Workers.Body task = (t, worker) -> {
             int u = t / (bands * ocChunks), rest = t % (bands * ocChunks), n = u / groups, g = u % groups;
             int oy0 = (rest % bands) * bandRows, r = Math.min(bandRows, oh - oy0);
@@ -85,7 +90,7 @@ final class DirectConv {
             // Tiles read up to a tile past the band's last position, plus the window's reach within a row.
             float[] band = Workers.scratch(Workers.Scratch.COLUMNS, cg * plane + NR + wp);
             pad(x, in, n * in.c() + g * cg, cg, win, oy0, r + haloRows, wp, phaseIndex, phasePlane, plane, band);
-            int[] offsets = offsets(cg, win, wp, phaseIndex, phasePlane, plane);
+            int[] offsets = r == bandRows ? fullOffsets : lastOffsets;
             // The band's outputs at every position (those past a row's end dropped at the end), channel rows stride apart.
             // A vector of slack: the last row's masked stretch then stays on the in-range path of the masked load.
             float[] sums = Workers.scratch(Workers.Scratch.GRADIENT, (c1 - c0) * stride + V);
@@ -104,15 +109,7 @@ final class DirectConv {
             }
             finish(sums, stride, c1 - c0, r, wp, ow, out, (n * op.outChannels() + g * og + c0) * pixels + oy0 * ow, pixels, residual, relu);
         };
-        int tasks = units * bands * ocChunks;
-        if ((long) out.length * k < CpuOps.SMALL_MACS) {
-            // Small (the bundled model at batch 1): on this thread, as handing tasks over costs more.
-            Workers.run(1, (t0, worker) -> {
-                for (int t = 0; t < tasks; t++) task.run(t, worker);
-            });
-        } else {
-            Workers.run(tasks, task);
-        }
+        CpuOps.runTasks(units * bands * ocChunks, (long) out.length * k, task);
     }
 
     /**
